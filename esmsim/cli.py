@@ -1,0 +1,98 @@
+"""The ``esmsim`` command.
+
+    esmsim demo [--out DIR]            run the built-in demo (figure + dataset)
+    esmsim run CONFIG [--out DIR]      run a simulation described by a TOML file
+    esmsim validate [--fast] [--out DIR]  run the validation cases, write a report
+    esmsim materials [NAME]            list parameter sets with units and sources
+
+User mistakes (bad config, unknown key, wrong unit) print one line naming the
+field and exit with status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import resources
+
+from ._errors import EsmsimError
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    p = argparse.ArgumentParser(prog="esmsim", description="Simulate electrochemical strain microscopy of cathodes.")
+    p.add_argument("--version", action="version", version=f"esmsim {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("demo", help="run the built-in demo and write a figure and a dataset")
+    d.add_argument("--out", default=None, help="output folder (default: esmsim-demo)")
+    d.add_argument("--workers", type=int, default=None, help="worker processes (default: one per CPU)")
+    r = sub.add_parser("run", help="run a simulation described by a TOML config")
+    r.add_argument("config", help="path to the TOML config")
+    r.add_argument("--out", default=None, help="output folder (default: [output] directory of the config)")
+    r.add_argument("--workers", type=int, default=None, help="worker processes")
+    v = sub.add_parser("validate", help="run the validation cases against closed-form results")
+    v.add_argument("--fast", action="store_true", help="only the fast subset (as in CI)")
+    v.add_argument("--out", default="esmsim-validation", help="report folder (default: esmsim-validation)")
+    v.add_argument("--case", action="append", default=None, help="run only this case (repeatable)")
+    m = sub.add_parser("materials", help="list the material parameter sets")
+    m.add_argument("name", nargs="?", default=None)
+    return p
+
+
+def _run_config(config, out, workers) -> int:
+    from .simulation import run
+
+    res = run(config, out_dir=out, workers=workers, progress=sys.stderr.isatty())
+    amp = res.dataset["amplitude"].values * 1e12
+    print(f"esmsim: map of {amp.shape[1]} x {amp.shape[0]} tip positions in {res.seconds:.1f} s; "
+          f"amplitude {amp.min():.3g} .. {amp.max():.3g} pm/V (median {float(__import__('numpy').median(amp)):.3g})")
+    print(f"esmsim: wrote dataset {res.netcdf}")
+    if res.figure is not None:
+        print(f"esmsim: wrote figure  {res.figure}")
+    return 0
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``esmsim`` command; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            from .config import parse_config, tomllib
+
+            text = resources.files("esmsim").joinpath("data/demo.toml").read_text(encoding="utf-8")
+            cfg = parse_config(tomllib.loads(text))
+            return _run_config(cfg, args.out if args.out else cfg["output"]["directory"], args.workers)
+        if args.command == "run":
+            from .config import load_config
+
+            return _run_config(load_config(args.config), args.out, args.workers)
+        if args.command == "validate":
+            try:
+                from esmsim_validation import run_validation
+            except ImportError:  # running from a source checkout without installing
+                try:
+                    from validation import run_validation
+                except ImportError:
+                    raise EsmsimError("validate: the validation cases are not installed; reinstall esmsim "
+                                      "(pip install .) or run `python -m validation` in a source checkout") from None
+            return run_validation(out_dir=args.out, fast=args.fast, cases=args.case)
+        if args.command == "materials":
+            from .materials import MATERIALS, get_material
+
+            for mat in ([get_material(args.name)] if args.name else MATERIALS.values()):
+                print(mat.table())
+            return 0
+    except EsmsimError as exc:
+        print(f"esmsim: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("esmsim: interrupted", file=sys.stderr)
+        return 130
+    return 1  # pragma: no cover
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,336 @@
+"""Simulation configs: one TOML file (or dict) describes a whole simulation.
+
+This module is an edge of the package: it is the only place (with the CLI)
+that parses TOML and unit strings. Lengths, frequencies, voltages and material
+values may be written with units (``"20 nm"``, ``"350 kHz"``,
+``"1e-14 m^2/s"``); they are parsed with pint and converted to SI once. A plain
+number is taken to be in SI units already.
+
+Every mistake raises :class:`~esmsim._errors.ConfigError` whose message names
+the field, the value and what is allowed, e.g.::
+
+    tip.width: '10 kHz' has units of 1 / [time]; expected a length, e.g. '10 nm'
+
+The sections and their fields are listed in ``SCHEMA`` and in docs/config.md.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from ._errors import ConfigError, ParameterError
+from .materials import MATERIALS, get_material
+
+__all__ = ["Config", "load_config", "parse_config", "SCHEMA", "parse_quantity"]
+
+try:  # Python 3.11+
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+
+@dataclass(frozen=True)
+class Field:
+    """Specification of one config field."""
+
+    kind: str  # "quantity", "int", "float", "bool", "str", "choice", "pair", "ipair"
+    default: Any = None
+    dim: str | None = None  # pint dimensionality for quantities, e.g. "[length]"
+    example: str = ""
+    choices: tuple = ()
+    low: float | None = None
+    high: float | None = None
+    doc: str = ""
+
+
+_L, _F, _V = "[length]", "1 / [time]", "[mass] * [length] ** 2 / [current] / [time] ** 3"
+
+SCHEMA: dict[str, dict[str, Field]] = {
+    "simulation": {
+        "name": Field("str", "esmsim", doc="name used in file names and titles"),
+        "seed": Field("int", 0, low=0, doc="seed of every random thing (microstructure, orientations)"),
+    },
+    "microstructure": {
+        "generator": Field("choice", "columnar_voronoi", choices=("columnar_voronoi",),
+                           doc="microstructure recipe"),
+        "size": Field("pair", ("320 nm", "320 nm"), dim=_L, example="320 nm", low=1e-9, high=1e-3,
+                      doc="lateral size [Lx, Ly]"),
+        "spacing": Field("quantity", "5 nm", dim=_L, example="5 nm", low=1e-10, high=1e-5, doc="voxel size in x and y"),
+        "thickness": Field("quantity", "100 nm", dim=_L, example="100 nm", low=1e-9, high=1e-3, doc="film thickness"),
+        "grain_size": Field("quantity", "100 nm", dim=_L, example="100 nm", low=1e-9, high=1e-3,
+                            doc="mean equivalent grain diameter"),
+        "periodic": Field("bool", True, doc="periodic in x and y"),
+    },
+    "material": {
+        "name": Field("choice", "LiCoO2", choices=tuple(MATERIALS), doc="parameter set"),
+        "overrides": Field("table", {}, doc="parameter values to change, e.g. gb_enhancement = 1e3"),
+    },
+    "tip": {
+        "profile": Field("choice", "lorentzian", choices=("lorentzian", "point_charge", "disk"), doc="field profile f(rho)"),
+        "width": Field("quantity", "10 nm", dim=_L, example="10 nm", low=1e-10, high=1e-6,
+                       doc="field width d (disk: contact radius)"),
+        "condition": Field("choice", "potentiostatic", choices=("potentiostatic",),
+                           doc="tip boundary condition (Butler-Volmer and galvanostatic come with the transport engine)"),
+    },
+    "excitation": {
+        "frequency": Field("quantity", "350 kHz", dim=_F, example="350 kHz", low=1e-3, high=1e8, doc="AC frequency"),
+        "amplitude": Field("quantity", "1 V", dim=_V, example="1 V", low=0.0, high=100.0, doc="AC bias amplitude"),
+    },
+    "scan": {
+        "pixels": Field("ipair", (64, 64), low=1, high=4096, doc="map size [nx, ny] (tip positions)"),
+        "window": Field("quantity", "auto", dim=_L, example="30 nm", low=1e-9, high=1e-4,
+                        doc="lateral half-width of the solve window around the tip, or 'auto'"),
+        "bottom": Field("choice", "blocking", choices=("blocking", "reservoir"), doc="film bottom"),
+    },
+    "numerics": {
+        "z_growth": Field("float", 1.3, low=1.01, high=2.0, doc="growth ratio of graded z cells"),
+        "z_first": Field("float", 0.125, low=0.01, high=1.0, doc="first z cell / thinnest diffusion length"),
+        "tile": Field("int", 8, low=1, high=64, doc="tip positions per tile side (one factorisation per tile)"),
+        "workers": Field("int", 0, low=0, high=1024, doc="worker processes (0: one per CPU)"),
+    },
+    "output": {
+        "directory": Field("str", "esmsim-out", doc="output folder"),
+        "figure": Field("bool", True, doc="write the PNG figure"),
+    },
+}
+
+_UREG = None
+
+
+def _ureg():
+    global _UREG
+    if _UREG is None:
+        import pint
+
+        _UREG = pint.UnitRegistry()
+    return _UREG
+
+
+def parse_quantity(value, *, field: str, dim: str | None = None, unit: str | None = None, example: str = "") -> float:
+    """Convert ``value`` (number or unit string) to a float in SI units, or raise ConfigError.
+
+    Parameters
+    ----------
+    value : float or str
+        A number (taken as SI) or a string such as ``"20 nm"``.
+    field : str
+        Dotted field name for error messages.
+    dim : str, optional
+        Required pint dimensionality, e.g. ``"[length]"``.
+    unit : str, optional
+        Target unit (pint syntax) instead of SI base units, e.g. ``"m**2/s"``.
+    example : str
+        An example of a valid value for the message.
+    """
+    if isinstance(value, bool):
+        raise ConfigError(field, f"got {value!r}; expected a number or a string with units, e.g. {example!r}")
+    if isinstance(value, (int, float)):
+        v = float(value)
+        if not math.isfinite(v):
+            raise ConfigError(field, f"got {value!r}; expected a finite number")
+        return v
+    if not isinstance(value, str):
+        raise ConfigError(field, f"got {value!r} ({type(value).__name__}); expected a string with units, e.g. {example!r}")
+    ureg = _ureg()
+    try:
+        q = ureg.Quantity(value.strip())
+    except Exception as exc:  # pint raises many types (undefined unit, tokenizer, syntax) for bad strings
+        raise ConfigError(field, f"cannot read {value!r} as a quantity ({exc}); write e.g. {example!r}") from None
+    target = ureg.Quantity(1, unit if unit else "") if unit is not None else None
+    want = target.dimensionality if target is not None else (ureg.get_dimensionality(dim) if dim else None)
+    if want is not None and q.dimensionality != want:
+        have = str(q.dimensionality) if str(q.dimensionality) != "dimensionless" else "no units"
+        what = {_L: "a length", _F: "a frequency", _V: "a voltage"}.get(dim) if unit is None else f"a value in {unit}"
+        what = what or f"units of {want}"
+        raise ConfigError(field, f"{value!r} has {have if have == 'no units' else 'units of ' + have}; "
+                                 f"expected {what}" + (f", e.g. {example!r}" if example else ""))
+    mag = q.to(unit).magnitude if unit is not None else q.to_base_units().magnitude
+    if not math.isfinite(float(mag)):
+        raise ConfigError(field, f"got {value!r}; expected a finite value")
+    return float(mag)
+
+
+def _unknown(field: str, key: str, allowed) -> ConfigError:
+    close = difflib.get_close_matches(key, list(allowed), n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
+    return ConfigError(f"{field}{key}" if field else key, f"unknown {'key' if field else 'section'}; {hint}"
+                                                          f"allowed: {', '.join(allowed)}")
+
+
+def _range(field: str, v: float, spec: Field, unit: str = "") -> float:
+    lo = -math.inf if spec.low is None else spec.low
+    hi = math.inf if spec.high is None else spec.high
+    if not (lo <= v <= hi):
+        u = f" {unit}" if unit else ""
+        raise ConfigError(field, f"got {v:g}{u}; allowed range is [{lo:g}, {hi:g}]{u}")
+    return v
+
+
+def _si_unit(dim):
+    return {_L: "m", _F: "Hz", _V: "V"}.get(dim, "")
+
+
+def _parse_field(name: str, value, spec: Field):
+    k = spec.kind
+    if k == "quantity":
+        if value == "auto":
+            if spec.default == "auto":
+                return None
+            raise ConfigError(name, f"'auto' is not allowed here; give a value such as {spec.example!r}")
+        return _range(name, parse_quantity(value, field=name, dim=spec.dim, example=spec.example), spec, _si_unit(spec.dim))
+    if k == "pair":
+        if not isinstance(value, (list, tuple)) or len(value) != 2:
+            raise ConfigError(name, f"got {value!r}; expected a list of two values, e.g. [{spec.example!r}, {spec.example!r}]")
+        return tuple(_range(f"{name}[{i}]", parse_quantity(v, field=f"{name}[{i}]", dim=spec.dim, example=spec.example),
+                            spec, _si_unit(spec.dim)) for i, v in enumerate(value))
+    if k == "ipair":
+        if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(
+                isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise ConfigError(name, f"got {value!r}; expected a list of two integers, e.g. [64, 64]")
+        return tuple(int(_range(f"{name}[{i}]", v, spec)) for i, v in enumerate(value))
+    if k == "int":
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(name, f"got {value!r}; expected an integer")
+        return int(_range(name, value, spec))
+    if k == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(name, f"got {value!r}; expected a number")
+        return float(_range(name, float(value), spec))
+    if k == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(name, f"got {value!r}; expected true or false")
+        return value
+    if k == "str":
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(name, f"got {value!r}; expected a non-empty string")
+        return value
+    if k == "choice":
+        if value not in spec.choices:
+            close = difflib.get_close_matches(str(value), [str(c) for c in spec.choices], n=1, cutoff=0.5)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(name, f"got {value!r}; {hint}allowed: {', '.join(map(str, spec.choices))}")
+        return value
+    if k == "table":
+        if not isinstance(value, Mapping):
+            raise ConfigError(name, f"got {value!r}; expected a table of key = value")
+        return dict(value)
+    raise AssertionError(k)  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated simulation config: every value in SI units.
+
+    Attributes
+    ----------
+    values : dict
+        ``values[section][field]`` in SI (lengths m, frequencies Hz, voltages V);
+        ``None`` for fields left on ``"auto"``.
+    source : dict
+        The config as written (for provenance).
+    """
+
+    values: dict
+    source: dict
+
+    def __getitem__(self, section: str) -> dict:
+        return self.values[section]
+
+    def material(self):
+        """The :class:`~esmsim.materials.Material` with the overrides applied."""
+        return _material(self.values["material"])
+
+    def with_overrides(self, overrides: Mapping[str, Mapping[str, Any]]) -> "Config":
+        """A new config with some fields replaced (values as they would be written in TOML)."""
+        src = copy.deepcopy(self.source)
+        for sec, fields in overrides.items():
+            src.setdefault(sec, {}).update(fields)
+        return parse_config(src)
+
+
+def _material(section):
+    name = section["name"]
+    mat = get_material(name)
+    values = {}
+    for key, raw in section["overrides"].items():
+        field = f"material.overrides.{key}"
+        if key not in mat:
+            raise ConfigError(field, mat._unknown_message(key))
+        rec = mat.parameters[key]
+        if isinstance(raw, str):
+            values[key] = parse_quantity(raw, field=field, unit=rec.unit or "dimensionless", example=f"{rec.value:g} {rec.unit}")
+        else:
+            values[key] = raw
+    try:
+        return mat.replace(**values)
+    except ParameterError as exc:
+        raise ConfigError(exc.field.replace("material.", "material.overrides.", 1), exc.message) from None
+
+
+def parse_config(data: Mapping) -> Config:
+    """Validate a config given as a nested mapping (as read from TOML).
+
+    Missing sections and fields take their defaults (``SCHEMA``).
+
+    Raises
+    ------
+    ConfigError
+        Unknown section or key (with suggestions), wrong type, wrong units or value out of range.
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError("config", f"expected a table, got {type(data).__name__}")
+    values = {}
+    for sec in data:
+        if sec not in SCHEMA:
+            raise _unknown("", sec, SCHEMA)
+        if not isinstance(data[sec], Mapping):
+            raise ConfigError(sec, f"expected a table [{sec}], got {data[sec]!r}")
+    for sec, fields in SCHEMA.items():
+        given = data.get(sec, {})
+        for key in given:
+            if key not in fields:
+                raise _unknown(f"{sec}.", key, fields)
+        values[sec] = {}
+        for key, spec in fields.items():
+            raw = given.get(key, spec.default)
+            values[sec][key] = _parse_field(f"{sec}.{key}", raw, spec)
+    cfg = Config(values, copy.deepcopy(dict(data)))
+    cfg.material()  # validate the overrides now
+    ms = values["microstructure"]
+    if ms["spacing"] * 2 > min(ms["size"]):
+        raise ConfigError("microstructure.spacing", f"got {ms['spacing']:g} m; must be at most half the film size "
+                                                    f"{min(ms['size']):g} m")
+    n_pix = [int(round(s / ms["spacing"])) for s in ms["size"]]
+    for i, (p, n) in enumerate(zip(values["scan"]["pixels"], n_pix)):
+        if p > n:
+            raise ConfigError(f"scan.pixels[{i}]", f"got {p}; the film has only {n} voxels along this axis "
+                                                   f"(size / spacing), so at most {n} tip positions")
+    if cfg.material()["gb_width"] >= ms["spacing"]:
+        raise ConfigError("microstructure.spacing", f"got {ms['spacing']:g} m; must exceed the grain-boundary width "
+                                                    f"{cfg.material()['gb_width']:g} m")
+    return cfg
+
+
+def load_config(path) -> Config:
+    """Read and validate a TOML config file.
+
+    Raises
+    ------
+    ConfigError
+        The file cannot be read, is not valid TOML, or fails validation.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read the config file ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), f"not valid TOML: {exc}") from None
+    return parse_config(data)

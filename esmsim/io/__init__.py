@@ -1,0 +1,6 @@
+"""Reading and writing ESM datasets and figures."""
+
+from ._dataset import SIGN_CONVENTION, atomic_path, read_netcdf, write_netcdf
+from ._figures import map_figure
+
+__all__ = ["SIGN_CONVENTION", "atomic_path", "read_netcdf", "write_netcdf", "map_figure"]

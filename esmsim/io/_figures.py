@@ -1,0 +1,52 @@
+"""Figures of ESM datasets (matplotlib, no screen needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ._dataset import atomic_path
+
+__all__ = ["map_figure"]
+
+
+def map_figure(ds, path, *, title: str | None = None) -> Path:
+    """Three panels: grain map with boundaries, amplitude (pm/V), phase (deg); written atomically as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    x = ds["x"].values * 1e9
+    y = ds["y"].values * 1e9
+    xv = ds["x_voxel"].values * 1e9
+    yv = ds["y_voxel"].values * 1e9
+    ext = [xv[0] - (xv[1] - xv[0]) / 2, xv[-1] + (xv[1] - xv[0]) / 2,
+           yv[0] - (yv[1] - yv[0]) / 2, yv[-1] + (yv[1] - yv[0]) / 2]
+    fig = Figure(figsize=(13.5, 4.2), layout="constrained")
+    axes = fig.subplots(1, 3)
+    labels = ds["grain_labels"].values
+    axes[0].imshow(np.mod(labels * 0.618034, 1.0), origin="lower", extent=ext, cmap="Pastel1", interpolation="nearest")
+    axes[0].contour(xv, yv, ds["boundary_mask"].values, levels=[0.5], colors="k", linewidths=0.8)
+    axes[0].set_title(f"grains ({ds.sizes['grain']}) and boundaries")
+    mext = [x[0] - (x[1] - x[0]) / 2 if x.size > 1 else ext[0], x[-1] + (x[1] - x[0]) / 2 if x.size > 1 else ext[1],
+            y[0] - (y[1] - y[0]) / 2 if y.size > 1 else ext[2], y[-1] + (y[1] - y[0]) / 2 if y.size > 1 else ext[3]]
+    amp = ds["amplitude"].values * 1e12
+    im = axes[1].imshow(amp, origin="lower", extent=mext, cmap="inferno", interpolation="nearest")
+    fig.colorbar(im, ax=axes[1], label="ESM amplitude (pm/V)")
+    axes[1].set_title("amplitude")
+    im = axes[2].imshow(ds["phase"].values, origin="lower", extent=mext, cmap="twilight_shifted", interpolation="nearest")
+    fig.colorbar(im, ax=axes[2], label="phase (deg)")
+    axes[2].set_title("phase")
+    for ax in axes:
+        ax.set_xlabel("x (nm)")
+        ax.set_ylabel("y (nm)")
+    if title:
+        fig.suptitle(title)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close("all")
+    return path

@@ -1,0 +1,98 @@
+"""Surface displacement of an isotropic elastic half-space with an isotropic Vegard eigenstrain.
+
+PHYSICS.md sec. 3 (Mindlin/Mogi nucleus of strain): with eigenstrain
+``beta delta_c I`` in a half-space z > 0 (z into the sample), the outward
+normal displacement of the surface point x is
+
+    u3(x) = (1 + nu) / pi * Integral beta delta_c(xi) xi_3 / |x - xi|^3 d^3 xi,
+
+positive when the surface moves out of the sample (towards the tip).
+
+For piecewise-constant concentrations on boxes the kernel integral over each
+box is evaluated in closed form, which is exact however close the box is to
+the evaluation point: ``Int z / r^3 dz = -1/r`` and ``Phi(x, y, z) = x ln(y + r)
++ y ln(x + r) - z atan(x y / (z r))`` is an antiderivative of ``1/r`` in x and y.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["box_kernel", "surface_displacement_points", "nucleus_of_strain"]
+
+
+def _xlog_plus(coef, a, r, rest):
+    """``coef * ln(a + r)`` with ``r = sqrt(a^2 + rest)``, stable for a < 0 and zero where coef == 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pos = np.log(a + r)
+        neg = np.log(rest) - np.log(r - a)
+        val = np.where(a >= 0, pos, neg)
+        return np.where(coef == 0, 0.0, coef * val)
+
+
+def _phi(x, y, z):
+    r = np.sqrt(x * x + y * y + z * z)
+    t1 = _xlog_plus(x, y, r, x * x + z * z)
+    t2 = _xlog_plus(y, x, r, y * y + z * z)
+    t3 = np.where(z == 0, 0.0, z * np.arctan2(x * y, z * r))
+    return t1 + t2 - t3
+
+
+def box_kernel(boxes: np.ndarray, point: tuple[float, float]) -> np.ndarray:
+    """Exact integral of ``z / |x - xi|^3`` over boxes, for a surface point x.
+
+    Parameters
+    ----------
+    boxes : ndarray, shape (n, 6)
+        ``(x0, x1, y0, y1, z0, z1)`` of each box in m, with ``0 <= z0 < z1``.
+    point : (float, float)
+        Surface point (x, y) in m.
+
+    Returns
+    -------
+    ndarray, shape (n,)
+        Kernel integrals in m (volume / length^2).
+    """
+    b = np.asarray(boxes, dtype=float)
+    # work in units of a local length scale to keep the logs and arctans well scaled
+    scale = float(np.max(b[:, 1] - b[:, 0])) if b.size else 1.0
+    x0, x1 = (b[:, 0] - point[0]) / scale, (b[:, 1] - point[0]) / scale
+    y0, y1 = (b[:, 2] - point[1]) / scale, (b[:, 3] - point[1]) / scale
+    z0, z1 = b[:, 4] / scale, b[:, 5] / scale
+
+    def plane(z):
+        return _phi(x1, y1, z) - _phi(x0, y1, z) - _phi(x1, y0, z) + _phi(x0, y0, z)
+
+    return (plane(z0) - plane(z1)) * scale
+
+
+def surface_displacement_points(weights: np.ndarray, c: np.ndarray, *, beta: float, nu: float) -> np.ndarray:
+    """``u3 = (1 + nu)/pi * beta * weights . c`` for one or more concentration vectors.
+
+    Parameters
+    ----------
+    weights : ndarray, shape (n,)
+        :func:`box_kernel` values of the unknowns' boxes (m).
+    c : ndarray, shape (n,) or (n, m)
+        Concentration change (mol/m^3), real or complex.
+    beta : float
+        Isotropic Vegard coefficient (m^3/mol).
+    nu : float
+        Poisson's ratio.
+
+    Returns
+    -------
+    float or complex, or ndarray (m,)
+        Outward surface displacement in m.
+    """
+    return (1.0 + nu) / np.pi * beta * (np.asarray(weights) @ c)
+
+
+def nucleus_of_strain(rho: np.ndarray, depth: float, *, strength: float, nu: float) -> np.ndarray:
+    """Outward surface displacement (m) of a point source of volume change at ``depth`` (Mogi).
+
+    ``u3(rho) = (1 + nu)/pi * strength * depth / (rho^2 + depth^2)^(3/2)`` with
+    ``strength = beta * N`` (m^3, N mol of Li).
+    """
+    rho = np.asarray(rho, dtype=float)
+    return (1.0 + nu) / np.pi * strength * depth / (rho ** 2 + depth ** 2) ** 1.5

@@ -1,0 +1,295 @@
+"""Single-frequency ESM map of a columnar film: one transport + mechanics solve per tip position.
+
+Each pixel is solved on a window of the film centred on the tip (lateral
+half-width ``window``, the full film depth or a few diffusion lengths,
+whichever is less); the sides of the window are no-flux. At ESM frequencies
+the response under the tip depends only on a neighbourhood of a few tip
+widths and diffusion lengths, and pixels whose window holds a single grain
+give the same answer for the same grain, so they are solved once per grain.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..materials import Material
+from ..mechanics._halfspace import box_kernel
+from ..microstructure._columnar import ColumnarMicrostructure
+from ..microstructure._grid import Grid, graded_widths
+from ..microstructure._orientations import rotate_diagonal
+from ..transport._boundaries import boundary_network
+from ..transport._frequency import solve_frequency, tip_rhs
+from ..transport._operator import assemble
+
+__all__ = ["MapSettings", "MapResult", "single_frequency_map", "pixel_response"]
+
+
+@dataclass(frozen=True)
+class MapSettings:
+    """Numerical and instrument settings of a single-frequency map (SI units).
+
+    Attributes
+    ----------
+    frequency : float
+        Excitation frequency (Hz).
+    tip_profile : str
+        ``"lorentzian"``, ``"point_charge"`` or ``"disk"``.
+    tip_width : float
+        Field width d (or disk radius), m.
+    pixels : (int, int)
+        Map size (nx, ny); tip positions are microstructure pixel centres spread evenly over the film.
+    window : float, optional
+        Lateral half-width of the solve window (m); default
+        ``max(3 d, 4 L_max)`` with ``L_max = sqrt(max(D_gb, D_bulk) / omega)``.
+    bottom : str
+        ``"blocking"`` or ``"reservoir"``.
+    z_growth : float
+        Growth ratio of the graded z cells.
+    z_first : float
+        First z cell as a fraction of the thinnest diffusion length sqrt(D_zz / omega).
+    """
+
+    frequency: float
+    tip_profile: str = "lorentzian"
+    tip_width: float = 10e-9
+    pixels: tuple[int, int] = (32, 32)
+    window: float | None = None
+    bottom: str = "blocking"
+    z_growth: float = 1.3
+    z_first: float = 0.125
+
+    def diffusion_lengths(self, material: Material, Dzz_min: float) -> tuple[float, float]:
+        """``(L_min, L_max)`` in m: thinnest surface layer to resolve and deepest penetration."""
+        omega = 2 * np.pi * self.frequency
+        L_ref = np.sqrt(material.D_reference / omega)
+        L_min = max(np.sqrt(Dzz_min / omega), 0.01 * L_ref)
+        return L_min, max(np.sqrt(material.D_gb / omega), L_ref)
+
+    def window_for(self, material: Material) -> float:
+        """Lateral half-width of the solve window (m)."""
+        if self.window is not None:
+            return float(self.window)
+        return max(3 * self.tip_width, 4 * self.diffusion_lengths(material, material.D_reference)[1])
+
+
+@dataclass(frozen=True)
+class MapResult:
+    """Complex response map and the tip positions it was computed at.
+
+    Attributes
+    ----------
+    response : ndarray, complex, shape (nx, ny)
+        Outward surface displacement per volt of AC bias (m/V), ``u3 = Re[response V exp(i omega t)]``.
+    ix, iy : ndarray of int
+        Microstructure pixel indices of the tip positions along x and y.
+    n_solves : int
+        Number of factorised windows (tiles; single-grain tiles share one solve per grain).
+    seconds : float
+        Wall time of the map (s).
+    """
+
+    response: np.ndarray
+    ix: np.ndarray
+    iy: np.ndarray
+    n_solves: int
+    seconds: float
+
+
+def grain_diffusivities(ms: ColumnarMicrostructure, material: Material) -> np.ndarray:
+    """Diagonal sample-frame diffusivities ``(D_xx, D_yy, D_zz)`` of each grain, m^2/s, shape (n, 3)."""
+    T = rotate_diagonal(ms.rotations, material.principal_diffusivities())
+    return np.stack([T[:, 0, 0], T[:, 1, 1], T[:, 2, 2]], -1)
+
+
+def _z_widths(ms, material, settings, Dg):
+    """Graded z cells: first cell ``z_first * L_min``, down to 10 L_max or the film bottom."""
+    L_min, L_max = settings.diffusion_lengths(material, Dg[:, 2].min())
+    depth = min(ms.thickness, 10 * L_max)
+    first = min(settings.z_first * L_min, depth / 10)
+    return graded_widths(first, settings.z_growth, depth, max_width=min(ms.spacing))
+
+
+class _Window:
+    """Everything needed to solve a tile of tip positions; shared by all tiles of a map."""
+
+    def __init__(self, ms: ColumnarMicrostructure, material: Material, settings: MapSettings):
+        self.ms, self.material, self.settings = ms, material, settings
+        self.Dg = grain_diffusivities(ms, material)
+        self.dz = _z_widths(ms, material, settings, self.Dg)
+        h = ms.spacing[0]
+        self.window = settings.window_for(material)
+        self.hw = int(np.ceil(self.window / h))
+        self.C0 = 1.0 / material.dU_dc  # mol/m^3 per volt (PHYSICS.md sec. 2: C0 = V / |dU/dc|)
+        self.pref = (1 + material["nu"]) / np.pi * material.beta_isotropic * self.C0
+        self._bulk_weights = {}
+
+    def _range(self, lo, hi, n):
+        """Window indices covering tip pixels lo..hi plus the margin, and the offset of lo in it."""
+        if self.ms.periodic:
+            r = np.arange(lo - self.hw, hi + self.hw + 1)
+            if r.size >= n:  # the window would wrap onto itself: use the whole periodic film once
+                r = np.arange(lo - (n - (hi - lo + 1)) // 2, lo - (n - (hi - lo + 1)) // 2 + n)
+            return r % n, lo - r[0]
+        r = np.arange(max(lo - self.hw, 0), min(hi + self.hw + 1, n))
+        return r, lo - r[0]
+
+    def solve_tile(self, ix: np.ndarray, iy: np.ndarray) -> np.ndarray:
+        """Complex response (m/V) at every tip position ``(ix[a], iy[b])``; one factorisation for all.
+
+        ``ix`` and ``iy`` are increasing microstructure pixel indices spanning
+        less than the film.
+        """
+        ms, st = self.ms, self.settings
+        ix, iy = np.asarray(ix), np.asarray(iy)
+        xi, ox = self._range(ix[0], ix[-1], ms.shape[0])
+        yi, oy = self._range(iy[0], iy[-1], ms.shape[1])
+        lab = ms.labels[np.ix_(xi, yi)]
+        h = ms.spacing[0]
+        grid = Grid(np.full(xi.size, h), np.full(yi.size, h), self.dz)
+        D = np.broadcast_to(self.Dg[lab][:, :, None, :], grid.shape + (3,))
+        net = boundary_network(lab, h, h, periodic=False, normal=ms.boundary_normal)
+        system = assemble(grid, D, bottom=st.bottom, boundaries=net,
+                          D_gb=self.material.D_gb, gb_width=self.material["gb_width"])
+        tips = [((ox + a - ix[0] + 0.5) * h, (oy + b - iy[0] + 0.5) * h) for a in ix for b in iy]
+        diag = None
+        rhs = np.empty((system.n, len(tips)))
+        for t, tip in enumerate(tips):
+            d_t, rhs[:, t] = tip_rhs(system, tip, profile=st.tip_profile, width=st.tip_width)
+            if diag is None:
+                diag = d_t  # the surface conductances do not depend on where the tip is
+        c = solve_frequency(system, 2 * np.pi * st.frequency, diag, rhs, method="direct")[0]
+        out = np.empty(len(tips), complex)
+        nb = system.n_bulk
+        for t, tip in enumerate(tips):
+            key = (grid.shape, tip)
+            if key not in self._bulk_weights:
+                self._bulk_weights[key] = box_kernel(system.boxes[:nb], tip)
+            w = self._bulk_weights[key]
+            out[t] = self.pref * (w @ c[:nb, t] + box_kernel(system.boxes[nb:], tip) @ c[nb:, t])
+        return out.reshape(ix.size, iy.size)
+
+    def solve(self, ix: int, iy: int) -> complex:
+        """Complex response (m/V) with the tip at microstructure pixel ``(ix, iy)``."""
+        return complex(self.solve_tile(np.array([ix]), np.array([iy]))[0, 0])
+
+    def single_grain(self, ix, iy) -> int | None:
+        """Grain id if the windows of all tips ``ix x iy`` hold one grain only (periodic films)."""
+        if not self.ms.periodic:
+            return None
+        ix, iy = np.atleast_1d(ix), np.atleast_1d(iy)
+        xi, _ = self._range(ix[0], ix[-1], self.ms.shape[0])
+        yi, _ = self._range(iy[0], iy[-1], self.ms.shape[1])
+        lab = self.ms.labels[np.ix_(xi, yi)]
+        g = lab.flat[0]
+        return int(g) if np.all(lab == g) else None
+
+
+def pixel_response(ms, material, settings: MapSettings, ix: int, iy: int) -> complex:
+    """Complex response (m/V) with the tip at microstructure pixel ``(ix, iy)``."""
+    return _Window(ms, material, settings).solve(ix, iy)
+
+
+_WORKER = {}
+
+
+def _init_worker(ms, material, settings):
+    try:
+        from threadpoolctl import threadpool_limits
+
+        _WORKER["limits"] = threadpool_limits(1)
+    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+        pass
+    _WORKER["window"] = _Window(ms, material, settings)
+
+
+def _run_task(task, window=None):
+    w = window if window is not None else _WORKER["window"]
+    key, ix, iy = task
+    if key[0] == "grain":
+        return key, w.solve(ix[0], iy[0])
+    return key, w.solve_tile(ix, iy)
+
+
+def map_pixels(shape, pixels):
+    """Microstructure pixel indices of ``pixels`` tip positions spread evenly over ``shape``."""
+    out = []
+    for n, m in zip(shape, pixels):
+        if m < 1 or m > n:
+            raise ValueError(f"pixels: {m} tip positions do not fit {n} microstructure pixels")
+        out.append(np.floor((np.arange(m) + 0.5) * n / m).astype(int))
+    return out
+
+
+def single_frequency_map(
+    ms: ColumnarMicrostructure,
+    material: Material,
+    settings: MapSettings,
+    *,
+    workers: int | None = None,
+    tile: int = 8,
+    progress: bool = False,
+) -> MapResult:
+    """Compute the complex ESM response at every pixel of a map.
+
+    Parameters
+    ----------
+    ms : ColumnarMicrostructure
+    material : Material
+    settings : MapSettings
+    workers : int, optional
+        Worker processes (default: number of CPUs, at most 8); 1 runs in this process.
+    tile : int
+        Tip positions are solved in tiles of ``tile x tile`` map pixels that
+        share one window and one LU factorisation (one right-hand side per tip).
+    progress : bool
+        Show a progress bar with ETA (tqdm) on stderr.
+
+    Returns
+    -------
+    MapResult
+    """
+    t0 = time.perf_counter()
+    ix, iy = map_pixels(ms.shape, settings.pixels)
+    win = _Window(ms, material, settings)
+    T = max(1, int(tile))
+    tasks, tiles = [], []
+    for a0 in range(0, ix.size, T):
+        for b0 in range(0, iy.size, T):
+            sa, sb = slice(a0, a0 + T), slice(b0, b0 + T)
+            g = win.single_grain(ix[sa], iy[sb])
+            key = ("grain", g) if g is not None else ("tile", a0, b0)
+            tiles.append((key, sa, sb))
+            if key[0] == "tile" or not any(t[0] == key for t in tasks):
+                tasks.append((key, ix[sa], iy[sb]))
+    workers = min(os.cpu_count() or 1, 8) if workers is None else max(1, int(workers))
+    results = {}
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(tasks), desc="ESM map", unit="solve")
+    if workers == 1 or len(tasks) == 1:
+        for task in tasks:
+            k, val = _run_task(task, win)
+            results[k] = val
+            if bar is not None:
+                bar.update(1)
+    else:
+        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(ms, material, settings)) as pool:
+            futs = [pool.submit(_run_task, task) for task in tasks]
+            for f in as_completed(futs):
+                k, val = f.result()
+                results[k] = val
+                if bar is not None:
+                    bar.update(1)
+    if bar is not None:
+        bar.close()
+    resp = np.empty((ix.size, iy.size), complex)
+    for key, sa, sb in tiles:
+        resp[sa, sb] = results[key]
+    return MapResult(resp, ix, iy, len(tasks), time.perf_counter() - t0)

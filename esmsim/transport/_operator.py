@@ -1,0 +1,243 @@
+"""Vectorised finite-volume diffusion operator on a tensor-product grid.
+
+Unknowns are the cell-average concentrations of the bulk cells (index
+``(i * ny + j) * nz + k``) followed by the grain-boundary slab unknowns
+(``n_bulk + f * nz + k`` for boundary face ``f`` and layer ``k``).
+
+The operator is assembled as a symmetric conductance matrix ``K`` (m^3/s: molar flux per unit
+concentration difference) and a storage vector
+``V`` (m^3), so that ``V dc/dt = -K c + b`` and, in the frequency domain,
+``(i omega V + K) c = b``. Face conductances use the harmonic average of the
+two half-cell resistances, which is exact for piecewise-constant coefficients
+in 1-D.
+
+This first engine uses the diagonal of each grain's sample-frame tensor
+``D = R diag(D_1, D_2, D_3) R^T`` (two-point fluxes). Under an ESM tip the
+concentration boundary layer (sqrt(D/omega) ~ 0.01-1 nm) is much thinner than
+the lateral scale of the tip field (~10 nm), where the solution is locally
+one-dimensional in z and depends only on ``D_zz = n.D.n``; the off-diagonal
+terms matter at lateral scales comparable to the diffusion length and are added
+by the full-tensor engine (issue 4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..microstructure._grid import Grid
+from ._boundaries import BoundaryNetwork
+
+__all__ = ["DiffusionSystem", "assemble"]
+
+
+@dataclass(frozen=True, eq=False)
+class DiffusionSystem:
+    """An assembled diffusion problem without its surface condition.
+
+    Attributes
+    ----------
+    K : scipy.sparse.csr_matrix
+        Conductance matrix (m^3/s), symmetric positive semi-definite.
+    volume : ndarray
+        Storage of each unknown (m^3).
+    top_index : ndarray of int
+        Unknowns that touch the top surface z = 0.
+    top_xy : ndarray, shape (nt, 2)
+        Surface coordinates (m) of the centre of each such contact.
+    top_conductance : ndarray
+        Conductance (m^3/s) between each top unknown and the surface value.
+    boxes : ndarray, shape (n, 6)
+        Extent ``(x0, x1, y0, y1, z0, z1)`` (m) of the region each unknown
+        represents (cells; boundary slabs of width ``w delta``), for the mechanics.
+    n_bulk : int
+        Number of bulk-cell unknowns.
+    """
+
+    K: sp.csr_matrix
+    volume: np.ndarray
+    top_index: np.ndarray
+    top_xy: np.ndarray
+    top_conductance: np.ndarray
+    boxes: np.ndarray
+    n_bulk: int
+
+    @property
+    def n(self) -> int:
+        return int(self.volume.size)
+
+
+def _links_to_matrix(n, a, b, g, diag_extra=None):
+    """Symmetric conductance matrix from links (a_l, b_l, g_l) plus extra diagonal terms."""
+    rows = np.concatenate([a, b, a, b])
+    cols = np.concatenate([a, b, b, a])
+    vals = np.concatenate([g, g, -g, -g])
+    K = sp.coo_matrix((vals, (rows, cols)), shape=(n, n)).tocsr()
+    if diag_extra is not None:
+        K = K + sp.diags(diag_extra)
+    K.sum_duplicates()
+    return K
+
+
+def assemble(
+    grid: Grid,
+    D: np.ndarray,
+    *,
+    periodic: tuple[bool, bool] = (False, False),
+    bottom: str = "blocking",
+    boundaries: BoundaryNetwork | None = None,
+    D_gb: float | None = None,
+    gb_width: float | None = None,
+) -> DiffusionSystem:
+    """Assemble the finite-volume diffusion operator.
+
+    Parameters
+    ----------
+    grid : Grid
+        The cells; z = ``grid.origin[2]`` is the sample surface.
+    D : ndarray, shape (nx, ny, nz, 3)
+        Diagonal sample-frame diffusivities ``(D_xx, D_yy, D_zz)`` per cell, m^2/s.
+    periodic : (bool, bool)
+        Periodic in x and y; otherwise the sides are no-flux.
+    bottom : {"blocking", "reservoir"}
+        Bottom of the film: no flux, or held at delta_c = 0 (a Li reservoir).
+    boundaries : BoundaryNetwork, optional
+        Grain-boundary faces of the (columnar) label map, extruded through all layers.
+    D_gb, gb_width : float
+        Boundary diffusivity (m^2/s) and width delta (m); required with ``boundaries``.
+
+    Returns
+    -------
+    DiffusionSystem
+    """
+    nx, ny, nz = grid.shape
+    D = np.asarray(D, dtype=float)
+    if D.shape != (nx, ny, nz, 3):
+        raise ValueError(f"D: shape {D.shape} does not match grid {grid.shape} + (3,)")
+    if bottom not in ("blocking", "reservoir"):
+        raise ValueError(f"bottom: got {bottom!r}; allowed 'blocking' or 'reservoir'")
+    hx, hy, hz = grid.dx, grid.dy, grid.dz
+    full = (nx, ny, nz)
+    nb = nx * ny * nz
+    idx = np.arange(nb).reshape(full)
+    # half-cell resistances per unit area along each axis (cell centres stay where they are)
+    half = (hx[:, None, None], hy[None, :, None], hz[None, None, :])
+    res = [np.broadcast_to(0.5 * half[a], full) / np.maximum(D[..., a], 1e-300) for a in range(3)]
+
+    # Boundary slabs take a width w*delta/2 out of each neighbouring column: effective column widths
+    have_gb = boundaries is not None and boundaries.n_faces > 0
+    wx = np.broadcast_to(hx[:, None], (nx, ny)).copy()
+    wy = np.broadcast_to(hy[None, :], (nx, ny)).copy()
+    gb_x = np.zeros((nx, ny), bool)  # x-face between (i, j) and (i+1, j) is a boundary
+    gb_y = np.zeros((nx, ny), bool)
+    if have_gb:
+        if D_gb is None or gb_width is None:
+            raise ValueError("D_gb and gb_width are required with boundaries")
+        ax, w = boundaries.axis, boundaries.weight
+        li, lj = boundaries.low[:, 0], boundaries.low[:, 1]
+        hi_, hj = boundaries.high[:, 0], boundaries.high[:, 1]
+        delta = float(gb_width)
+        dw = delta * w  # effective slab width (area-corrected for staircases)
+        h_lo = np.where(ax == 0, hx[li], hy[lj])  # normal widths of the two cells
+        h_hi = np.where(ax == 0, hx[hi_], hy[hj])
+        if np.any(dw >= 0.5 * np.minimum(h_lo, h_hi)):
+            raise ValueError(f"gb_width: {delta:g} m must be smaller than half the pixel size")
+        gb_x[li[ax == 0], lj[ax == 0]] = True
+        gb_y[li[ax == 1], lj[ax == 1]] = True
+        for sel, target in ((ax == 0, wx), (ax == 1, wy)):
+            np.subtract.at(target, (li[sel], lj[sel]), 0.5 * dw[sel])
+            np.subtract.at(target, (hi_[sel], hj[sel]), 0.5 * dw[sel])
+    hz3 = hz[None, None, :]
+    area = (np.broadcast_to(wy[:, :, None] * hz3, full), np.broadcast_to(wx[:, :, None] * hz3, full),
+            np.broadcast_to((wx * wy)[:, :, None], full))
+
+    la, lb, lg = [], [], []
+    for a, blocked in ((0, gb_x), (1, gb_y), (2, None)):
+        n_a = full[a]
+        per = periodic[a] if a < 2 else False
+        lo = np.arange(n_a if per else n_a - 1)
+        hi = (lo + 1) % n_a
+        face_area = 0.5 * (np.take(area[a], lo, axis=a) + np.take(area[a], hi, axis=a))
+        g = face_area / (np.take(res[a], lo, axis=a) + np.take(res[a], hi, axis=a))
+        if blocked is not None:  # flux across a boundary face goes through the slab unknown instead
+            g = np.where(np.take(blocked, lo, axis=a)[..., None], 0.0, g)
+        la.append(np.take(idx, lo, axis=a).ravel())
+        lb.append(np.take(idx, hi, axis=a).ravel())
+        lg.append(g.ravel())
+
+    diag = np.zeros(nb)
+    if bottom == "reservoir":
+        diag[idx[:, :, -1].ravel()] += (area[2][:, :, -1] / res[2][:, :, -1]).ravel()
+
+    volume = (area[2] * hz3).ravel()
+    xe, ye, ze = grid.edges(0), grid.edges(1), grid.edges(2)
+    xc, yc = grid.centers(0), grid.centers(1)
+    # mechanics boxes of the columns, shrunk on the sides where a slab sits
+    bx0 = np.broadcast_to(xe[:-1, None], (nx, ny)).copy()
+    bx1 = np.broadcast_to(xe[1:, None], (nx, ny)).copy()
+    by0 = np.broadcast_to(ye[None, :-1], (nx, ny)).copy()
+    by1 = np.broadcast_to(ye[None, 1:], (nx, ny)).copy()
+    if have_gb:
+        for sel, lo_edge, hi_edge in ((ax == 0, bx1, bx0), (ax == 1, by1, by0)):
+            np.subtract.at(lo_edge, (li[sel], lj[sel]), 0.5 * dw[sel])
+            np.add.at(hi_edge, (hi_[sel], hj[sel]), 0.5 * dw[sel])
+    col = lambda v: np.repeat(v.ravel(), nz)  # noqa: E731
+    lay = lambda v: np.tile(v, nx * ny)  # noqa: E731
+    boxes = [np.stack([col(bx0), col(bx1), col(by0), col(by1), lay(ze[:-1]), lay(ze[1:])], -1)]
+    top_index = [idx[:, :, 0].ravel()]
+    top_xy = [np.stack(np.meshgrid(xc, yc, indexing="ij"), -1).reshape(-1, 2)]
+    top_g = [(area[2][:, :, 0] / res[2][:, :, 0]).ravel()]
+    n = nb
+
+    if have_gb:
+        nf = boundaries.n_faces
+        n = nb + nf * nz
+        gidx = nb + np.arange(nf * nz).reshape(nf, nz)
+        h_t = np.where(ax == 0, hy[lj], hx[li])  # tangential (in-plane) width of the face
+        face_area = h_t[:, None] * hz[None, :]  # staircase face area per layer
+        volume = np.concatenate([volume, (dw[:, None] * face_area).ravel()])
+        # exchange with the bulk on both sides: centre to slab edge in the bulk, then half the slab
+        for (ci, cj, hn) in ((li, lj, h_lo), (hi_, hj, h_hi)):
+            Dn = np.where(ax[:, None] == 0, D[ci, cj, :, 0], D[ci, cj, :, 1])
+            r = (0.5 * (hn - dw))[:, None] / np.maximum(Dn, 1e-300) + (0.5 * dw / D_gb)[:, None]
+            la.append(idx[ci, cj, :].ravel())
+            lb.append(gidx.ravel())
+            lg.append((face_area / r).ravel())
+        # vertical conduction inside the slab
+        if nz > 1:
+            dzc = 0.5 * (hz[:-1] + hz[1:])
+            la.append(gidx[:, :-1].ravel())
+            lb.append(gidx[:, 1:].ravel())
+            lg.append((D_gb * dw[:, None] * h_t[:, None] / dzc[None, :]).ravel())
+        # lateral conduction along the staircase (through pixel corners)
+        if boundaries.link_faces.size:
+            fa, fb = boundaries.link_faces[:, 0], boundaries.link_faces[:, 1]
+            inv_w = 0.5 * (1.0 / w[fa] + 1.0 / w[fb])
+            gl = D_gb * delta * inv_w[:, None] * hz[None, :] / boundaries.link_length[:, None]
+            la.append(gidx[fa].ravel())
+            lb.append(gidx[fb].ravel())
+            lg.append(gl.ravel())
+        diag = np.concatenate([diag, np.zeros(nf * nz)])
+        if bottom == "reservoir":
+            diag[gidx[:, -1]] += D_gb * dw * h_t / (0.5 * hz[-1])
+        # surface contact of each slab
+        fx = np.where(ax == 0, xe[li + 1], xc[li])
+        fy = np.where(ax == 0, yc[lj], ye[lj + 1])
+        top_index.append(gidx[:, 0])
+        top_xy.append(np.stack([fx, fy], -1))
+        top_g.append(D_gb * dw * h_t / (0.5 * hz[0]))
+        # geometry of the slabs for the mechanics
+        half_t = 0.5 * h_t
+        sx0 = np.where(ax == 0, fx - 0.5 * dw, fx - half_t)
+        sx1 = np.where(ax == 0, fx + 0.5 * dw, fx + half_t)
+        sy0 = np.where(ax == 0, fy - half_t, fy - 0.5 * dw)
+        sy1 = np.where(ax == 0, fy + half_t, fy + 0.5 * dw)
+        rep = lambda v: np.repeat(v, nz)  # noqa: E731
+        tile = lambda v: np.tile(v, nf)  # noqa: E731
+        boxes.append(np.stack([rep(sx0), rep(sx1), rep(sy0), rep(sy1), tile(ze[:-1]), tile(ze[1:])], -1))
+
+    K = _links_to_matrix(n, np.concatenate(la), np.concatenate(lb), np.concatenate(lg), diag)
+    return DiffusionSystem(K, volume, np.concatenate(top_index), np.concatenate(top_xy),
+                           np.concatenate(top_g), np.concatenate(boxes), nb)

@@ -1,0 +1,107 @@
+import subprocess
+import sys
+
+import pytest
+
+from esmsim._errors import ConfigError
+from esmsim.config import load_config, parse_config, parse_quantity
+from esmsim.io import read_netcdf
+
+
+def test_defaults_and_units_to_si():
+    cfg = parse_config({"tip": {"width": "20 nm"}, "excitation": {"frequency": "0.35 MHz"},
+                        "material": {"overrides": {"D_ab": "1e-14 m^2/s", "gb_width": "0.5 nm"}}})
+    assert cfg["tip"]["width"] == pytest.approx(20e-9)
+    assert cfg["excitation"]["frequency"] == pytest.approx(350e3)
+    mat = cfg.material()
+    assert mat["D_ab"] == pytest.approx(1e-14) and mat["gb_width"] == pytest.approx(0.5e-9)
+    assert cfg["scan"]["window"] is None
+    assert parse_quantity("1 um", field="f", dim="[length]") == pytest.approx(1e-6)
+
+
+@pytest.mark.parametrize("data,field", [
+    ({"material": {"overrides": {"D_ab": -1e-14}}}, "material.overrides.D_ab"),
+    ({"material": {"overrides": {"D_ab": "-1e-14 m^2/s"}}}, "material.overrides.D_ab"),
+    ({"tip": {"widht": "10 nm"}}, "tip.widht"),
+    ({"tipp": {}}, "tipp"),
+    ({"tip": {"width": "10 kHz"}}, "tip.width"),
+    ({"excitation": {"frequency": "350 kHzz"}}, "excitation.frequency"),
+    ({"scan": {"pixels": [64]}}, "scan.pixels"),
+    ({"scan": {"pixels": [1000, 10]}}, "scan.pixels[0]"),
+    ({"material": {"name": "LiCoO3"}}, "material.name"),
+    ({"microstructure": {"spacing": "0.5 nm"}}, "microstructure.spacing"),
+])
+def test_errors_name_the_field(data, field):
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    assert info.value.field == field
+    assert "\n" not in str(info.value)
+
+
+def _cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "esmsim", *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+@pytest.mark.parametrize("body,field", [
+    ('[material.overrides]\nD_ab = "-1e-14 m^2/s"\n', "material.overrides.D_ab"),
+    ('[tip]\nwidht = "10 nm"\n', "tip.widht"),
+    ('[excitation]\nfrequency = "350 nm"\n', "excitation.frequency"),
+    ('[tip\nwidth = 1\n', "bad.toml"),
+])
+def test_cli_user_mistake_is_one_line_and_nonzero(tmp_path, body, field):
+    (tmp_path / "bad.toml").write_text(body)
+    p = _cli("run", "bad.toml", cwd=tmp_path)
+    assert p.returncode == 2
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in p.stderr
+    assert lines[0].startswith(f"esmsim: error: {field}")
+    assert not any(tmp_path.glob("esmsim-out*"))
+
+
+def test_cli_run_writes_dataset_and_figure(tmp_path):
+    (tmp_path / "small.toml").write_text(
+        '[simulation]\nname = "small"\nseed = 4\n'
+        '[microstructure]\nsize = ["80 nm", "80 nm"]\ngrain_size = "40 nm"\n'
+        '[scan]\npixels = [8, 8]\n[numerics]\nworkers = 1\n[output]\ndirectory = "out"\n')
+    p = _cli("run", "small.toml", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "out" / "small.png").stat().st_size > 10_000
+    ds = read_netcdf(tmp_path / "out" / "small.nc")
+    assert ds["amplitude"].shape == (8, 8)
+    assert ds.attrs["seed"] == 4
+    assert ds.attrs["config"]["microstructure"]["size"] == ["80 nm", "80 nm"]
+    assert ds.attrs["material_parameters"]["D_ab"]["unit"] == "m**2/s"
+    assert not list((tmp_path / "out").glob(".*tmp"))  # nothing half-written left behind
+    # the same config again gives the same numbers bit for bit
+    p = _cli("run", "small.toml", "--out", "again", cwd=tmp_path)
+    assert p.returncode == 0
+    again = read_netcdf(tmp_path / "again" / "small.nc")
+    assert (again["response_real"].values == ds["response_real"].values).all()
+
+
+def test_load_config_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_demo_config_is_valid():
+    from importlib import resources
+
+    from esmsim.config import tomllib
+
+    cfg = parse_config(tomllib.loads(resources.files("esmsim").joinpath("data/demo.toml").read_text()))
+    assert cfg.material()["gb_enhancement"] == 1e4
+    assert cfg["output"]["directory"] == "esmsim-demo"
+
+
+def test_validation_runner_writes_report(tmp_path):
+    from esmsim_validation import run_validation
+
+    import io
+    buf = io.StringIO()
+    status = run_validation(tmp_path, cases=["mechanics_point"], stream=buf)
+    assert status == 0
+    lines = buf.getvalue().splitlines()
+    assert lines[0].startswith("mechanics_nucleus_of_strain: PASS ")
+    assert (tmp_path / "report.md").read_text().count("| PASS |") == 2
+    assert (tmp_path / "mechanics_point.png").exists()

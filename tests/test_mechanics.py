@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import integrate
+
+from esmsim.mechanics import box_kernel, nucleus_of_strain, surface_displacement_points
+
+
+def _quad(box, p):
+    x0, x1, y0, y1, z0, z1 = box
+    f = lambda z, y, x: z / ((x - p[0]) ** 2 + (y - p[1]) ** 2 + z ** 2) ** 1.5  # noqa: E731
+    return integrate.tplquad(f, x0, x1, y0, y1, z0, z1, epsrel=1e-10, epsabs=0)[0]
+
+
+@pytest.mark.parametrize("box,p", [
+    ((1.0, 2.0, -0.5, 0.7, 0.5, 1.5), (0.0, 0.0)),
+    ((-3.0, -1.0, 2.0, 2.5, 0.1, 0.2), (0.3, -0.2)),
+    ((10.0, 11.0, 10.0, 11.0, 3.0, 4.0), (0.0, 0.0)),
+])
+def test_box_kernel_matches_numerical_quadrature(box, p):
+    # independent reference: scipy's adaptive cubature of z / r^3 (boxes away from the singular point)
+    assert box_kernel(np.array([box]), p)[0] == pytest.approx(_quad(box, p), rel=1e-7)
+
+
+def test_box_under_the_point_is_finite_and_exact():
+    # a thin layer under the point: Int z/r^3 over the half-space slab 0<z<h equals 2 pi h; large box -> 2 pi h
+    h = 1e-3
+    k = box_kernel(np.array([[-1e3, 1e3, -1e3, 1e3, 0.0, h]]), (0.0, 0.0))[0]
+    assert k == pytest.approx(2 * np.pi * h, rel=2e-6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    x0=st.floats(-5, 5), wx=st.floats(0.05, 3), y0=st.floats(-5, 5), wy=st.floats(0.05, 3),
+    z0=st.floats(0.0, 3), wz=st.floats(0.05, 3), frac=st.floats(0.1, 0.9), axis=st.integers(0, 2),
+)
+def test_box_kernel_is_additive(x0, wx, y0, wy, z0, wz, frac, axis):
+    """Splitting a box in two along any axis gives the sum of the halves (checks every corner term)."""
+    b = np.array([x0, x0 + wx, y0, y0 + wy, z0, z0 + wz])
+    cut = b[2 * axis] + frac * (b[2 * axis + 1] - b[2 * axis])
+    left, right = b.copy(), b.copy()
+    left[2 * axis + 1] = cut
+    right[2 * axis] = cut
+    k = box_kernel(np.stack([b, left, right]), (0.0, 0.0))
+    assert k[0] == pytest.approx(k[1] + k[2], rel=1e-9, abs=1e-12)
+
+
+def test_small_cube_is_a_nucleus_of_strain():
+    h, a = 40e-9, 0.4e-9
+    box = np.array([[-a / 2, a / 2, -a / 2, a / 2, h - a / 2, h + a / 2]])
+    for rho in (0.0, 20e-9, 80e-9):
+        u = surface_displacement_points(box_kernel(box, (rho, 0.0)), np.array([2.0]), beta=3e-7, nu=0.3)
+        assert u == pytest.approx(nucleus_of_strain(rho, h, strength=3e-7 * 2.0 * a ** 3, nu=0.3), rel=1e-4)
+
+
+def test_expansion_moves_surface_out():
+    # sign convention: beta * delta_c > 0 (expansion) -> u3 > 0 (towards the tip)
+    box = np.array([[-1e-9, 1e-9, -1e-9, 1e-9, 1e-9, 2e-9]])
+    assert surface_displacement_points(box_kernel(box, (0, 0)), np.array([1.0]), beta=1e-7, nu=0.25) > 0

@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+from scipy import stats
+
+from esmsim._errors import ParameterError
+from esmsim.microstructure import (columnar_voronoi, graded_widths, matrices_to_bunge, quaternions_to_matrices,
+                                   random_quaternions)
+
+
+def test_random_orientations_are_haar():
+    # under the Haar measure the c axis is uniform on the sphere: cos(Phi) ~ U(-1, 1), and R is a rotation
+    R = quaternions_to_matrices(random_quaternions(20000, rng=1))
+    assert np.allclose(R @ R.transpose(0, 2, 1), np.eye(3), atol=1e-12)
+    assert np.allclose(np.linalg.det(R), 1.0)
+    assert stats.kstest(R[:, 2, 2], stats.uniform(-1, 2).cdf).pvalue > 1e-3
+
+
+def test_bunge_round_trip():
+    R = quaternions_to_matrices(random_quaternions(500, rng=2))
+    phi1, Phi, phi2 = matrices_to_bunge(R).T
+
+    def rz(a):
+        c, s = np.cos(a), np.sin(a)
+        return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
+
+    def rx(a):
+        c, s = np.cos(a), np.sin(a)
+        return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
+
+    rebuilt = np.stack([rz(a) @ rx(b) @ rz(c) for a, b, c in zip(phi1, Phi, phi2)])
+    assert np.allclose(rebuilt, R, atol=1e-10)
+
+
+def test_same_seed_same_film_bit_for_bit():
+    a = columnar_voronoi((300e-9, 200e-9), spacing=5e-9, thickness=50e-9, grain_size=80e-9, rng=11)
+    b = columnar_voronoi((300e-9, 200e-9), spacing=5e-9, thickness=50e-9, grain_size=80e-9, rng=11)
+    c = columnar_voronoi((300e-9, 200e-9), spacing=5e-9, thickness=50e-9, grain_size=80e-9, rng=12)
+    assert np.array_equal(a.labels, b.labels) and np.array_equal(a.quaternions, b.quaternions)
+    assert not np.array_equal(a.labels, c.labels)
+    assert a.shape == (60, 40)
+    assert a.n_grains == round(300e-9 * 200e-9 / (np.pi * 80e-9 ** 2 / 4))
+
+
+def test_boundary_distance_is_exact_for_the_tessellation():
+    ms = columnar_voronoi((400e-9, 400e-9), spacing=10e-9, thickness=50e-9, grain_size=120e-9, rng=5)
+    rng = np.random.default_rng(0)
+    pts = rng.uniform(0, 400e-9, (200, 2))
+    L = np.array(ms.extent)
+    # brute force: distance to every bisector plane of the nearest seed (all periodic images)
+    d = pts[:, None, :] - ms.seeds[None, :, :]
+    d -= L * np.round(d / L)
+    dist = np.linalg.norm(d, axis=-1)
+    own = np.argmin(dist, axis=1)
+    brute = np.full(len(pts), np.inf)
+    for g in range(ms.n_grains):
+        sep = ms.seeds[g] - ms.seeds[own]
+        sep -= L * np.round(sep / L)
+        nrm = np.linalg.norm(sep, axis=1)
+        ok = nrm > 0
+        val = (dist[np.arange(len(pts)), g] ** 2 - dist[np.arange(len(pts)), own] ** 2) / (2 * np.where(ok, nrm, 1))
+        brute = np.where(ok, np.minimum(brute, val), brute)
+    assert np.allclose(ms.boundary_distance(pts[:, 0], pts[:, 1]), brute, rtol=1e-9, atol=1e-15)
+
+
+def test_labels_are_voronoi_cells():
+    ms = columnar_voronoi((200e-9, 200e-9), spacing=5e-9, thickness=50e-9, grain_size=60e-9, rng=3)
+    x, y = ms.pixel_centers()
+    X, Y = np.meshgrid(x, y, indexing="ij")
+    # pixels far from any boundary belong to the nearest seed (those near it may go either way)
+    far = ms.boundary_distance(X, Y) > 3e-9
+    d = np.stack([X, Y], -1)[..., None, :] - ms.seeds
+    d -= np.array(ms.extent) * np.round(d / np.array(ms.extent))
+    nearest = np.argmin(np.linalg.norm(d, axis=-1), axis=-1)
+    assert np.array_equal(nearest[far], ms.labels[far])
+
+
+def test_bad_input_names_the_field():
+    with pytest.raises(ParameterError, match="microstructure.grain_size"):
+        columnar_voronoi((1e-7, 1e-7), spacing=1e-9, thickness=1e-8, grain_size=-1.0)
+    with pytest.raises(ParameterError, match="microstructure.spacing"):
+        columnar_voronoi((1e-7, 1e-7), spacing=1e-7, thickness=1e-8, grain_size=1e-8)
+
+
+def test_graded_widths_cover_the_length():
+    w = graded_widths(1e-12, 1.3, 50e-9, max_width=5e-9)
+    assert w.sum() == pytest.approx(50e-9, rel=1e-12)
+    assert w[0] == 1e-12 and w.max() <= 5e-9 * 1.5
+    assert np.all(w[1:-1] / w[:-2] <= 1.3 + 1e-12)

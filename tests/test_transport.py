@@ -1,0 +1,112 @@
+import numpy as np
+import pytest
+
+from esmsim.microstructure import Grid, graded_widths
+from esmsim.transport import assemble, boundary_network, solve_frequency, tip_rhs
+
+D0 = 5e-15
+
+
+def _two_grains(n=12, h=5e-9, nz=8, vertical=True):
+    lab = np.zeros((n, n), int)
+    if vertical:
+        lab[n // 2:, :] = 1
+    else:  # 45 degree boundary: staircase
+        ii, jj = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+        lab[ii + jj >= n] = 1
+    grid = Grid(np.full(n, h), np.full(n, h), graded_widths(0.05e-9, 1.3, 40e-9))
+    return lab, grid
+
+
+def test_conductance_matrix_conserves_mass():
+    lab, grid = _two_grains(vertical=False)
+    net = boundary_network(lab, 5e-9, 5e-9, normal=lambda a, b: np.tile([[1, 1]], (len(a), 1)) / np.sqrt(2))
+    D = np.full(grid.shape + (3,), D0)
+    s = assemble(grid, D, boundaries=net, D_gb=1e4 * D0, gb_width=1e-9)
+    assert np.allclose(np.asarray(s.K.sum(axis=1)).ravel(), 0, atol=1e-12 * abs(s.K).max())
+    assert (s.K - s.K.T).count_nonzero() == 0 or abs(s.K - s.K.T).max() == 0
+    # storage: the slabs' volume is taken out of the columns, the total is the grid's volume
+    assert s.volume.sum() == pytest.approx(grid.volumes().sum(), rel=1e-12)
+    assert np.all(s.volume > 0)
+
+
+def test_uniform_surface_value_gives_uniform_static_solution():
+    lab, grid = _two_grains(vertical=False)
+    net = boundary_network(lab, 5e-9, 5e-9, normal=lambda a, b: np.tile([[1, 1]], (len(a), 1)) / np.sqrt(2))
+    s = assemble(grid, np.full(grid.shape + (3,), D0), boundaries=net, D_gb=1e3 * D0, gb_width=1e-9)
+    diag, b = tip_rhs(s, (0.0, 0.0), profile="disk", width=1.0)
+    c = solve_frequency(s, 0.0, diag, b)[0]
+    assert np.allclose(c, 1.0, rtol=1e-10)
+
+
+def test_staircase_weight():
+    lab, _ = _two_grains(vertical=False)
+    n = np.array([[1.0, 1.0]]) / np.sqrt(2)
+    net = boundary_network(lab, 5e-9, 5e-9, normal=lambda a, b: np.repeat(n, len(a), 0))
+    assert np.allclose(net.weight, 1 / np.sqrt(2))
+    # a straight boundary: one face per row, linked to its neighbours along y
+    lab2, _ = _two_grains(vertical=True)
+    net2 = boundary_network(lab2, 5e-9, 5e-9)
+    assert net2.n_faces == 12 and len(net2.link_faces) == 11
+    assert np.allclose(net2.link_length, 5e-9)
+
+
+def test_periodic_surface_concentration_closed_form():
+    # PHYSICS.md sec. 5 item 2: c = c0 exp(-(1+i) z / l), on the graded z grid of the maps
+    omega = 2 * np.pi * 350e3
+    L = np.sqrt(D0 / omega)
+    dz = graded_widths(L / 16, 1.15, 30 * L)
+    grid = Grid([1e-9], [1e-9], dz)
+    s = assemble(grid, np.full(grid.shape + (3,), D0))
+    diag, b = tip_rhs(s, (0, 0), profile="disk", width=1.0)
+    c = solve_frequency(s, omega, diag, b)[0]
+    l = np.sqrt(2 * D0 / omega)
+    z = grid.centers(2)
+    exact = np.exp(-(1 + 1j) * z / l)
+    near = z < 5 * l
+    # second-order FV on a fine graded grid: pointwise error below 0.5 % of c0 in the layer
+    assert np.max(np.abs(c[near] - exact[near])) < 5e-3
+
+
+def test_boundary_with_bulk_diffusivity_is_invisible():
+    """s = 1 and isotropic grains: the slab network must reproduce the boundary-free solution."""
+    lab, grid = _two_grains(vertical=True)
+    D = np.full(grid.shape + (3,), D0)
+    plain = assemble(grid, D)
+    net = boundary_network(lab, 5e-9, 5e-9)
+    withgb = assemble(grid, D, boundaries=net, D_gb=D0, gb_width=1e-9)
+    omega = 2 * np.pi * 1e3
+    tip = (30e-9, 30e-9)  # on the boundary plane x = 30 nm
+    out = []
+    for s in (plain, withgb):
+        diag, b = tip_rhs(s, tip, profile="lorentzian", width=10e-9)
+        c = solve_frequency(s, omega, diag, b)[0]
+        out.append(np.sum(c * s.volume))  # total Li
+    assert out[1] == pytest.approx(out[0], rel=2e-3)
+
+
+def test_fast_boundary_result_independent_of_voxel_size():
+    """At fixed delta and D_gb the boundary slab gives the same Li uptake for 5 nm and 2.5 nm pixels."""
+    omega = 2 * np.pi * 350e3
+    totals = []
+    for h, n in ((5e-9, 16), (2.5e-9, 32)):
+        lab = np.zeros((n, n), int)
+        lab[n // 2:, :] = 1
+        dz = graded_widths(0.01e-9, 1.25, 40e-9, max_width=h)
+        grid = Grid(np.full(n, h), np.full(n, h), dz)
+        D = np.full(grid.shape + (3,), D0)
+        s = assemble(grid, D, boundaries=boundary_network(lab, h, h), D_gb=1e4 * D0, gb_width=1e-9)
+        diag, b = tip_rhs(s, (40e-9, 40e-9), profile="lorentzian", width=10e-9)
+        c = solve_frequency(s, omega, diag, b)[0]
+        totals.append(np.sum(c[s.n_bulk:] * s.volume[s.n_bulk:]))  # Li in the boundary slab
+    assert abs(totals[1] / totals[0] - 1) < 0.03
+
+
+def test_amg_and_direct_agree():
+    lab, grid = _two_grains(vertical=True)
+    D = np.full(grid.shape + (3,), D0)
+    s = assemble(grid, D, boundaries=boundary_network(lab, 5e-9, 5e-9), D_gb=1e2 * D0, gb_width=1e-9)
+    diag, b = tip_rhs(s, (30e-9, 30e-9), profile="lorentzian", width=10e-9)
+    a = solve_frequency(s, 2e5, diag, b, method="direct")[0]
+    m = solve_frequency(s, 2e5, diag, b, method="amg")[0]
+    assert np.allclose(a, m, rtol=1e-6, atol=1e-8 * np.abs(a).max())

@@ -1,0 +1,28 @@
+"""Validation cases of esmsim against closed-form results (PHYSICS.md sec. 5).
+
+Each case module has ``run(out_dir, fast) -> list[CaseResult]`` and writes
+its figure into ``out_dir``. Run them all with ``python -m validation`` (from
+a source checkout) or ``esmsim validate``; ``--fast`` runs the CI subset.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+# name -> (module, in the fast subset); the fast subset runs in CI
+CASES = {
+    "mechanics_point": ("mechanics_point", True),
+    "transport_1d_periodic": ("transport_1d", True),
+    "halfspace_lorentzian": ("halfspace", True),
+    "gb_contrast": ("gb_contrast", True),
+}
+
+
+def load(name: str):
+    """The module of a case."""
+    return importlib.import_module(f".{CASES[name][0]}", __name__)
+
+
+from ._runner import run_validation  # noqa: E402
+
+__all__ = ["CASES", "load", "run_validation"]
