@@ -105,3 +105,14 @@ def test_validation_runner_writes_report(tmp_path):
     assert lines[0].startswith("mechanics_nucleus_of_strain: PASS ")
     assert (tmp_path / "report.md").read_text().count("| PASS |") == 2
     assert (tmp_path / "mechanics_point.png").exists()
+
+
+def test_microstructure_recipes_are_valid_configs():
+    from pathlib import Path
+
+    recipes = sorted((Path(__file__).resolve().parents[1] / "microstructures").glob("*.toml"))
+    if not recipes:
+        pytest.skip("microstructures/ not present (installed package without the source tree)")
+    for path in recipes:
+        cfg = load_config(path)
+        assert cfg["microstructure"]["generator"] == "columnar_voronoi", path.name

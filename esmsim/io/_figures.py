@@ -28,15 +28,20 @@ def map_figure(ds, path, *, title: str | None = None) -> Path:
     fig = Figure(figsize=(13.5, 4.2), layout="constrained")
     axes = fig.subplots(1, 3)
     labels = ds["grain_labels"].values
-    axes[0].imshow(np.mod(labels * 0.618034, 1.0), origin="lower", extent=ext, cmap="Pastel1", interpolation="nearest")
-    axes[0].contour(xv, yv, ds["boundary_mask"].values, levels=[0.5], colors="k", linewidths=0.8)
-    axes[0].set_title(f"grains ({ds.sizes['grain']}) and boundaries")
+    rgb = matplotlib.colormaps["tab20"](np.mod(labels, 20))[..., :3]
+    rgb[ds["boundary_mask"].values > 0] = 0.15
+    axes[0].imshow(rgb, origin="lower", extent=ext, interpolation="nearest")
+    axes[0].set_title(f"grains ({ds.sizes['grain']}) and boundaries (ground truth)")
     mext = [x[0] - (x[1] - x[0]) / 2 if x.size > 1 else ext[0], x[-1] + (x[1] - x[0]) / 2 if x.size > 1 else ext[1],
             y[0] - (y[1] - y[0]) / 2 if y.size > 1 else ext[2], y[-1] + (y[1] - y[0]) / 2 if y.size > 1 else ext[3]]
     amp = ds["amplitude"].values * 1e12
-    im = axes[1].imshow(amp, origin="lower", extent=mext, cmap="inferno", interpolation="nearest")
+    from matplotlib.colors import LogNorm
+
+    positive = amp[amp > 0]
+    norm = LogNorm(positive.min(), positive.max()) if positive.size and positive.max() > 3 * positive.min() else None
+    im = axes[1].imshow(amp, origin="lower", extent=mext, cmap="inferno", interpolation="nearest", norm=norm)
     fig.colorbar(im, ax=axes[1], label="ESM amplitude (pm/V)")
-    axes[1].set_title("amplitude")
+    axes[1].set_title("amplitude" + (" (log scale)" if norm is not None else ""))
     im = axes[2].imshow(ds["phase"].values, origin="lower", extent=mext, cmap="twilight_shifted", interpolation="nearest")
     fig.colorbar(im, ax=axes[2], label="phase (deg)")
     axes[2].set_title("phase")
