@@ -260,7 +260,7 @@ def _material(section):
     for key, raw in section["overrides"].items():
         field = f"material.overrides.{key}"
         if key not in mat:
-            raise ConfigError(field, mat._unknown_message(key))
+            raise ConfigError(field, mat.unknown_key_message(key))
         rec = mat.parameters[key]
         if isinstance(raw, str):
             values[key] = parse_quantity(raw, field=field, unit=rec.unit or "dimensionless", example=f"{rec.value:g} {rec.unit}")

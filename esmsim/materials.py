@@ -126,9 +126,10 @@ class Material:
         try:
             return self.parameters[key]
         except KeyError:
-            raise ParameterError(f"material.{key}", self._unknown_message(key)) from None
+            raise ParameterError(f"material.{key}", self.unknown_key_message(key)) from None
 
-    def _unknown_message(self, key: str) -> str:
+    def unknown_key_message(self, key: str) -> str:
+        """Message for an unknown parameter name, with the closest valid names."""
         close = difflib.get_close_matches(str(key), list(self.parameters), n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
         return f"unknown parameter of {self.name}; {hint}valid keys: {', '.join(self.parameters)}"

@@ -14,10 +14,8 @@ __all__ = ["map_figure"]
 def map_figure(ds, path, *, title: str | None = None) -> Path:
     """Three panels: grain map with boundaries, amplitude (pm/V), phase (deg); written atomically as PNG."""
     import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-    from matplotlib.figure import Figure
+    from matplotlib.colors import LogNorm
+    from matplotlib.figure import Figure  # no pyplot: no global state, no screen needed
 
     x = ds["x"].values * 1e9
     y = ds["y"].values * 1e9
@@ -35,8 +33,6 @@ def map_figure(ds, path, *, title: str | None = None) -> Path:
     mext = [x[0] - (x[1] - x[0]) / 2 if x.size > 1 else ext[0], x[-1] + (x[1] - x[0]) / 2 if x.size > 1 else ext[1],
             y[0] - (y[1] - y[0]) / 2 if y.size > 1 else ext[2], y[-1] + (y[1] - y[0]) / 2 if y.size > 1 else ext[3]]
     amp = ds["amplitude"].values * 1e12
-    from matplotlib.colors import LogNorm
-
     positive = amp[amp > 0]
     norm = LogNorm(positive.min(), positive.max()) if positive.size and positive.max() > 3 * positive.min() else None
     im = axes[1].imshow(amp, origin="lower", extent=mext, cmap="inferno", interpolation="nearest", norm=norm)
@@ -53,5 +49,4 @@ def map_figure(ds, path, *, title: str | None = None) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
-    plt.close("all")
     return path

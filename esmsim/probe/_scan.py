@@ -138,6 +138,12 @@ class _Window:
         r = np.arange(max(lo - self.hw, 0), min(hi + self.hw + 1, n))
         return r, lo - r[0]
 
+    def _labels(self, ix, iy):
+        """Grain labels of the window of tips ``ix x iy`` and the offsets of ``(ix[0], iy[0])`` in it."""
+        xi, ox = self._range(ix[0], ix[-1], self.ms.shape[0])
+        yi, oy = self._range(iy[0], iy[-1], self.ms.shape[1])
+        return self.ms.labels[np.ix_(xi, yi)], ox, oy
+
     def solve_tile(self, ix: np.ndarray, iy: np.ndarray) -> np.ndarray:
         """Complex response (m/V) at every tip position ``(ix[a], iy[b])``; one factorisation for all.
 
@@ -146,11 +152,9 @@ class _Window:
         """
         ms, st = self.ms, self.settings
         ix, iy = np.asarray(ix), np.asarray(iy)
-        xi, ox = self._range(ix[0], ix[-1], ms.shape[0])
-        yi, oy = self._range(iy[0], iy[-1], ms.shape[1])
-        lab = ms.labels[np.ix_(xi, yi)]
+        lab, ox, oy = self._labels(ix, iy)
         h = ms.spacing[0]
-        grid = Grid(np.full(xi.size, h), np.full(yi.size, h), self.dz)
+        grid = Grid(np.full(lab.shape[0], h), np.full(lab.shape[1], h), self.dz)
         D = np.broadcast_to(self.Dg[lab][:, :, None, :], grid.shape + (3,))
         net = boundary_network(lab, h, h, periodic=False, normal=ms.boundary_normal)
         system = assemble(grid, D, bottom=st.bottom, boundaries=net,
@@ -181,10 +185,7 @@ class _Window:
         """Grain id if the windows of all tips ``ix x iy`` hold one grain only (periodic films)."""
         if not self.ms.periodic:
             return None
-        ix, iy = np.atleast_1d(ix), np.atleast_1d(iy)
-        xi, _ = self._range(ix[0], ix[-1], self.ms.shape[0])
-        yi, _ = self._range(iy[0], iy[-1], self.ms.shape[1])
-        lab = self.ms.labels[np.ix_(xi, yi)]
+        lab = self._labels(np.atleast_1d(ix), np.atleast_1d(iy))[0]
         g = lab.flat[0]
         return int(g) if np.all(lab == g) else None
 
