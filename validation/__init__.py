@@ -12,6 +12,7 @@ import importlib
 # name -> (module, in the fast subset); the fast subset runs in CI
 CASES = {
     "mechanics_point": ("mechanics_point", True),
+    "fipy_reference": ("fipy_reference", True),
     "transport_1d_periodic": ("transport_1d", True),
     "halfspace_lorentzian": ("halfspace", True),
     "gb_contrast": ("gb_contrast", True),
