@@ -56,6 +56,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "seed": Field("int", 0, low=0, doc="seed of every random thing (microstructure, orientations)"),
     },
     "microstructure": {
+        "file": Field("str", None, doc="recipe TOML whose [microstructure] table is used (keys here override it); "
+                                       "relative to this config's folder"),
         "generator": Field("choice", "columnar_voronoi", choices=("columnar_voronoi",),
                            doc="microstructure recipe"),
         "size": Field("pair", ("320 nm", "320 nm"), dim=_L, example="320 nm", low=1e-9, high=1e-3,
@@ -82,7 +84,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "amplitude": Field("quantity", "1 V", dim=_V, example="1 V", low=0.0, high=100.0, doc="AC bias amplitude"),
     },
     "scan": {
-        "pixels": Field("ipair", (64, 64), low=1, high=4096, doc="map size [nx, ny] (tip positions)"),
+        "pixels": Field("ipair", "auto", low=1, high=4096,
+                        doc="map size [nx, ny] (tip positions), or 'auto': one per voxel, at most 64 per axis"),
         "window": Field("quantity", "auto", dim=_L, example="30 nm", low=1e-9, high=1e-4,
                         doc="lateral half-width of the solve window around the tip, or 'auto'"),
         "bottom": Field("choice", "blocking", choices=("blocking", "reservoir"), doc="film bottom"),
@@ -177,6 +180,8 @@ def _si_unit(dim):
 
 def _parse_field(name: str, value, spec: Field):
     k = spec.kind
+    if value is None and spec.default is None:
+        return None
     if k == "quantity":
         if value == "auto":
             if spec.default == "auto":
@@ -189,6 +194,8 @@ def _parse_field(name: str, value, spec: Field):
         return tuple(_range(f"{name}[{i}]", parse_quantity(v, field=f"{name}[{i}]", dim=spec.dim, example=spec.example),
                             spec, _si_unit(spec.dim)) for i, v in enumerate(value))
     if k == "ipair":
+        if value == "auto" and spec.default == "auto":
+            return None
         if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(
                 isinstance(v, int) and not isinstance(v, bool) for v in value):
             raise ConfigError(name, f"got {value!r}; expected a list of two integers, e.g. [64, 64]")
@@ -232,7 +239,7 @@ class Config:
         ``values[section][field]`` in SI (lengths m, frequencies Hz, voltages V);
         ``None`` for fields left on ``"auto"``.
     source : dict
-        The config as written (for provenance).
+        The config as written, with a referenced recipe file merged in (for provenance).
     """
 
     values: dict
@@ -272,10 +279,38 @@ def _material(section):
         raise ConfigError(exc.field.replace("material.", "material.overrides.", 1), exc.message) from None
 
 
-def parse_config(data: Mapping) -> Config:
+def _resolve_recipe(data: Mapping, base_dir: Path) -> dict:
+    """Merge the [microstructure] table of ``microstructure.file`` under the config's own keys."""
+    section = data.get("microstructure")
+    if not isinstance(section, Mapping) or "file" not in section:
+        return dict(data)
+    ref = section["file"]
+    if not isinstance(ref, str) or not ref.strip():
+        raise ConfigError("microstructure.file", f"got {ref!r}; expected the path of a recipe TOML file")
+    path = (base_dir / ref).resolve()
+    try:
+        recipe = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError("microstructure.file", f"cannot read {str(path)!r} ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("microstructure.file", f"{str(path)!r} is not valid TOML: {exc}") from None
+    table = recipe.get("microstructure")
+    if not isinstance(table, Mapping):
+        raise ConfigError("microstructure.file", f"{str(path)!r} has no [microstructure] table")
+    if "file" in table:
+        raise ConfigError("microstructure.file", f"{str(path)!r} refers to another file; one level only")
+    merged = dict(data)
+    merged["microstructure"] = {**table, **{k: v for k, v in section.items() if k != "file"}, "file": str(path)}
+    return merged
+
+
+def parse_config(data: Mapping, *, base_dir=None) -> Config:
     """Validate a config given as a nested mapping (as read from TOML).
 
-    Missing sections and fields take their defaults (``SCHEMA``).
+    Missing sections and fields take their defaults (``SCHEMA``). A
+    ``microstructure.file`` reference is read (relative to ``base_dir``,
+    default the current folder) and its ``[microstructure]`` table used under
+    the keys given here.
 
     Raises
     ------
@@ -284,6 +319,8 @@ def parse_config(data: Mapping) -> Config:
     """
     if not isinstance(data, Mapping):
         raise ConfigError("config", f"expected a table, got {type(data).__name__}")
+    data = _resolve_recipe(data, Path(base_dir) if base_dir is not None else Path.cwd())
+    source = copy.deepcopy(dict(data))  # with the recipe merged in: self-contained provenance
     values = {}
     for sec in data:
         if sec not in SCHEMA:
@@ -299,13 +336,15 @@ def parse_config(data: Mapping) -> Config:
         for key, spec in fields.items():
             raw = given.get(key, spec.default)
             values[sec][key] = _parse_field(f"{sec}.{key}", raw, spec)
-    cfg = Config(values, copy.deepcopy(dict(data)))
+    cfg = Config(values, source)
     cfg.material()  # validate the overrides now
     ms = values["microstructure"]
     if ms["spacing"] * 2 > min(ms["size"]):
         raise ConfigError("microstructure.spacing", f"got {ms['spacing']:g} m; must be at most half the film size "
                                                     f"{min(ms['size']):g} m")
     n_pix = [int(round(s / ms["spacing"])) for s in ms["size"]]
+    if values["scan"]["pixels"] is None:
+        values["scan"]["pixels"] = tuple(min(n, 64) for n in n_pix)
     for i, (p, n) in enumerate(zip(values["scan"]["pixels"], n_pix)):
         if p > n:
             raise ConfigError(f"scan.pixels[{i}]", f"got {p}; the film has only {n} voxels along this axis "
@@ -333,4 +372,4 @@ def load_config(path) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), f"not valid TOML: {exc}") from None
-    return parse_config(data)
+    return parse_config(data, base_dir=path.parent)

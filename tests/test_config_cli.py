@@ -116,3 +116,19 @@ def test_microstructure_recipes_are_valid_configs():
     for path in recipes:
         cfg = load_config(path)
         assert cfg["microstructure"]["generator"] == "columnar_voronoi", path.name
+
+
+def test_microstructure_file_reference(tmp_path):
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "recipes" / "film.toml").write_text(
+        '# a recipe\n[microstructure]\nsize = ["200 nm", "100 nm"]\ngrain_size = "70 nm"\nspacing = "4 nm"\n')
+    (tmp_path / "run.toml").write_text('[microstructure]\nfile = "recipes/film.toml"\ngrain_size = "50 nm"\n')
+    cfg = load_config(tmp_path / "run.toml")
+    ms = cfg["microstructure"]
+    assert ms["size"] == pytest.approx((200e-9, 100e-9)) and ms["spacing"] == pytest.approx(4e-9)
+    assert ms["grain_size"] == pytest.approx(50e-9)  # the config's own key wins
+    assert cfg.source["microstructure"]["size"] == ["200 nm", "100 nm"]  # provenance is self-contained
+    (tmp_path / "bad.toml").write_text('[microstructure]\nfile = "recipes/nope.toml"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "bad.toml")
+    assert info.value.field == "microstructure.file" and "cannot read" in info.value.message

@@ -22,12 +22,16 @@ __all__ = ["box_kernel", "surface_displacement_points", "nucleus_of_strain"]
 
 
 def _xlog_plus(coef, a, r, rest):
-    """``coef * ln(a + r)`` with ``r = sqrt(a^2 + rest)``, stable for a < 0 and zero where coef == 0."""
+    """``coef * ln(a + r)`` with ``r = sqrt(a^2 + rest)``, stable for a < 0.
+
+    The logarithm is infinite only where its argument underflows to zero, which
+    needs ``|coef|`` itself at the underflow limit; the product's limit is then 0.
+    """
     with np.errstate(divide="ignore", invalid="ignore"):
         pos = np.log(a + r)
         neg = np.log(rest) - np.log(r - a)
         val = np.where(a >= 0, pos, neg)
-        return np.where(coef == 0, 0.0, coef * val)
+        return np.where((coef == 0) | ~np.isfinite(val), 0.0, coef * val)
 
 
 def _phi(x, y, z):
