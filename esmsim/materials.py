@@ -214,6 +214,7 @@ _COMMON_RANGES = {
     "nu": (0.0, 0.4999),
     "gb_width": (1e-10, 5e-9),
     "gb_enhancement": (1e-6, 1e7),
+    "gb_factor": (1e-8, 1e8),
     "dU_dx": (1e-3, 10.0),
     "temperature": (150.0, 600.0),
     "c_max": (1e3, 2e5),
@@ -230,6 +231,11 @@ def _common(*, c_max, c_src, E, nu, mech_src, gb_enh, gb_src, dU_dx, dU_src=_OCV
         "nu": _p(nu, "", "Poisson's ratio", mech_src, r["nu"]),
         "gb_width": _p(1e-9, "m", "grain-boundary width delta", _GB + ": 0.5-1 nm", r["gb_width"]),
         "gb_enhancement": _p(gb_enh, "", "D_gb / D_bulk (s < 1: blocking boundary)", gb_src, r["gb_enhancement"]),
+        "gb_factor_low_angle": _p(1.0, "", "D_gb multiplier of low-angle boundaries (disorientation < 15 deg)",
+                                  "default: no class dependence", r["gb_factor"]),
+        "gb_factor_twin": _p(1.0, "", "D_gb multiplier of twin boundaries (trigonal: 60 deg about c; cubic: Sigma3)",
+                             "default: no class dependence; PHYSICS.md sec. 6: some LiCoO2 boundaries, e.g. twins, "
+                             "slow Li (set < 1/gb_enhancement for a blocking twin)", r["gb_factor"]),
         "dU_dx": _p(dU_dx, "V", "|dU/dx|, OCV slope per unit Li fraction", dU_src, r["dU_dx"]),
         "temperature": _p(298.15, "K", "temperature", _T, r["temperature"]),
     }

@@ -5,6 +5,7 @@ amplitude divided by the interior amplitude of the same grain (see
 validation/gb_contrast.py for why each bound is what it is).
 """
 
+import numpy as np
 import pytest
 
 from esmsim_validation import gb_contrast
@@ -30,4 +31,10 @@ def test_ground_truth_is_in_the_dataset(maps):
                  "quaternion", "euler_bunge"):
         assert name in ds
     assert ds["amplitude"].attrs["units"] == "m/V"
+    # boundary table: every adjacent pair once, areas add up to the boundary area of the film
+    pairs = ds["boundary_grains"].values
+    assert len({tuple(p) for p in pairs}) == len(pairs) and np.all(pairs[:, 0] < pairs[:, 1])
+    assert np.all(ds["boundary_area"].values > 0)
+    mis = np.degrees(ds["boundary_misorientation"].values)
+    assert np.all((mis >= 0) & (mis <= 104.5))  # trigonal (32) maximum disorientation
     assert "out of the sample" in ds.attrs["sign_convention"]

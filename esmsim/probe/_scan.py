@@ -22,6 +22,7 @@ from ..mechanics._halfspace import box_kernel
 from ..microstructure._columnar import ColumnarMicrostructure
 from ..microstructure._grid import Grid, graded_widths
 from ..microstructure._orientations import rotate_diagonal
+from ..microstructure._symmetry import classify_boundaries
 from ..transport._boundaries import boundary_network
 from ..transport._frequency import solve_frequency, tip_rhs
 from ..transport._operator import assemble
@@ -106,6 +107,30 @@ def grain_diffusivities(ms: ColumnarMicrostructure, material: Material) -> np.nd
     return np.stack([T[:, 0, 0], T[:, 1, 1], T[:, 2, 2]], -1)
 
 
+def boundary_factors(ms: ColumnarMicrostructure, material: Material) -> np.ndarray:
+    """D_gb multiplier for every grain pair from its boundary class, shape (n_grains, n_grains).
+
+    Low-angle boundaries get ``gb_factor_low_angle``, twins ``gb_factor_twin``,
+    high-angle boundaries 1 (classes from the disorientation under the
+    material's crystal symmetry, see :func:`esmsim.microstructure.classify_boundaries`).
+    """
+    n = ms.n_grains
+    f = np.ones((n, n))
+    low, twin = material["gb_factor_low_angle"], material["gb_factor_twin"]
+    if low == 1.0 and twin == 1.0:
+        return f
+    _, cls = boundary_classes(ms, material)
+    f[cls == 1] = low
+    f[cls == 2] = twin
+    return f
+
+
+def boundary_classes(ms: ColumnarMicrostructure, material: Material) -> tuple[np.ndarray, np.ndarray]:
+    """Disorientation angle (rad) and class code of every grain pair, each shape (n_grains, n_grains)."""
+    q = ms.quaternions
+    return classify_boundaries(q[:, None, :], q[None, :, :], material.symmetry)
+
+
 def _z_widths(ms, material, settings, Dg):
     """Graded z cells: first cell ``z_first * L_min``, down to 10 L_max or the film bottom."""
     L_min, L_max = settings.diffusion_lengths(material, Dg[:, 2].min())
@@ -127,6 +152,7 @@ class _Window:
         self.C0 = 1.0 / material.dU_dc  # mol/m^3 per volt (PHYSICS.md sec. 2: C0 = V / |dU/dc|)
         self.pref = (1 + material["nu"]) / np.pi * material.beta_isotropic * self.C0
         self._bulk_weights = {}
+        self.gb_factor = boundary_factors(ms, material)
 
     def _range(self, lo, hi, n):
         """Window indices covering tip pixels lo..hi plus the margin, and the offset of lo in it."""
@@ -157,8 +183,8 @@ class _Window:
         grid = Grid(np.full(lab.shape[0], h), np.full(lab.shape[1], h), self.dz)
         D = np.broadcast_to(self.Dg[lab][:, :, None, :], grid.shape + (3,))
         net = boundary_network(lab, h, h, periodic=False, normal=ms.boundary_normal)
-        system = assemble(grid, D, bottom=st.bottom, boundaries=net,
-                          D_gb=self.material.D_gb, gb_width=self.material["gb_width"])
+        D_gb = self.material.D_gb * self.gb_factor[net.grains[:, 0], net.grains[:, 1]]
+        system = assemble(grid, D, bottom=st.bottom, boundaries=net, D_gb=D_gb, gb_width=self.material["gb_width"])
         tips = [((ox + a - ix[0] + 0.5) * h, (oy + b - iy[0] + 0.5) * h) for a in ix for b in iy]
         diag = None
         rhs = np.empty((system.n, len(tips)))

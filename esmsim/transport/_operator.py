@@ -105,8 +105,10 @@ def assemble(
         Bottom of the film: no flux, or held at delta_c = 0 (a Li reservoir).
     boundaries : BoundaryNetwork, optional
         Grain-boundary faces of the (columnar) label map, extruded through all layers.
-    D_gb, gb_width : float
-        Boundary diffusivity (m^2/s) and width delta (m); required with ``boundaries``.
+    D_gb : float or ndarray, shape (n_faces,)
+        Boundary diffusivity (m^2/s), one value or one per face (boundary classes); required with ``boundaries``.
+    gb_width : float
+        Boundary width delta (m); required with ``boundaries``.
 
     Returns
     -------
@@ -194,6 +196,7 @@ def assemble(
     if have_gb:
         nf = boundaries.n_faces
         n = nb + nf * nz
+        Dgb = np.broadcast_to(np.asarray(D_gb, dtype=float), (nf,))
         gidx = nb + np.arange(nf * nz).reshape(nf, nz)
         h_t = np.where(ax == 0, hy[lj], hx[li])  # tangential (in-plane) width of the face
         face_area = h_t[:, None] * hz[None, :]  # staircase face area per layer
@@ -201,7 +204,7 @@ def assemble(
         # exchange with the bulk on both sides: centre to slab edge in the bulk, then half the slab
         for (ci, cj, hn) in ((li, lj, h_lo), (hi_, hj, h_hi)):
             Dn = np.where(ax[:, None] == 0, D[ci, cj, :, 0], D[ci, cj, :, 1])
-            r = (0.5 * (hn - dw))[:, None] / np.maximum(Dn, 1e-300) + (0.5 * dw / D_gb)[:, None]
+            r = (0.5 * (hn - dw))[:, None] / np.maximum(Dn, 1e-300) + (0.5 * dw / Dgb)[:, None]
             la.append(idx[ci, cj, :].ravel())
             lb.append(gidx.ravel())
             lg.append((face_area / r).ravel())
@@ -210,24 +213,25 @@ def assemble(
             dzc = 0.5 * (hz[:-1] + hz[1:])
             la.append(gidx[:, :-1].ravel())
             lb.append(gidx[:, 1:].ravel())
-            lg.append((D_gb * dw[:, None] * h_t[:, None] / dzc[None, :]).ravel())
+            lg.append(((Dgb * dw * h_t)[:, None] / dzc[None, :]).ravel())
         # lateral conduction along the staircase (through pixel corners)
         if boundaries.link_faces.size:
             fa, fb = boundaries.link_faces[:, 0], boundaries.link_faces[:, 1]
             inv_w = 0.5 * (1.0 / w[fa] + 1.0 / w[fb])
-            gl = D_gb * delta * inv_w[:, None] * hz[None, :] / boundaries.link_length[:, None]
+            D_link = 2.0 / (1.0 / Dgb[fa] + 1.0 / Dgb[fb])  # harmonic mean where boundary classes meet
+            gl = (D_link * delta * inv_w)[:, None] * hz[None, :] / boundaries.link_length[:, None]
             la.append(gidx[fa].ravel())
             lb.append(gidx[fb].ravel())
             lg.append(gl.ravel())
         diag = np.concatenate([diag, np.zeros(nf * nz)])
         if bottom == "reservoir":
-            diag[gidx[:, -1]] += D_gb * dw * h_t / (0.5 * hz[-1])
+            diag[gidx[:, -1]] += Dgb * dw * h_t / (0.5 * hz[-1])
         # surface contact of each slab
         fx = np.where(ax == 0, xe[li + 1], xc[li])
         fy = np.where(ax == 0, yc[lj], ye[lj + 1])
         top_index.append(gidx[:, 0])
         top_xy.append(np.stack([fx, fy], -1))
-        top_g.append(D_gb * dw * h_t / (0.5 * hz[0]))
+        top_g.append(Dgb * dw * h_t / (0.5 * hz[0]))
         # geometry of the slabs for the mechanics
         half_t = 0.5 * h_t
         sx0 = np.where(ax == 0, fx - 0.5 * dw, fx - half_t)
