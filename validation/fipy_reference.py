@@ -21,7 +21,8 @@ from ._common import CaseResult, new_figure, save
 TOL = 1e-10
 
 
-def run(out_dir, fast: bool = True) -> list[CaseResult]:
+def compare(profile: str = "lorentzian"):
+    """Solve the case with esmsim and with FiPy; returns ``(grid, c_esmsim, c_fipy)``."""
     D0 = 5e-15
     grid = Grid(np.full(10, 5e-9), np.concatenate([np.full(4, 2e-9), np.full(4, 5e-9)]),
                 graded_widths(0.1e-9, 1.3, 40e-9))
@@ -30,10 +31,16 @@ def run(out_dir, fast: bool = True) -> list[CaseResult]:
     D[5:] = [0.1 * D0, D0, 0.7 * D0]
     D[:, :, 3:] *= 3.0
     tip = (22e-9, 10e-9)
-    ref = fipy_static_solve(grid, D, tip, profile="lorentzian", width=10e-9)
+    ref = fipy_static_solve(grid, D, tip, profile=profile, width=10e-9)
     s = assemble(grid, D)
-    diag, b = tip_rhs(s, tip, profile="lorentzian", width=10e-9)
-    c = solve_frequency(s, 0.0, diag, b)[0].reshape(grid.shape).real
+    diag, b = tip_rhs(s, tip, profile=profile, width=10e-9)
+    c = solve_frequency(s, 0.0, diag, b)[0].reshape(grid.shape)
+    return grid, c, ref
+
+
+def run(out_dir, fast: bool = True) -> list[CaseResult]:
+    grid, c, ref = compare()
+    c = c.real
     err = float(np.max(np.abs(c - ref)) / np.max(np.abs(ref)))
     fig, (a1, a2) = new_figure()
     z = grid.centers(2) * 1e9
