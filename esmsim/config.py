@@ -38,7 +38,7 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 class Field:
     """Specification of one config field."""
 
-    kind: str  # "quantity", "int", "float", "bool", "str", "choice", "pair", "ipair"
+    kind: str  # "quantity", "angle", "int", "float", "bool", "str", "choice", "pair", "ipair", "vec3", "table"
     default: Any = None
     dim: str | None = None  # pint dimensionality for quantities, e.g. "[length]"
     example: str = ""
@@ -56,8 +56,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "seed": Field("int", 0, low=0, doc="seed of every random thing (microstructure, orientations)"),
     },
     "microstructure": {
-        "file": Field("str", None, doc="recipe TOML whose [microstructure] table is used (keys here override it); "
-                                       "relative to this config's folder"),
+        "file": Field("str", None, doc="recipe TOML whose [microstructure] table is used (keys here override it), "
+                                       "or a saved microstructure (.nc); relative to this config's folder"),
         "generator": Field("choice", "columnar_voronoi", choices=("columnar_voronoi",),
                            doc="microstructure recipe"),
         "size": Field("pair", ("320 nm", "320 nm"), dim=_L, example="320 nm", low=1e-9, high=1e-3,
@@ -67,6 +67,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "grain_size": Field("quantity", "100 nm", dim=_L, example="100 nm", low=1e-9, high=1e-3,
                             doc="mean equivalent grain diameter"),
         "periodic": Field("bool", True, doc="periodic in x and y"),
+        "texture": Field("choice", "random", choices=("random", "fibre"), doc="orientation distribution"),
+        "fibre_axis": Field("vec3", (0.0, 0.0, 1.0), doc="crystal direction along the film normal (fibre texture)"),
+        "fibre_spread": Field("angle", "0 deg", example="10 deg", low=0.0, high=math.pi / 2,
+                              doc="standard deviation of the fibre axis' tilt"),
     },
     "material": {
         "name": Field("choice", "LiCoO2", choices=tuple(MATERIALS), doc="parameter set"),
@@ -188,6 +192,14 @@ def _parse_field(name: str, value, spec: Field):
                 return None
             raise ConfigError(name, f"'auto' is not allowed here; give a value such as {spec.example!r}")
         return _range(name, parse_quantity(value, field=name, dim=spec.dim, example=spec.example), spec, _si_unit(spec.dim))
+    if k == "angle":
+        return _range(name, parse_quantity(value, field=name, unit="radian", example=spec.example), spec, "rad")
+    if k == "vec3":
+        if (not isinstance(value, (list, tuple)) or len(value) != 3
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+                or not any(value)):
+            raise ConfigError(name, f"got {value!r}; expected three numbers, not all zero, e.g. [0, 0, 1]")
+        return tuple(float(v) for v in value)
     if k == "pair":
         if not isinstance(value, (list, tuple)) or len(value) != 2:
             raise ConfigError(name, f"got {value!r}; expected a list of two values, e.g. [{spec.example!r}, {spec.example!r}]")
@@ -279,6 +291,9 @@ def _material(section):
         raise ConfigError(exc.field.replace("material.", "material.overrides.", 1), exc.message) from None
 
 
+_SAVED = (".nc", ".nc4", ".h5")
+
+
 def _resolve_recipe(data: Mapping, base_dir: Path) -> dict:
     """Merge the [microstructure] table of ``microstructure.file`` under the config's own keys."""
     section = data.get("microstructure")
@@ -288,6 +303,14 @@ def _resolve_recipe(data: Mapping, base_dir: Path) -> dict:
     if not isinstance(ref, str) or not ref.strip():
         raise ConfigError("microstructure.file", f"got {ref!r}; expected the path of a recipe TOML file")
     path = (base_dir / ref).resolve()
+    if path.suffix in _SAVED:
+        others = [k for k in section if k != "file"]
+        if others:
+            raise ConfigError(f"microstructure.{others[0]}", "not allowed with a saved microstructure file "
+                                                             f"({path.name} defines the whole microstructure)")
+        merged = dict(data)
+        merged["microstructure"] = {"file": str(path)}
+        return merged
     try:
         recipe = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -336,9 +359,18 @@ def parse_config(data: Mapping, *, base_dir=None) -> Config:
         for key, spec in fields.items():
             raw = given.get(key, spec.default)
             values[sec][key] = _parse_field(f"{sec}.{key}", raw, spec)
+    ms = values["microstructure"]
+    if ms["file"] is not None and Path(ms["file"]).suffix in _SAVED:
+        from .io import load_microstructure
+
+        try:
+            saved = load_microstructure(ms["file"])
+        except ParameterError as exc:
+            raise ConfigError(exc.field, exc.message) from None
+        ms.update(size=saved.extent, spacing=saved.spacing[0], thickness=saved.thickness, periodic=saved.periodic,
+                  generator=saved.recipe.get("generator", "saved"))
     cfg = Config(values, source)
     cfg.material()  # validate the overrides now
-    ms = values["microstructure"]
     if ms["spacing"] * 2 > min(ms["size"]):
         raise ConfigError("microstructure.spacing", f"got {ms['spacing']:g} m; must be at most half the film size "
                                                     f"{min(ms['size']):g} m")

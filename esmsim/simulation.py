@@ -29,8 +29,13 @@ __all__ = ["build_microstructure", "map_settings", "map_dataset", "run", "RunOut
 def build_microstructure(config: Config) -> ColumnarMicrostructure:
     """The microstructure the config describes (seeded by ``simulation.seed``)."""
     m = config["microstructure"]
+    if m["file"] is not None and Path(m["file"]).suffix in (".nc", ".nc4", ".h5"):
+        from .io import load_microstructure
+
+        return load_microstructure(m["file"])
     return columnar_voronoi(m["size"], spacing=m["spacing"], thickness=m["thickness"], grain_size=m["grain_size"],
-                            periodic=m["periodic"], rng=config["simulation"]["seed"])
+                            periodic=m["periodic"], texture=m["texture"], fibre_axis=m["fibre_axis"],
+                            fibre_spread=m["fibre_spread"], rng=config["simulation"]["seed"])
 
 
 def map_settings(config: Config) -> MapSettings:

@@ -2,5 +2,6 @@
 
 from ._dataset import SIGN_CONVENTION, atomic_path, read_netcdf, write_netcdf
 from ._figures import map_figure
+from ._microstructure import load_microstructure, save_microstructure
 
-__all__ = ["SIGN_CONVENTION", "atomic_path", "read_netcdf", "write_netcdf", "map_figure"]
+__all__ = ["SIGN_CONVENTION", "atomic_path", "read_netcdf", "write_netcdf", "map_figure", "load_microstructure", "save_microstructure"]

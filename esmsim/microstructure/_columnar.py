@@ -9,6 +9,7 @@ itself, not from the pixels.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -16,8 +17,9 @@ from scipy.spatial import cKDTree
 from .._errors import ParameterError
 from ._grid import Grid
 from ._orientations import matrices_to_bunge, quaternions_to_matrices, random_quaternions
+from ._symmetry import quat_multiply
 
-__all__ = ["ColumnarMicrostructure", "columnar_voronoi"]
+__all__ = ["ColumnarMicrostructure", "columnar_voronoi", "columnar_from_labels", "fibre_quaternions"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -34,8 +36,9 @@ class ColumnarMicrostructure:
         Film thickness in m.
     quaternions : ndarray, shape (n_grains, 4)
         Scalar-first unit quaternions of the crystal -> sample rotation of each grain.
-    seeds : ndarray, shape (n_grains, 2)
-        Voronoi seed positions (m).
+    seeds : ndarray, shape (n_grains, 2), or None
+        Voronoi seed positions (m); None for an imported label image, whose
+        boundary normals and distances are then measured from the labels.
     periodic : bool
         Whether the tessellation (and labels) are periodic in x and y.
     recipe : dict
@@ -46,7 +49,7 @@ class ColumnarMicrostructure:
     spacing: tuple[float, float]
     thickness: float
     quaternions: np.ndarray
-    seeds: np.ndarray
+    seeds: np.ndarray | None
     periodic: bool = True
     recipe: dict = field(default_factory=dict)
 
@@ -89,28 +92,108 @@ class ColumnarMicrostructure:
         return d
 
     def boundary_normal(self, g1: np.ndarray, g2: np.ndarray) -> np.ndarray:
-        """Unit in-plane normal of the boundary plane between grains ``g1`` and ``g2``, shape (..., 2)."""
-        d = self._displacement(self.seeds[np.asarray(g2)] - self.seeds[np.asarray(g1)])
-        return d / np.linalg.norm(d, axis=-1, keepdims=True)
+        """Unit in-plane normal of the boundary plane between grains ``g1`` and ``g2``, shape (..., 2).
+
+        From the Voronoi seeds when there are seeds (exact); otherwise the
+        normal of the straight line fitted (principal axes) through the centres
+        of the pixel faces the two grains share.
+        """
+        g1, g2 = np.asarray(g1), np.asarray(g2)
+        if self.seeds is not None:
+            d = self._displacement(self.seeds[g2] - self.seeds[g1])
+            return d / np.linalg.norm(d, axis=-1, keepdims=True)
+        table = self._fitted_normals
+        return table[g1, g2]
+
+    @cached_property
+    def _fitted_normals(self) -> np.ndarray:
+        from ..transport._boundaries import boundary_network
+
+        n = self.n_grains
+        table = np.zeros((n, n, 2))
+        table[..., 0] = 1.0
+        net = boundary_network(self.labels, self.spacing[0], self.spacing[1], periodic=self.periodic)
+        if not net.n_faces:
+            return table
+        hx, hy = self.spacing
+        # face centres, unwrapped next to the low-side pixel (periodic faces stay contiguous)
+        cx = (net.low[:, 0] + 0.5 + 0.5 * (net.axis == 0)) * hx
+        cy = (net.low[:, 1] + 0.5 + 0.5 * (net.axis == 1)) * hy
+        pairs = np.sort(net.grains, axis=1)
+        uniq, inv = np.unique(pairs, axis=0, return_inverse=True)
+        inv = inv.ravel()
+        for k, (a, b) in enumerate(uniq):
+            sel = inv == k
+            pts = np.stack([cx[sel], cy[sel]], -1)
+            if self.periodic:  # bring the points next to the first one
+                pts = pts[0] + self._displacement(pts - pts[0])
+            if len(pts) >= 2:
+                _, _, vt = np.linalg.svd(pts - pts.mean(0), full_matrices=False)
+                nrm = vt[-1] if vt.shape[0] == 2 else np.array([-vt[0, 1], vt[0, 0]])
+            else:  # a single face: its own normal
+                nrm = np.array([1.0, 0.0]) if net.axis[sel][0] == 0 else np.array([0.0, 1.0])
+            table[a, b] = nrm
+            table[b, a] = -nrm
+        return table
 
     def boundary_distance(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Exact distance (m) from points to the nearest grain-boundary plane of the tessellation.
 
         For a point in the cell of seed ``s1``, the distance to the bisector with
         seed ``sj`` is ``(|p - sj|^2 - |p - s1|^2) / (2 |sj - s1|)``; the minimum
-        over the 12 nearest seeds is taken.
+        over the 24 nearest seeds is taken (in a convex cell the distance to the
+        boundary is the distance to the nearest edge line). Periodic films use
+        explicit images of the seeds, so that a grain meeting another across
+        two different faces is handled.
         """
         pts = np.stack(np.broadcast_arrays(np.asarray(x, float), np.asarray(y, float)), axis=-1)
+        if self.seeds is None:
+            return self._pixel_boundary_distance(pts)
         flat = pts.reshape(-1, 2)
-        k = min(12, self.n_grains)
-        if k < 2:
+        if self.n_grains < 2:
             return np.full(pts.shape[:-1], np.inf)
-        tree = self._tree()
-        dist, idx = tree.query(np.mod(flat, self.extent) if self.periodic else flat, k=k)
-        s1 = self.seeds[idx[:, 0]]
-        sep = np.linalg.norm(self._displacement(self.seeds[idx[:, 1:]] - s1[:, None, :]), axis=-1)
+        seeds, owner = self._seed_images()
+        k = min(24, len(seeds))
+        query = np.mod(flat, self.extent) if self.periodic else flat
+        dist, idx = cKDTree(seeds).query(query, k=k)
+        s1 = seeds[idx[:, 0]]
+        sep = np.linalg.norm(seeds[idx[:, 1:]] - s1[:, None, :], axis=-1)
         bis = (dist[:, 1:] ** 2 - dist[:, :1] ** 2) / (2 * sep)
+        bis[owner[idx[:, 1:]] == owner[idx[:, :1]]] = np.inf  # images of the point's own grain are no boundary
         return bis.min(axis=1).reshape(pts.shape[:-1])
+
+    def _seed_images(self):
+        """Seeds and, when periodic, their 8 neighbouring images (each image a distinct point)."""
+        if not self.periodic:
+            return self.seeds, np.arange(self.n_grains)
+        L = np.asarray(self.extent)
+        base = np.mod(self.seeds, L)
+        shifts = np.array([(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1)]) * L
+        return (base[None, :, :] + shifts[:, None, :]).reshape(-1, 2), np.tile(np.arange(self.n_grains), 9)
+
+    def _pixel_boundary_distance(self, pts):
+        """Distance (m) estimated on the pixels: from a pixel centre to the nearest pixel edge between grains."""
+        from scipy import ndimage
+
+        lab = self.labels
+        edge = np.zeros(lab.shape, bool)
+        for ax in (0, 1):
+            diff = lab != np.roll(lab, -1, axis=ax)
+            if not self.periodic:
+                idx = [slice(None)] * 2
+                idx[ax] = -1
+                diff[tuple(idx)] = False
+            edge |= diff | np.roll(diff, 1, axis=ax)
+        tiles = (3, 3) if self.periodic else (1, 1)
+        big = np.tile(~edge, tiles)
+        dist = ndimage.distance_transform_edt(big, sampling=self.spacing)
+        if self.periodic:
+            nx, ny = lab.shape
+            dist = dist[nx:2 * nx, ny:2 * ny]
+        dist = dist + 0.5 * min(self.spacing)
+        i = np.clip((pts[..., 0] / self.spacing[0]).astype(int), 0, lab.shape[0] - 1)
+        j = np.clip((pts[..., 1] / self.spacing[1]).astype(int), 0, lab.shape[1] - 1)
+        return dist[i, j]
 
     def _tree(self) -> cKDTree:
         box = self.extent if self.periodic else None
@@ -128,9 +211,13 @@ def columnar_voronoi(
     thickness: float,
     grain_size: float,
     periodic: bool = True,
+    texture: str = "random",
+    fibre_axis=(0.0, 0.0, 1.0),
+    fibre_spread: float = 0.0,
+    quaternions: np.ndarray | None = None,
     rng=None,
 ) -> ColumnarMicrostructure:
-    """Generate a columnar film from a 2-D Voronoi tessellation with random orientations.
+    """Generate a columnar film from a 2-D Voronoi tessellation.
 
     Parameters
     ----------
@@ -145,6 +232,15 @@ def columnar_voronoi(
         grains is ``round(Lx Ly / (pi grain_size^2 / 4))`` (at least 1).
     periodic : bool, optional
         Periodic tessellation in x and y (default True).
+    texture : {"random", "fibre"}
+        Orientations uniformly random on SO(3), or a fibre texture: the crystal
+        direction ``fibre_axis`` along the film normal within ``fibre_spread``.
+    fibre_axis : sequence of 3 float
+        Crystal direction of the fibre (default the c axis, a (003) texture for LiCoO2).
+    fibre_spread : float
+        Standard deviation (rad) of the fibre axis' tilt from the film normal.
+    quaternions : ndarray, shape (n_grains, 4), optional
+        Explicit orientations; overrides ``texture``.
     rng : int or numpy.random.Generator, optional
         Seed or generator; the same seed gives the same film bit for bit.
 
@@ -171,7 +267,17 @@ def columnar_voronoi(
     rng = np.random.default_rng(rng)
     n = max(1, int(round(Lx * Ly / (np.pi * grain_size ** 2 / 4))))
     seeds = rng.uniform(0.0, 1.0, size=(n, 2)) * np.array([Lx, Ly])
-    quats = random_quaternions(n, rng=rng)
+    if quaternions is not None:
+        quats = np.asarray(quaternions, dtype=float)
+        if quats.shape != (n, 4):
+            raise ParameterError("microstructure.quaternions", f"shape {quats.shape}; expected ({n}, 4), one per grain")
+        quats = quats / np.linalg.norm(quats, axis=1, keepdims=True)
+    elif texture == "random":
+        quats = random_quaternions(n, rng=rng)
+    elif texture == "fibre":
+        quats = fibre_quaternions(n, crystal_axis=fibre_axis, spread=fibre_spread, rng=rng)
+    else:
+        raise ParameterError("microstructure.texture", f"got {texture!r}; allowed 'random', 'fibre'")
     xc = (np.arange(nx) + 0.5) * spacing
     yc = (np.arange(ny) + 0.5) * spacing
     X, Y = np.meshgrid(xc, yc, indexing="ij")
@@ -179,5 +285,105 @@ def columnar_voronoi(
     _, lab = tree.query(np.stack([X.ravel(), Y.ravel()], axis=-1))
     labels = lab.reshape(nx, ny).astype(np.int32)
     recipe = dict(generator="columnar_voronoi", size=[Lx, Ly], spacing=spacing, thickness=thickness,
-                  grain_size=grain_size, periodic=periodic, seed=seed_value)
+                  grain_size=grain_size, periodic=periodic, texture=texture if quaternions is None else "explicit",
+                  fibre_axis=list(map(float, fibre_axis)), fibre_spread=float(fibre_spread), seed=seed_value)
     return ColumnarMicrostructure(labels, (spacing, spacing), float(thickness), quats, seeds, periodic, recipe)
+
+
+def _shortest_arc(a, b) -> np.ndarray:
+    """Quaternion of the smallest rotation taking unit vector ``a`` to ``b``."""
+    c = float(np.clip(np.dot(a, b), -1.0, 1.0))
+    axis = np.cross(a, b)
+    if np.linalg.norm(axis) < 1e-12:
+        if c > 0:
+            return np.array([1.0, 0, 0, 0])
+        perp = np.cross(a, [1.0, 0, 0]) if abs(a[0]) < 0.9 else np.cross(a, [0, 1.0, 0])
+        return np.concatenate([[0.0], perp / np.linalg.norm(perp)])
+    axis /= np.linalg.norm(axis)
+    h = 0.5 * np.arccos(c)
+    return np.concatenate([[np.cos(h)], np.sin(h) * axis])
+
+
+def fibre_quaternions(n: int, *, crystal_axis=(0.0, 0.0, 1.0), sample_axis=(0.0, 0.0, 1.0), spread: float = 0.0,
+                      rng=None) -> np.ndarray:
+    """Fibre-textured orientations: ``crystal_axis`` along ``sample_axis`` within a Gaussian tilt.
+
+    Each grain is rotated about the crystal axis by a uniform angle, the axis
+    is brought onto ``sample_axis``, then tilted about a random axis
+    perpendicular to it by an angle drawn from N(0, ``spread``); the angle
+    between the grain's crystal axis and ``sample_axis`` is therefore
+    half-normal with scale ``spread`` (rad).
+
+    Returns
+    -------
+    ndarray, shape (n, 4)
+        Scalar-first unit quaternions (crystal -> sample).
+    """
+    if not (np.isfinite(spread) and 0 <= spread <= np.pi / 2):
+        raise ParameterError("microstructure.fibre_spread", f"got {spread!r} rad; allowed [0, pi/2] rad")
+    c = np.asarray(crystal_axis, float)
+    t = np.asarray(sample_axis, float)
+    if c.shape != (3,) or np.linalg.norm(c) == 0:
+        raise ParameterError("microstructure.fibre_axis", f"got {crystal_axis!r}; expected a non-zero 3-vector")
+    c, t = c / np.linalg.norm(c), t / np.linalg.norm(t)
+    rng = np.random.default_rng(rng)
+    phi = rng.uniform(0, 2 * np.pi, n)
+    q_phi = np.concatenate([np.cos(phi / 2)[:, None], np.sin(phi / 2)[:, None] * c], axis=1)
+    q_align = _shortest_arc(c, t)
+    # tilt axes: uniform in the plane perpendicular to the sample axis
+    e1 = np.cross(t, [1.0, 0, 0]) if abs(t[0]) < 0.9 else np.cross(t, [0, 1.0, 0])
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(t, e1)
+    psi = rng.uniform(0, 2 * np.pi, n)
+    theta = rng.normal(0.0, spread, n) if spread > 0 else np.zeros(n)
+    u = np.cos(psi)[:, None] * e1 + np.sin(psi)[:, None] * e2
+    q_tilt = np.concatenate([np.cos(theta / 2)[:, None], np.sin(theta / 2)[:, None] * u], axis=1)
+    q = quat_multiply(q_tilt, quat_multiply(q_align, q_phi))
+    q[q[:, 0] < 0] *= -1
+    return q
+
+
+def columnar_from_labels(labels, *, spacing: float, thickness: float, quaternions: np.ndarray | None = None,
+                         periodic: bool = False, rng=None) -> ColumnarMicrostructure:
+    """A columnar film from a 2-D label image (e.g. grains segmented in a measured scan).
+
+    Parameters
+    ----------
+    labels : array_like of int, shape (nx, ny)
+        Grain label per pixel, axis 0 = x. Any integers; relabelled to
+        0 .. n-1 in order of first appearance (``numpy.unique`` order).
+    spacing : float
+        Pixel size in m.
+    thickness : float
+        Film thickness in m.
+    quaternions : ndarray, shape (n, 4), optional
+        Orientation per grain (after relabelling); default uniformly random.
+    periodic : bool
+        Whether the image wraps around.
+    rng : int or numpy.random.Generator, optional
+        Seed for the random orientations.
+
+    Returns
+    -------
+    ColumnarMicrostructure
+        Without seeds: boundary normals are fitted to the shared pixel edges and
+        distances are measured on the pixels.
+    """
+    lab = np.asarray(labels)
+    if lab.ndim != 2 or lab.size == 0 or not np.issubdtype(lab.dtype, np.integer):
+        raise ParameterError("labels", f"got an array of shape {lab.shape} and dtype {lab.dtype}; "
+                                       "expected a 2-D integer label image")
+    if not (np.isfinite(spacing) and spacing > 0 and np.isfinite(thickness) and thickness > 0):
+        raise ParameterError("spacing", f"spacing {spacing!r} and thickness {thickness!r} must be positive lengths (m)")
+    uniq, inv = np.unique(lab, return_inverse=True)
+    new = inv.reshape(lab.shape).astype(np.int32)
+    n = uniq.size
+    if quaternions is None:
+        quaternions = random_quaternions(n, rng=rng)
+    q = np.asarray(quaternions, float)
+    if q.shape != (n, 4):
+        raise ParameterError("quaternions", f"shape {q.shape}; expected ({n}, 4), one per grain")
+    seed_value = rng if isinstance(rng, (int, np.integer)) else None
+    recipe = dict(generator="label_image", spacing=float(spacing), thickness=float(thickness), periodic=periodic,
+                  original_labels=uniq.tolist(), seed=seed_value)
+    return ColumnarMicrostructure(new, (float(spacing), float(spacing)), float(thickness), q, None, periodic, recipe)

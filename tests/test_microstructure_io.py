@@ -1,0 +1,100 @@
+import numpy as np
+import pytest
+from scipy import stats
+
+from esmsim._errors import ConfigError, ParameterError
+from esmsim.config import load_config
+from esmsim.io import load_microstructure, save_microstructure
+from esmsim.microstructure import columnar_from_labels, columnar_voronoi, fibre_quaternions, quaternions_to_matrices
+from esmsim.transport import boundary_network
+
+
+def test_fibre_texture_tilt_is_half_normal():
+    spread = np.radians(10.0)
+    R = quaternions_to_matrices(fibre_quaternions(4000, spread=spread, rng=1))
+    tilt = np.arccos(np.clip(R[:, 2, 2], -1, 1))  # angle of the crystal c axis from the film normal
+    assert stats.kstest(tilt, stats.halfnorm(scale=spread).cdf).pvalue > 1e-3
+    # the rotation about the fibre axis is uniform: the crystal a axis' azimuth is uniform
+    az = np.arctan2(R[:, 1, 0], R[:, 0, 0])
+    assert stats.kstest(az, stats.uniform(-np.pi, 2 * np.pi).cdf).pvalue > 1e-3
+    sharp = quaternions_to_matrices(fibre_quaternions(50, spread=0.0, rng=2))
+    assert np.allclose(sharp[:, :, 2], [0, 0, 1])
+
+
+def test_fibre_along_another_crystal_axis():
+    R = quaternions_to_matrices(fibre_quaternions(20, crystal_axis=(1, 0, 0), spread=0.0, rng=3))
+    assert np.allclose(R[:, :, 0], [0, 0, 1])  # crystal a axis along the film normal
+
+
+def test_textured_film_and_explicit_orientations():
+    ms = columnar_voronoi((200e-9, 200e-9), spacing=5e-9, thickness=50e-9, grain_size=60e-9, texture="fibre",
+                          fibre_spread=np.radians(5), rng=4)
+    assert np.degrees(ms.c_axis_inclination).max() < 25
+    q = np.tile([1.0, 0, 0, 0], (ms.n_grains, 1))
+    same = columnar_voronoi((200e-9, 200e-9), spacing=5e-9, thickness=50e-9, grain_size=60e-9, quaternions=q, rng=4)
+    assert np.array_equal(same.labels, ms.labels) and np.allclose(same.c_axis_inclination, 0)
+    with pytest.raises(ParameterError, match="microstructure.texture"):
+        columnar_voronoi((1e-7, 1e-7), spacing=5e-9, thickness=1e-8, grain_size=5e-8, texture="fiber")
+
+
+def test_label_import_reproduces_the_tessellation():
+    ms = columnar_voronoi((300e-9, 300e-9), spacing=5e-9, thickness=50e-9, grain_size=100e-9, rng=6)
+    imp = columnar_from_labels(ms.labels + 7, spacing=5e-9, thickness=50e-9, quaternions=ms.quaternions, periodic=True)
+    assert np.array_equal(imp.labels, ms.labels)  # relabelled to 0..n-1 in the same order
+    a = boundary_network(ms.labels, 5e-9, 5e-9, periodic=True, normal=ms.boundary_normal)
+    b = boundary_network(imp.labels, 5e-9, 5e-9, periodic=True, normal=imp.boundary_normal)
+    assert np.array_equal(a.low, b.low) and np.array_equal(a.grains, b.grains)
+    # staircase weights from fitted normals vs the exact (seed) normals: close on the bulk of the faces
+    # (mean 0.01); a boundary only a few faces long cannot be fitted well and is allowed to be off
+    d = np.abs(a.weight - b.weight)
+    assert d.mean() < 0.02 and np.percentile(d, 90) < 0.04
+    # pixel-measured boundary distance agrees with the exact one within a voxel
+    x, y = ms.pixel_centers()
+    X, Y = np.meshgrid(x, y, indexing="ij")
+    assert np.max(np.abs(imp.boundary_distance(X, Y) - ms.boundary_distance(X, Y))) < 5e-9
+
+
+def test_label_import_rejects_bad_input():
+    with pytest.raises(ParameterError, match="labels"):
+        columnar_from_labels(np.zeros((4, 4)), spacing=1e-9, thickness=1e-8)
+    with pytest.raises(ParameterError, match="quaternions"):
+        columnar_from_labels(np.zeros((4, 4), int), spacing=1e-9, thickness=1e-8, quaternions=np.ones((2, 4)))
+
+
+def test_save_load_round_trip(tmp_path):
+    ms = columnar_voronoi((150e-9, 100e-9), spacing=5e-9, thickness=80e-9, grain_size=50e-9, periodic=False, rng=9)
+    path = save_microstructure(ms, tmp_path / "film.nc")
+    back = load_microstructure(path)
+    assert back.labels.dtype == ms.labels.dtype and np.array_equal(back.labels, ms.labels)
+    assert np.array_equal(back.quaternions, ms.quaternions) and np.array_equal(back.seeds, ms.seeds)
+    assert back.spacing == ms.spacing and back.thickness == ms.thickness and back.periodic == ms.periodic
+    assert back.recipe == ms.recipe
+    imp = columnar_from_labels(ms.labels, spacing=5e-9, thickness=80e-9, rng=1)
+    assert load_microstructure(save_microstructure(imp, tmp_path / "imp.nc")).seeds is None
+
+
+def test_config_references_a_saved_microstructure(tmp_path):
+    ms = columnar_voronoi((100e-9, 100e-9), spacing=5e-9, thickness=60e-9, grain_size=40e-9, rng=2)
+    save_microstructure(ms, tmp_path / "film.nc")
+    (tmp_path / "run.toml").write_text('[microstructure]\nfile = "film.nc"\n[scan]\npixels = [4, 4]\n')
+    cfg = load_config(tmp_path / "run.toml")
+    assert cfg["microstructure"]["size"] == pytest.approx((100e-9, 100e-9))
+    from esmsim.simulation import build_microstructure
+
+    assert np.array_equal(build_microstructure(cfg).labels, ms.labels)
+    (tmp_path / "bad.toml").write_text('[microstructure]\nfile = "film.nc"\ngrain_size = "50 nm"\n')
+    with pytest.raises(ConfigError, match="microstructure.grain_size: not allowed"):
+        load_config(tmp_path / "bad.toml")
+    (tmp_path / "notms.nc").write_bytes(b"not a netcdf file")
+    (tmp_path / "bad2.toml").write_text('[microstructure]\nfile = "notms.nc"\n')
+    with pytest.raises(ConfigError, match="microstructure.file: cannot read"):
+        load_config(tmp_path / "bad2.toml")
+
+
+def test_config_texture_fields(tmp_path):
+    (tmp_path / "t.toml").write_text('[microstructure]\ntexture = "fibre"\nfibre_spread = "10 deg"\n')
+    cfg = load_config(tmp_path / "t.toml")
+    assert cfg["microstructure"]["fibre_spread"] == pytest.approx(np.radians(10))
+    (tmp_path / "b.toml").write_text('[microstructure]\nfibre_spread = "10 nm"\n')
+    with pytest.raises(ConfigError, match="microstructure.fibre_spread"):
+        load_config(tmp_path / "b.toml")
