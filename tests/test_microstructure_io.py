@@ -98,3 +98,25 @@ def test_config_texture_fields(tmp_path):
     (tmp_path / "b.toml").write_text('[microstructure]\nfibre_spread = "10 nm"\n')
     with pytest.raises(ConfigError, match="microstructure.fibre_spread"):
         load_config(tmp_path / "b.toml")
+
+
+def test_segment_grains_from_a_grooved_topography():
+    """Synthetic topography: random grain heights (2 nm) + 5 nm boundary grooves + 0.3 nm noise."""
+    from skimage.metrics import adapted_rand_error
+
+    from esmsim.microstructure import segment_grains
+
+    ms = columnar_voronoi((400e-9, 400e-9), spacing=4e-9, thickness=50e-9, grain_size=100e-9, periodic=False, rng=3)
+    x, y = ms.pixel_centers()
+    X, Y = np.meshgrid(x, y, indexing="ij")
+    rng = np.random.default_rng(0)
+    height = (rng.normal(0, 2e-9, ms.n_grains)[ms.labels] - 5e-9 * np.exp(-(ms.boundary_distance(X, Y) / 6e-9) ** 2)
+              + rng.normal(0, 0.3e-9, X.shape))
+    labels = segment_grains(height.T, spacing=4e-9, min_grain_size=40e-9).T  # image rows are y
+    # measured: adapted Rand error 0.08 and 24 segments for 20 grains (a few grains split in two)
+    assert adapted_rand_error(ms.labels + 1, labels + 1)[0] < 0.15
+    assert ms.n_grains <= labels.max() + 1 <= 1.25 * ms.n_grains
+    film = columnar_from_labels(labels, spacing=4e-9, thickness=50e-9, rng=1)
+    assert film.n_grains == labels.max() + 1
+    with pytest.raises(ParameterError, match="boundaries"):
+        segment_grains(height, spacing=4e-9, boundaries="grooves")
