@@ -58,14 +58,16 @@ SCHEMA: dict[str, dict[str, Field]] = {
     "microstructure": {
         "file": Field("str", None, doc="recipe TOML whose [microstructure] table is used (keys here override it), "
                                        "or a saved microstructure (.nc); relative to this config's folder"),
-        "generator": Field("choice", "columnar_voronoi", choices=("columnar_voronoi",),
-                           doc="microstructure recipe"),
+        "generator": Field("choice", "columnar_voronoi", choices=("columnar_voronoi", "columnar_laguerre"),
+                           doc="2-D Voronoi (Poisson) or Laguerre (lognormal sizes) tessellation, extruded"),
         "size": Field("pair", ("320 nm", "320 nm"), dim=_L, example="320 nm", low=1e-9, high=1e-3,
                       doc="lateral size [Lx, Ly]"),
         "spacing": Field("quantity", "5 nm", dim=_L, example="5 nm", low=1e-10, high=1e-5, doc="voxel size in x and y"),
         "thickness": Field("quantity", "100 nm", dim=_L, example="100 nm", low=1e-9, high=1e-3, doc="film thickness"),
         "grain_size": Field("quantity", "100 nm", dim=_L, example="100 nm", low=1e-9, high=1e-3,
                             doc="mean equivalent grain diameter"),
+        "grain_size_sigma": Field("float", 0.0, low=0.0, high=2.0,
+                                  doc="std of ln(equivalent diameter), columnar_laguerre only"),
         "periodic": Field("bool", True, doc="periodic in x and y"),
         "texture": Field("choice", "random", choices=("random", "fibre"), doc="orientation distribution"),
         "fibre_axis": Field("vec3", (0.0, 0.0, 1.0), doc="crystal direction along the film normal (fibre texture)"),
@@ -369,6 +371,9 @@ def parse_config(data: Mapping, *, base_dir=None) -> Config:
             raise ConfigError(exc.field, exc.message) from None
         ms.update(size=saved.extent, spacing=saved.spacing[0], thickness=saved.thickness, periodic=saved.periodic,
                   generator=saved.recipe.get("generator", "saved"))
+    if ms["generator"] == "columnar_voronoi" and ms["grain_size_sigma"] != 0:
+        raise ConfigError("microstructure.grain_size_sigma", f"got {ms['grain_size_sigma']:g}; only used with "
+                                                             "generator = 'columnar_laguerre' (Voronoi sizes are not set)")
     cfg = Config(values, source)
     cfg.material()  # validate the overrides now
     if ms["spacing"] * 2 > min(ms["size"]):

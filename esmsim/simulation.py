@@ -17,7 +17,7 @@ import numpy as np
 from . import __version__
 from .config import Config
 from .materials import Material
-from .microstructure import ColumnarMicrostructure, columnar_voronoi
+from .microstructure import ColumnarMicrostructure, columnar_laguerre, columnar_voronoi
 from .probe import MapResult, MapSettings, single_frequency_map
 from .probe._scan import boundary_classes, grain_diffusivities
 from .microstructure import BOUNDARY_CLASSES
@@ -33,9 +33,12 @@ def build_microstructure(config: Config) -> ColumnarMicrostructure:
         from .io import load_microstructure
 
         return load_microstructure(m["file"])
-    return columnar_voronoi(m["size"], spacing=m["spacing"], thickness=m["thickness"], grain_size=m["grain_size"],
-                            periodic=m["periodic"], texture=m["texture"], fibre_axis=m["fibre_axis"],
-                            fibre_spread=m["fibre_spread"], rng=config["simulation"]["seed"])
+    common = dict(spacing=m["spacing"], thickness=m["thickness"], grain_size=m["grain_size"], periodic=m["periodic"],
+                  texture=m["texture"], fibre_axis=m["fibre_axis"], fibre_spread=m["fibre_spread"],
+                  rng=config["simulation"]["seed"])
+    if m["generator"] == "columnar_laguerre":
+        return columnar_laguerre(m["size"], grain_size_sigma=m["grain_size_sigma"], **common)
+    return columnar_voronoi(m["size"], **common)
 
 
 def map_settings(config: Config) -> MapSettings:

@@ -92,3 +92,38 @@ def test_graded_widths_cover_the_length():
     assert w.sum() == pytest.approx(50e-9, rel=1e-12)
     assert w[0] == 1e-12 and w.max() <= 5e-9 * 1.5
     assert np.all(w[1:-1] / w[:-2] <= 1.3 + 1e-12)
+
+
+def test_laguerre_grain_sizes_follow_the_lognormal_target():
+    """>= 300 grains: mean equivalent diameter within 5 % of the target, sigma of ln(diameter) within 10 %."""
+    from esmsim.microstructure import columnar_laguerre
+
+    target, sigma = 60e-9, 0.35
+    ms = columnar_laguerre((1.2e-6, 1.2e-6), spacing=5e-9, thickness=50e-9, grain_size=target,
+                           grain_size_sigma=sigma, rng=1)
+    area = np.bincount(ms.labels.ravel(), minlength=ms.n_grains) * 25e-18
+    assert ms.n_grains >= 300 and np.all(area > 0)
+    ed = np.sqrt(4 * area / np.pi)
+    assert abs(ed.mean() / target - 1) < 0.05
+    assert abs(np.std(np.log(ed)) / sigma - 1) < 0.10
+    # the pixels are the power cells: every pixel next to a label change is within a voxel of a boundary
+    x, y = ms.pixel_centers()
+    X, Y = np.meshgrid(x, y, indexing="ij")
+    d = ms.boundary_distance(X, Y)
+    lab = ms.labels
+    edge = np.zeros(lab.shape, bool)
+    for shift, ax in ((1, 0), (-1, 0), (1, 1), (-1, 1)):
+        edge |= lab != np.roll(lab, shift, ax)
+    # a boundary separates an edge pixel's centre from a neighbour's (< 1 voxel); a pixel whose 4 neighbours
+    # share its grain is at least half a voxel from every boundary
+    assert d[edge].max() < 5e-9 and d[~edge].min() > 2.5e-9 - 1e-12
+    again = columnar_laguerre((1.2e-6, 1.2e-6), spacing=5e-9, thickness=50e-9, grain_size=target,
+                              grain_size_sigma=sigma, rng=1)
+    assert np.array_equal(again.labels, ms.labels) and np.array_equal(again.weights, ms.weights)
+
+
+def test_laguerre_rejects_too_many_grains():
+    from esmsim.microstructure import columnar_laguerre
+
+    with pytest.raises(ParameterError, match="microstructure.grain_size"):
+        columnar_laguerre((50e-9, 50e-9), spacing=5e-9, thickness=1e-8, grain_size=6e-9, grain_size_sigma=0.3)

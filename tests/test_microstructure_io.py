@@ -120,3 +120,17 @@ def test_segment_grains_from_a_grooved_topography():
     assert film.n_grains == labels.max() + 1
     with pytest.raises(ParameterError, match="boundaries"):
         segment_grains(height, spacing=4e-9, boundaries="grooves")
+
+
+def test_config_laguerre(tmp_path):
+    from esmsim.simulation import build_microstructure
+
+    (tmp_path / "l.toml").write_text('[microstructure]\ngenerator = "columnar_laguerre"\ngrain_size_sigma = 0.3\n'
+                                     'size = ["200 nm", "200 nm"]\ngrain_size = "50 nm"\n')
+    ms = build_microstructure(load_config(tmp_path / "l.toml"))
+    assert ms.recipe["generator"] == "columnar_laguerre" and ms.weights is not None
+    back = load_microstructure(save_microstructure(ms, tmp_path / "l.nc"))
+    assert np.array_equal(back.weights, ms.weights)
+    (tmp_path / "v.toml").write_text('[microstructure]\ngrain_size_sigma = 0.3\n')
+    with pytest.raises(ConfigError, match="microstructure.grain_size_sigma"):
+        load_config(tmp_path / "v.toml")

@@ -33,6 +33,8 @@ def save_microstructure(ms, path) -> Path:
     }
     if ms.seeds is not None:
         data["seed_position"] = (("grain", "xy"), ms.seeds, {"units": "m"})
+    if ms.weights is not None:
+        data["power_weight"] = (("grain",), ms.weights, {"units": "m^2", "long_name": "Laguerre weight"})
     ds = xr.Dataset(data, attrs={"kind": _KIND, "esmsim_version": __version__, "spacing_m": list(ms.spacing),
                                  "thickness_m": ms.thickness, "periodic": bool(ms.periodic), "recipe": ms.recipe})
     return write_netcdf(ds, path)
@@ -59,4 +61,5 @@ def load_microstructure(path):
     spacing = ds.attrs["spacing_m"]
     return ColumnarMicrostructure(ds["labels"].values, (float(spacing[0]), float(spacing[1])),
                                   float(ds.attrs["thickness_m"]), ds["quaternion"].values, seeds,
-                                  bool(ds.attrs["periodic"]), dict(ds.attrs["recipe"]))
+                                  bool(ds.attrs["periodic"]), dict(ds.attrs["recipe"]),
+                                  ds["power_weight"].values if "power_weight" in ds else None)

@@ -1,12 +1,13 @@
 """Microstructures: grids, tessellations, orientations and their ground truth."""
 
-from ._columnar import ColumnarMicrostructure, columnar_from_labels, columnar_voronoi, fibre_quaternions
+from ._columnar import (ColumnarMicrostructure, columnar_from_labels, columnar_laguerre, columnar_voronoi,
+                        fibre_quaternions)
 from ._grid import Grid, graded_widths
 from ._segment import segment_grains
 from ._orientations import matrices_to_bunge, quaternions_to_matrices, random_quaternions, rotate_diagonal
 from ._symmetry import (BOUNDARY_CLASSES, SYMMETRIES, classify_boundaries, disorientation_angle, quat_conjugate,
                         quat_multiply, symmetry_group)
 
-__all__ = ["ColumnarMicrostructure", "columnar_voronoi", "columnar_from_labels", "fibre_quaternions", "segment_grains", "Grid", "graded_widths", "matrices_to_bunge",
+__all__ = ["ColumnarMicrostructure", "columnar_voronoi", "columnar_laguerre", "columnar_from_labels", "fibre_quaternions", "segment_grains", "Grid", "graded_widths", "matrices_to_bunge",
            "quaternions_to_matrices", "random_quaternions", "rotate_diagonal", "BOUNDARY_CLASSES", "SYMMETRIES",
            "classify_boundaries", "disorientation_angle", "quat_conjugate", "quat_multiply", "symmetry_group"]
