@@ -3,6 +3,7 @@
     esmsim demo [--out DIR]            run the built-in demo (figure + dataset)
     esmsim run CONFIG [--out DIR]      run a simulation described by a TOML file
     esmsim validate [--fast] [--out DIR]  run the validation cases, write a report
+    esmsim microstructure RECIPE [--out DIR]  build a film, write its ground truth and a PNG
     esmsim materials [NAME]            list parameter sets with units and sources
 
 User mistakes (bad config, unknown key, wrong unit) print one line naming the
@@ -37,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--fast", action="store_true", help="only the fast subset (as in CI)")
     v.add_argument("--out", default="esmsim-validation", help="report folder (default: esmsim-validation)")
     v.add_argument("--case", action="append", default=None, help="run only this case (repeatable)")
+    ms = sub.add_parser("microstructure", help="build a recipe's microstructure and write its ground truth and a PNG")
+    ms.add_argument("recipe", help="recipe or config TOML (its [microstructure] and [material] sections are used)")
+    ms.add_argument("--out", default=None, help="output folder (default: [output] directory of the recipe)")
     m = sub.add_parser("materials", help="list the material parameter sets")
     m.add_argument("name", nargs="?", default=None)
     return p
@@ -79,6 +83,14 @@ def main(argv=None) -> int:
                     raise EsmsimError("validate: the validation cases are not installed; reinstall esmsim "
                                       "(pip install .) or run `python -m validation` in a source checkout") from None
             return run_validation(out_dir=args.out, fast=args.fast, cases=args.case)
+        if args.command == "microstructure":
+            from .config import load_config
+            from .simulation import write_microstructure
+
+            nc, png = write_microstructure(load_config(args.recipe), out_dir=args.out)
+            print(f"esmsim: wrote ground truth {nc}")
+            print(f"esmsim: wrote figure       {png}")
+            return 0
         if args.command == "materials":
             from .materials import MATERIALS, get_material
 

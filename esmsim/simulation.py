@@ -23,7 +23,8 @@ from .probe._scan import boundary_classes, grain_diffusivities
 from .microstructure import BOUNDARY_CLASSES
 from .transport import boundary_network
 
-__all__ = ["build_microstructure", "map_settings", "map_dataset", "run", "RunOutput"]
+__all__ = ["build_microstructure", "build_topography", "map_settings", "map_dataset", "run", "RunOutput",
+           "write_microstructure"]
 
 
 def build_microstructure(config: Config) -> ColumnarMicrostructure:
@@ -39,6 +40,31 @@ def build_microstructure(config: Config) -> ColumnarMicrostructure:
     if m["generator"] == "columnar_laguerre":
         return columnar_laguerre(m["size"], grain_size_sigma=m["grain_size_sigma"], **common)
     return columnar_voronoi(m["size"], **common)
+
+
+def build_topography(config: Config, ms: ColumnarMicrostructure) -> np.ndarray:
+    """Surface height map (m, shape of the labels) of the config's film.
+
+    Seeded by ``simulation.seed`` on a stream separate from the microstructure's.
+    """
+    from .microstructure import topography
+
+    m = config["microstructure"]
+    return topography(ms, grain_height_rms=m["grain_height_rms"], groove_depth=m["groove_depth"],
+                      groove_width=m["groove_width"], rng=np.random.default_rng([config["simulation"]["seed"], 1]))
+
+
+def write_microstructure(config: Config, *, out_dir=None) -> tuple[Path, Path]:
+    """Build the config's microstructure and write its ground truth (NetCDF) and a PNG; returns both paths."""
+    from .io import microstructure_figure, save_microstructure
+
+    out = Path(out_dir if out_dir is not None else config["output"]["directory"])
+    ms = build_microstructure(config)
+    height = build_topography(config, ms)
+    name = config["simulation"]["name"]
+    nc = save_microstructure(ms, out / f"{name}_microstructure.nc", symmetry=config.material().symmetry, height=height)
+    png = microstructure_figure(ms, height, out / f"{name}_microstructure.png", title=name)
+    return nc, png
 
 
 def map_settings(config: Config) -> MapSettings:
@@ -175,6 +201,8 @@ def run(config: Config, *, out_dir=None, workers: int | None = None, progress: b
     ds = map_dataset(ms, material, settings, result, attrs={
         "config": config.source, "config_si": json.loads(json.dumps(config.values)),
         "seed": config["simulation"]["seed"], "bias_amplitude_V": config["excitation"]["amplitude"]})
+    ds["topography"] = (("y_voxel", "x_voxel"), build_topography(config, ms).T,
+                        {"units": "m", "long_name": "surface height, positive out of the sample (ground truth)"})
     name = config["simulation"]["name"]
     nc = write_netcdf(ds, out / f"{name}.nc")
     fig = None

@@ -134,3 +134,51 @@ def test_config_laguerre(tmp_path):
     (tmp_path / "v.toml").write_text('[microstructure]\ngrain_size_sigma = 0.3\n')
     with pytest.raises(ConfigError, match="microstructure.grain_size_sigma"):
         load_config(tmp_path / "v.toml")
+
+
+def test_ground_truth_tables_and_topography(tmp_path):
+    from esmsim.microstructure import boundary_table, grain_table, topography, triple_junctions
+
+    ms = columnar_voronoi((300e-9, 200e-9), spacing=5e-9, thickness=80e-9, grain_size=70e-9, rng=12)
+    gt = grain_table(ms)
+    assert gt["volume"].sum() == pytest.approx(300e-9 * 200e-9 * 80e-9, rel=1e-12)
+    assert np.allclose(np.pi / 4 * gt["equivalent_diameter"] ** 2 * 80e-9, gt["volume"])
+    bt = boundary_table(ms, "trigonal")
+    assert len(bt["grains"]) == len({tuple(p) for p in bt["grains"]})
+    # boundary areas: the staircase faces weighted by w, i.e. the true boundary length x thickness
+    net = boundary_network(ms.labels, 5e-9, 5e-9, periodic=True, normal=ms.boundary_normal)
+    assert bt["area"].sum() == pytest.approx(np.sum(net.weight) * 5e-9 * 80e-9, rel=1e-12)
+    # topography: grooves of the requested depth on the boundaries, flat grain interiors
+    h = topography(ms, grain_height_rms=0.0, groove_depth=2e-9, groove_width=5e-9, rng=1)
+    x, y = ms.pixel_centers()
+    X, Y = np.meshgrid(x, y, indexing="ij")
+    d = ms.boundary_distance(X, Y)
+    assert np.allclose(h, -2e-9 * np.exp(-(d / 5e-9) ** 2))
+    assert h.min() < -1.5e-9 and np.all(h[d > 20e-9] > -2e-9 * np.exp(-16) * 1.01)
+    h1 = topography(ms, grain_height_rms=1e-9, rng=3)
+    assert np.array_equal(h1, topography(ms, grain_height_rms=1e-9, rng=3))
+    # triple junctions: three grains meeting at a pixel corner
+    lab = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 2, 2], [2, 2, 2, 2]])
+    small = columnar_from_labels(lab, spacing=1e-9, thickness=1e-9, rng=0)
+    assert triple_junctions(small).tolist() == [[1, 1]]
+
+
+def test_cli_microstructure_writes_ground_truth(tmp_path):
+    import subprocess
+    import sys
+
+    from esmsim.io import read_netcdf
+
+    (tmp_path / "r.toml").write_text('[simulation]\nname = "r"\n[microstructure]\nsize = ["100 nm", "100 nm"]\n'
+                                     'grain_size = "40 nm"\n')
+    p = subprocess.run([sys.executable, "-m", "esmsim", "microstructure", "r.toml", "--out", "o"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    ds = read_netcdf(tmp_path / "o" / "r_microstructure.nc")
+    for name in ("labels", "quaternion", "euler_bunge", "surface_c_axis_inclination", "boundary_misorientation",
+                 "boundary_class", "boundary_area", "grain_volume", "grain_equivalent_diameter", "grain_centroid",
+                 "boundary_distance", "triple_junction", "topography"):
+        assert name in ds, name
+    assert (tmp_path / "o" / "r_microstructure.png").stat().st_size > 10_000
+    ms = load_microstructure(tmp_path / "o" / "r_microstructure.nc")
+    assert ms.n_grains == ds.sizes["grain"]

@@ -8,7 +8,7 @@ import numpy as np
 
 from ._dataset import atomic_path
 
-__all__ = ["map_figure"]
+__all__ = ["map_figure", "microstructure_figure"]
 
 
 def map_figure(ds, path, *, title: str | None = None) -> Path:
@@ -49,4 +49,44 @@ def map_figure(ds, path, *, title: str | None = None) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
+    return path
+
+
+def orientation_colors(ms) -> np.ndarray:
+    """RGB per grain from its c axis in the sample frame: hue = azimuth, saturation = inclination (0 white)."""
+    from matplotlib.colors import hsv_to_rgb
+
+    c = ms.rotations[:, :, 2] * np.sign(ms.rotations[:, 2, 2] + 1e-300)[:, None]  # c and -c are the same axis
+    hue = np.mod(np.arctan2(c[:, 1], c[:, 0]) / (2 * np.pi), 1.0)
+    sat = np.clip(ms.c_axis_inclination / (np.pi / 2), 0, 1)
+    return hsv_to_rgb(np.stack([hue, sat, np.full_like(hue, 0.95)], -1))
+
+
+def microstructure_figure(ms, height, path, *, title: str | None = None) -> Path:
+    """Orientation map (c-axis colouring, boundaries black), x-z section through the middle, topography."""
+    from matplotlib.figure import Figure
+    from skimage.segmentation import find_boundaries
+
+    colors = orientation_colors(ms)
+    rgb = colors[ms.labels]
+    bmask = find_boundaries(ms.labels, mode="inner", connectivity=1)
+    rgb[bmask] = 0.1
+    Lx, Ly = (v * 1e9 for v in ms.extent)
+    fig = Figure(figsize=(14, 4.4), layout="constrained")
+    a0, a1, a2 = fig.subplots(1, 3)
+    a0.imshow(np.transpose(rgb, (1, 0, 2)), origin="lower", extent=[0, Lx, 0, Ly], interpolation="nearest")
+    a0.set(title="orientation (hue: c-axis azimuth, colour depth: tilt)", xlabel="x (nm)", ylabel="y (nm)")
+    j = ms.shape[1] // 2
+    sect = np.repeat(colors[ms.labels[:, j]][None, :, :], 50, axis=0)
+    a1.imshow(sect, origin="upper", extent=[0, Lx, ms.thickness * 1e9, 0], aspect="auto", interpolation="nearest")
+    a1.set(title=f"x-z section at y = {(j + 0.5) * ms.spacing[1] * 1e9:.0f} nm (columnar)", xlabel="x (nm)",
+           ylabel="depth z (nm)")
+    im = a2.imshow(np.asarray(height).T * 1e9, origin="lower", extent=[0, Lx, 0, Ly], cmap="copper")
+    fig.colorbar(im, ax=a2, label="height (nm)")
+    a2.set(title="topography", xlabel="x (nm)", ylabel="y (nm)")
+    if title:
+        fig.suptitle(title)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     return path

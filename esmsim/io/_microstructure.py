@@ -13,16 +13,21 @@ __all__ = ["save_microstructure", "load_microstructure"]
 _KIND = "esmsim columnar microstructure"
 
 
-def save_microstructure(ms, path) -> Path:
+def save_microstructure(ms, path, *, symmetry: str | None = None, height=None) -> Path:
     """Write a :class:`~esmsim.microstructure.ColumnarMicrostructure` to NetCDF-4, atomically.
 
-    Labels, orientations (quaternions and Bunge angles), seeds, spacing,
-    thickness, periodicity, the recipe and the seed; reading it back with
-    :func:`load_microstructure` gives identical arrays.
+    Labels, orientations (quaternions and Bunge angles), seeds and weights,
+    spacing, thickness, periodicity, the recipe and the seed; reading it back
+    with :func:`load_microstructure` gives identical arrays. With ``symmetry``
+    the ground truth is added: boundary table (grain pair, disorientation,
+    class, area), grain table (volume, equivalent diameter, centroid), surface
+    c-axis inclination map, boundary mask, distance-to-boundary map, triple
+    junctions; with ``height`` (m, shape of the labels) the topography.
     """
     import xarray as xr
 
     from .. import __version__
+    from ..microstructure import BOUNDARY_CLASSES, boundary_table, grain_table, triple_junctions
 
     data = {
         "labels": (("x_voxel", "y_voxel"), ms.labels, {"long_name": "grain id of each column (axis 0 = x)"}),
@@ -35,6 +40,32 @@ def save_microstructure(ms, path) -> Path:
         data["seed_position"] = (("grain", "xy"), ms.seeds, {"units": "m"})
     if ms.weights is not None:
         data["power_weight"] = (("grain",), ms.weights, {"units": "m^2", "long_name": "Laguerre weight"})
+    if symmetry is not None:
+        from skimage.segmentation import find_boundaries
+
+        xy = ("x_voxel", "y_voxel")
+        bt, gt = boundary_table(ms, symmetry), grain_table(ms)
+        x, y = ms.pixel_centers()
+        X, Y = np.meshgrid(x, y, indexing="ij")
+        data.update({
+            "boundary_grains": (("boundary", "side"), bt["grains"]),
+            "boundary_misorientation": (("boundary",), bt["misorientation"],
+                                        {"units": "rad", "long_name": f"disorientation ({symmetry})"}),
+            "boundary_class": (("boundary",), bt["class"], {"flag_values": list(BOUNDARY_CLASSES),
+                                                            "flag_meanings": " ".join(BOUNDARY_CLASSES.values())}),
+            "boundary_area": (("boundary",), bt["area"], {"units": "m^2"}),
+            "grain_volume": (("grain",), gt["volume"], {"units": "m^3"}),
+            "grain_equivalent_diameter": (("grain",), gt["equivalent_diameter"], {"units": "m"}),
+            "grain_centroid": (("grain", "xy"), gt["centroid"], {"units": "m"}),
+            "surface_c_axis_inclination": (xy, ms.c_axis_inclination[ms.labels], {"units": "rad"}),
+            "boundary_mask": (xy, find_boundaries(ms.labels, mode="inner", connectivity=1).astype(np.uint8)),
+            "boundary_distance": (xy, ms.boundary_distance(X, Y), {"units": "m"}),
+            "triple_junction": (("junction", "ij"), triple_junctions(ms),
+                                {"long_name": "pixel (i, j) whose corner (i+1/2, j+1/2) is a triple junction"}),
+        })
+    if height is not None:
+        data["topography"] = (("x_voxel", "y_voxel"), np.asarray(height, float),
+                              {"units": "m", "long_name": "surface height, positive out of the sample"})
     ds = xr.Dataset(data, attrs={"kind": _KIND, "esmsim_version": __version__, "spacing_m": list(ms.spacing),
                                  "thickness_m": ms.thickness, "periodic": bool(ms.periodic), "recipe": ms.recipe})
     return write_netcdf(ds, path)

@@ -4,10 +4,11 @@ from ._columnar import (ColumnarMicrostructure, columnar_from_labels, columnar_l
                         fibre_quaternions)
 from ._grid import Grid, graded_widths
 from ._segment import segment_grains
+from ._truth import boundary_table, grain_table, topography, triple_junctions
 from ._orientations import matrices_to_bunge, quaternions_to_matrices, random_quaternions, rotate_diagonal
 from ._symmetry import (BOUNDARY_CLASSES, SYMMETRIES, classify_boundaries, disorientation_angle, quat_conjugate,
                         quat_multiply, symmetry_group)
 
-__all__ = ["ColumnarMicrostructure", "columnar_voronoi", "columnar_laguerre", "columnar_from_labels", "fibre_quaternions", "segment_grains", "Grid", "graded_widths", "matrices_to_bunge",
+__all__ = ["ColumnarMicrostructure", "columnar_voronoi", "columnar_laguerre", "columnar_from_labels", "fibre_quaternions", "segment_grains", "boundary_table", "grain_table", "topography", "triple_junctions", "Grid", "graded_widths", "matrices_to_bunge",
            "quaternions_to_matrices", "random_quaternions", "rotate_diagonal", "BOUNDARY_CLASSES", "SYMMETRIES",
            "classify_boundaries", "disorientation_angle", "quat_conjugate", "quat_multiply", "symmetry_group"]
