@@ -19,9 +19,8 @@ from .config import Config
 from .materials import Material
 from .microstructure import ColumnarMicrostructure, columnar_laguerre, columnar_voronoi
 from .probe import MapResult, MapSettings, single_frequency_map
-from .probe._scan import boundary_classes, grain_diffusivities
-from .microstructure import BOUNDARY_CLASSES
-from .transport import boundary_network
+from .microstructure import BOUNDARY_CLASSES, boundary_table
+from .probe._scan import grain_diffusivities
 
 __all__ = ["build_microstructure", "build_topography", "map_settings", "map_dataset", "run", "RunOutput",
            "write_microstructure"]
@@ -95,13 +94,7 @@ def map_dataset(ms: ColumnarMicrostructure, material: Material, settings: MapSet
     incl = ms.c_axis_inclination
     resp = result.response.T  # (y, x)
     yx = ("y", "x")
-    # boundary table: one row per adjacent grain pair, area from the voxel faces (staircase-corrected)
-    net = boundary_network(ms.labels, ms.spacing[0], ms.spacing[1], periodic=ms.periodic, normal=ms.boundary_normal)
-    pairs = np.sort(net.grains, axis=1)
-    h_t = np.where(net.axis == 0, ms.spacing[1], ms.spacing[0])
-    uniq, inv = np.unique(pairs, axis=0, return_inverse=True)
-    area = np.bincount(inv.ravel(), weights=net.weight * h_t * ms.thickness, minlength=len(uniq))
-    mis, cls = boundary_classes(ms, material)
+    bt = boundary_table(ms, material.symmetry)
     b_dims = ("boundary",)
     ds = xr.Dataset(
         {
@@ -123,13 +116,13 @@ def map_dataset(ms: ColumnarMicrostructure, material: Material, settings: MapSet
                            {"long_name": "crystal->sample rotation, scalar-first (w, x, y, z)"}),
             "euler_bunge": (("grain", "euler_angle"), ms.euler_bunge, {"units": "rad", "long_name": "Bunge ZXZ angles"}),
             "seed_position": (("grain", "xy"), ms.seeds, {"units": "m", "long_name": "Voronoi seed"}),
-            "boundary_grains": (("boundary", "side"), uniq, {"long_name": "grain pair of each boundary"}),
-            "boundary_misorientation": (b_dims, mis[uniq[:, 0], uniq[:, 1]],
+            "boundary_grains": (("boundary", "side"), bt["grains"], {"long_name": "grain pair of each boundary"}),
+            "boundary_misorientation": (b_dims, bt["misorientation"],
                                         {"units": "rad", "long_name": f"disorientation angle ({material.symmetry} symmetry)"}),
-            "boundary_class": (b_dims, cls[uniq[:, 0], uniq[:, 1]].astype(np.int8),
+            "boundary_class": (b_dims, bt["class"],
                                {"flag_values": list(BOUNDARY_CLASSES), "flag_meanings": " ".join(BOUNDARY_CLASSES.values()),
                                 "long_name": "boundary class (low angle < 15 deg; twin within 5 deg)"}),
-            "boundary_area": (b_dims, area, {"units": "m^2", "long_name": "boundary area through the film"}),
+            "boundary_area": (b_dims, bt["area"], {"units": "m^2", "long_name": "boundary area through the film"}),
         },
         coords={
             "x": ("x", xv[result.ix], {"units": "m"}),

@@ -306,6 +306,29 @@ def _orientations(n, texture, fibre_axis, fibre_spread, quaternions, rng):
     raise ParameterError("microstructure.texture", f"got {texture!r}; allowed 'random', 'fibre'")
 
 
+def label_centroids(labels, spacing, periodic, n: int | None = None) -> np.ndarray:
+    """Centroid (m) of the pixels of labels 0 .. n-1, shape (n, 2); circular means along periodic axes.
+
+    A label without pixels gets (0, 0) (periodic) or NaN.
+    """
+    flat = np.asarray(labels).ravel()
+    n = int(flat.max()) + 1 if n is None else int(n)
+    nx, ny = np.shape(labels)
+    X, Y = np.meshgrid((np.arange(nx) + 0.5) * spacing[0], (np.arange(ny) + 0.5) * spacing[1], indexing="ij")
+    count = np.bincount(flat, minlength=n).astype(float)
+    count[count == 0] = np.nan
+    cen = []
+    for coord, length in ((X, nx * spacing[0]), (Y, ny * spacing[1])):
+        if periodic:
+            ang = 2 * np.pi * coord.ravel() / length
+            c = np.bincount(flat, np.cos(ang), minlength=n)
+            s = np.bincount(flat, np.sin(ang), minlength=n)
+            cen.append(np.mod(np.arctan2(s, c), 2 * np.pi) * length / (2 * np.pi))
+        else:
+            cen.append(np.bincount(flat, coord.ravel(), minlength=n) / count)
+    return np.stack(cen, -1)
+
+
 def _lift(points, weights):
     """Lift 2-D points to 3-D so that Euclidean nearest neighbours are power-diagram nearest seeds."""
     w = np.asarray(weights, float)
@@ -383,24 +406,12 @@ def columnar_laguerre(
     weights = target / np.pi
     quats = _orientations(n, texture, fibre_axis, fibre_spread, quaternions, rng)
     pix = spacing * spacing
-    X, Y = np.meshgrid((np.arange(nx) + 0.5) * spacing, (np.arange(ny) + 0.5) * spacing, indexing="ij")
     for _ in range(int(iterations)):
         labels = _power_labels(seeds, weights, nx, ny, spacing, periodic)
         flat = labels.ravel()
         area = np.bincount(flat, minlength=n) * pix
         has = area > 0
-        if periodic:  # centroids as circular means
-            cen = []
-            for coord, length in ((X, L[0]), (Y, L[1])):
-                ang = 2 * np.pi * coord.ravel() / length
-                c = np.bincount(flat, np.cos(ang), minlength=n)
-                s_ = np.bincount(flat, np.sin(ang), minlength=n)
-                cen.append(np.mod(np.arctan2(s_, c), 2 * np.pi) * length / (2 * np.pi))
-            centroid = np.stack(cen, -1)
-        else:
-            cnt = np.maximum(np.bincount(flat, minlength=n), 1)
-            centroid = np.stack([np.bincount(flat, X.ravel(), minlength=n) / cnt,
-                                 np.bincount(flat, Y.ravel(), minlength=n) / cnt], -1)
+        centroid = label_centroids(labels, (spacing, spacing), periodic, n)
         seeds = np.where(has[:, None], centroid, seeds)
         weights = weights + (target - area) / np.pi
     labels = _power_labels(seeds, weights, nx, ny, spacing, periodic)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._errors import ParameterError
-from ._columnar import ColumnarMicrostructure
+from ._columnar import ColumnarMicrostructure, label_centroids
 
 __all__ = ["topography", "grain_table", "boundary_table", "triple_junctions"]
 
@@ -37,23 +37,10 @@ def topography(ms: ColumnarMicrostructure, *, grain_height_rms: float = 1e-9, gr
 
 def grain_table(ms: ColumnarMicrostructure) -> dict[str, np.ndarray]:
     """Per grain: volume (m^3), equivalent-circle diameter (m) and centroid (m; circular mean if periodic)."""
-    flat = ms.labels.ravel()
-    n = ms.n_grains
-    count = np.bincount(flat, minlength=n)
-    area = count * ms.spacing[0] * ms.spacing[1]
-    x, y = ms.pixel_centers()
-    X, Y = np.meshgrid(x, y, indexing="ij")
-    cen = []
-    for coord, length in ((X, ms.extent[0]), (Y, ms.extent[1])):
-        if ms.periodic:
-            ang = 2 * np.pi * coord.ravel() / length
-            c = np.bincount(flat, np.cos(ang), minlength=n)
-            s = np.bincount(flat, np.sin(ang), minlength=n)
-            cen.append(np.mod(np.arctan2(s, c), 2 * np.pi) * length / (2 * np.pi))
-        else:
-            cen.append(np.bincount(flat, coord.ravel(), minlength=n) / np.maximum(count, 1))
+    area = np.bincount(ms.labels.ravel(), minlength=ms.n_grains) * ms.spacing[0] * ms.spacing[1]
+    cen = label_centroids(ms.labels, ms.spacing, ms.periodic, ms.n_grains)
     return {"volume": area * ms.thickness, "equivalent_diameter": np.sqrt(4 * area / np.pi),
-            "centroid": np.stack(cen, -1)}
+            "centroid": cen}
 
 
 def boundary_table(ms: ColumnarMicrostructure, symmetry: str) -> dict[str, np.ndarray]:
