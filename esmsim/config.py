@@ -38,7 +38,7 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 class Field:
     """Specification of one config field."""
 
-    kind: str  # "quantity", "angle", "int", "float", "bool", "str", "choice", "pair", "ipair", "vec3", "table"
+    kind: str  # quantity, angle, int, float, bool, str, choice, pair, ipair, vec3, points, angles3, table
     default: Any = None
     dim: str | None = None  # pint dimensionality for quantities, e.g. "[length]"
     example: str = ""
@@ -58,8 +58,13 @@ SCHEMA: dict[str, dict[str, Field]] = {
     "microstructure": {
         "file": Field("str", None, doc="recipe TOML whose [microstructure] table is used (keys here override it), "
                                        "or a saved microstructure (.nc); relative to this config's folder"),
-        "generator": Field("choice", "columnar_voronoi", choices=("columnar_voronoi", "columnar_laguerre"),
-                           doc="2-D Voronoi (Poisson) or Laguerre (lognormal sizes) tessellation, extruded"),
+        "generator": Field("choice", "columnar_voronoi",
+                           choices=("columnar_voronoi", "columnar_laguerre", "columnar_seeds"),
+                           doc="2-D Voronoi (Poisson) or Laguerre (lognormal sizes) tessellation, or chosen seeds"),
+        "seeds": Field("points", None, dim=_L, example="100 nm", low=0.0, high=1e-3,
+                       doc="seed positions [[x, y], ...] (columnar_seeds)"),
+        "euler_angles": Field("angles3", None, example="30 deg", low=-2 * math.pi, high=2 * math.pi,
+                              doc="Bunge angles per grain [[phi1, Phi, phi2], ...] (columnar_seeds; default: texture)"),
         "size": Field("pair", ("320 nm", "320 nm"), dim=_L, example="320 nm", low=1e-9, high=1e-3,
                       doc="lateral size [Lx, Ly]"),
         "spacing": Field("quantity", "5 nm", dim=_L, example="5 nm", low=1e-10, high=1e-5, doc="voxel size in x and y"),
@@ -200,6 +205,15 @@ def _parse_field(name: str, value, spec: Field):
                 return None
             raise ConfigError(name, f"'auto' is not allowed here; give a value such as {spec.example!r}")
         return _range(name, parse_quantity(value, field=name, dim=spec.dim, example=spec.example), spec, _si_unit(spec.dim))
+    if k in ("points", "angles3"):
+        width = 2 if k == "points" else 3
+        if (not isinstance(value, (list, tuple)) or not value
+                or not all(isinstance(r, (list, tuple)) and len(r) == width for r in value)):
+            raise ConfigError(name, f"got {value!r}; expected a list of [{', '.join([spec.example] * width)}] rows")
+        conv = ((lambda v, f: parse_quantity(v, field=f, dim=spec.dim, example=spec.example)) if k == "points"
+                else (lambda v, f: parse_quantity(v, field=f, unit="radian", example=spec.example)))
+        return tuple(tuple(_range(f"{name}[{i}][{j}]", conv(v, f"{name}[{i}][{j}]"), spec) for j, v in enumerate(r))
+                     for i, r in enumerate(value))
     if k == "angle":
         return _range(name, parse_quantity(value, field=name, unit="radian", example=spec.example), spec, "rad")
     if k == "vec3":
@@ -377,6 +391,10 @@ def parse_config(data: Mapping, *, base_dir=None) -> Config:
             raise ConfigError(exc.field, exc.message) from None
         ms.update(size=saved.extent, spacing=saved.spacing[0], thickness=saved.thickness, periodic=saved.periodic,
                   generator=saved.recipe.get("generator", "saved"))
+    if (ms["generator"] == "columnar_seeds") != (ms["seeds"] is not None):
+        raise ConfigError("microstructure.seeds", "required with generator = 'columnar_seeds' and only used there")
+    if ms["euler_angles"] is not None and ms["seeds"] is not None and len(ms["euler_angles"]) != len(ms["seeds"]):
+        raise ConfigError("microstructure.euler_angles", f"{len(ms['euler_angles'])} rows for {len(ms['seeds'])} seeds")
     if ms["generator"] == "columnar_voronoi" and ms["grain_size_sigma"] != 0:
         raise ConfigError("microstructure.grain_size_sigma", f"got {ms['grain_size_sigma']:g}; only used with "
                                                              "generator = 'columnar_laguerre' (Voronoi sizes are not set)")

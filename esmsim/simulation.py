@@ -17,7 +17,7 @@ import numpy as np
 from . import __version__
 from .config import Config
 from .materials import Material
-from .microstructure import ColumnarMicrostructure, columnar_laguerre, columnar_voronoi
+from .microstructure import ColumnarMicrostructure, columnar_laguerre, columnar_seeded, columnar_voronoi
 from .probe import MapResult, MapSettings, single_frequency_map
 from .microstructure import BOUNDARY_CLASSES, boundary_table
 from .probe._scan import grain_diffusivities
@@ -36,6 +36,9 @@ def build_microstructure(config: Config) -> ColumnarMicrostructure:
     common = dict(spacing=m["spacing"], thickness=m["thickness"], grain_size=m["grain_size"], periodic=m["periodic"],
                   texture=m["texture"], fibre_axis=m["fibre_axis"], fibre_spread=m["fibre_spread"],
                   rng=config["simulation"]["seed"])
+    if m["generator"] == "columnar_seeds":
+        common.pop("grain_size")
+        return columnar_seeded(np.array(m["seeds"]), m["size"], euler_angles=m["euler_angles"], **common)
     if m["generator"] == "columnar_laguerre":
         return columnar_laguerre(m["size"], grain_size_sigma=m["grain_size_sigma"], **common)
     return columnar_voronoi(m["size"], **common)

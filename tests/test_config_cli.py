@@ -115,7 +115,7 @@ def test_microstructure_recipes_are_valid_configs():
         pytest.skip("microstructures/ not present (installed package without the source tree)")
     for path in recipes:
         cfg = load_config(path)
-        assert cfg["microstructure"]["generator"] in ("columnar_voronoi", "columnar_laguerre"), path.name
+        assert cfg["microstructure"]["generator"] in ("columnar_voronoi", "columnar_laguerre", "columnar_seeds"), path.name
 
 
 def test_microstructure_file_reference(tmp_path):

@@ -182,3 +182,46 @@ def test_cli_microstructure_writes_ground_truth(tmp_path):
     assert (tmp_path / "o" / "r_microstructure.png").stat().st_size > 10_000
     ms = load_microstructure(tmp_path / "o" / "r_microstructure.nc")
     assert ms.n_grains == ds.sizes["grain"]
+
+
+def test_seeded_bicrystal_is_the_designed_boundary(tmp_path):
+    from esmsim.microstructure import boundary_table, bunge_to_quaternions, columnar_seeded, matrices_to_bunge
+
+    e = np.radians([[90, 30, 0], [90, -30, 0]])
+    ms = columnar_seeded([[80e-9, 80e-9], [240e-9, 80e-9]], (320e-9, 160e-9), spacing=5e-9, thickness=100e-9,
+                         euler_angles=e)
+    assert np.all(ms.labels[:32] == 0) and np.all(ms.labels[32:] == 1)  # boundary plane x = 160 nm
+    bt = boundary_table(ms, "trigonal")
+    assert np.degrees(bt["misorientation"][0]) == pytest.approx(60.0)  # symmetric tilt +-30 deg about y
+    assert bt["area"][0] == pytest.approx(160e-9 * 100e-9)
+    assert np.allclose(np.degrees(ms.c_axis_inclination), 30.0)
+    q = bunge_to_quaternions(np.radians([[10, 20, 30]]))
+    assert np.allclose(np.degrees(matrices_to_bunge(quaternions_to_matrices(q))), [[10, 20, 30]])
+    with pytest.raises(ParameterError, match="microstructure.seeds"):
+        columnar_seeded([[400e-9, 0.0]], (320e-9, 160e-9), spacing=5e-9, thickness=1e-7)
+
+
+def test_seeded_recipes_parse_and_build():
+    from pathlib import Path
+
+    from esmsim.simulation import build_microstructure
+
+    root = Path(__file__).resolve().parents[1] / "microstructures"
+    if not root.exists():
+        pytest.skip("microstructures/ not present")
+    tri = build_microstructure(load_config(root / "tricrystal.toml"))
+    from esmsim.microstructure import triple_junctions
+
+    assert tri.n_grains == 3 and len(triple_junctions(tri)) == 1
+    single = build_microstructure(load_config(root / "single_crystal.toml"))
+    assert single.n_grains == 1 and np.degrees(single.c_axis_inclination[0]) == pytest.approx(45.0)
+
+
+def test_config_seeds_errors(tmp_path):
+    (tmp_path / "a.toml").write_text('[microstructure]\ngenerator = "columnar_seeds"\n')
+    with pytest.raises(ConfigError, match="microstructure.seeds"):
+        load_config(tmp_path / "a.toml")
+    (tmp_path / "b.toml").write_text('[microstructure]\ngenerator = "columnar_seeds"\nseeds = [["10 nm", "10 nm"]]\n'
+                                     'euler_angles = [["0 deg", "0 deg"]]\n')
+    with pytest.raises(ConfigError, match="microstructure.euler_angles"):
+        load_config(tmp_path / "b.toml")

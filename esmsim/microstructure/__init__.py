@@ -1,7 +1,7 @@
 """Microstructures: grids, tessellations, orientations and their ground truth."""
 
-from ._columnar import (ColumnarMicrostructure, columnar_from_labels, columnar_laguerre, columnar_voronoi,
-                        fibre_quaternions)
+from ._columnar import (ColumnarMicrostructure, bunge_to_quaternions, columnar_from_labels, columnar_laguerre,
+                        columnar_seeded, columnar_voronoi, fibre_quaternions)
 from ._grid import Grid, graded_widths
 from ._segment import segment_grains
 from ._truth import boundary_table, grain_table, topography, triple_junctions
@@ -9,6 +9,6 @@ from ._orientations import matrices_to_bunge, quaternions_to_matrices, random_qu
 from ._symmetry import (BOUNDARY_CLASSES, SYMMETRIES, classify_boundaries, disorientation_angle, quat_conjugate,
                         quat_multiply, symmetry_group)
 
-__all__ = ["ColumnarMicrostructure", "columnar_voronoi", "columnar_laguerre", "columnar_from_labels", "fibre_quaternions", "segment_grains", "boundary_table", "grain_table", "topography", "triple_junctions", "Grid", "graded_widths", "matrices_to_bunge",
+__all__ = ["ColumnarMicrostructure", "columnar_voronoi", "columnar_laguerre", "columnar_seeded", "bunge_to_quaternions", "columnar_from_labels", "fibre_quaternions", "segment_grains", "boundary_table", "grain_table", "topography", "triple_junctions", "Grid", "graded_widths", "matrices_to_bunge",
            "quaternions_to_matrices", "random_quaternions", "rotate_diagonal", "BOUNDARY_CLASSES", "SYMMETRIES",
            "classify_boundaries", "disorientation_angle", "quat_conjugate", "quat_multiply", "symmetry_group"]

@@ -19,8 +19,8 @@ from ._grid import Grid
 from ._orientations import matrices_to_bunge, quaternions_to_matrices, random_quaternions
 from ._symmetry import quat_multiply
 
-__all__ = ["ColumnarMicrostructure", "columnar_voronoi", "columnar_laguerre", "columnar_from_labels",
-           "fibre_quaternions"]
+__all__ = ["ColumnarMicrostructure", "columnar_voronoi", "columnar_laguerre", "columnar_seeded",
+           "columnar_from_labels", "fibre_quaternions", "bunge_to_quaternions"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -422,6 +422,75 @@ def columnar_laguerre(
                   iterations=int(iterations), seed=seed_value)
     return ColumnarMicrostructure(labels, (spacing, spacing), float(thickness), quats, seeds, periodic, recipe,
                                   weights)
+
+
+def bunge_to_quaternions(euler) -> np.ndarray:
+    """Scalar-first quaternions of Bunge (ZXZ) angles (rad), ``R = Rz(phi1) Rx(Phi) Rz(phi2)``, shape (n, 4)."""
+    e = np.atleast_2d(np.asarray(euler, float))
+    if e.shape[-1] != 3:
+        raise ParameterError("microstructure.euler_angles", f"got shape {e.shape}; expected (n, 3) Bunge angles")
+
+    def rot(axis, ang):
+        q = np.zeros((len(ang), 4))
+        q[:, 0] = np.cos(ang / 2)
+        q[:, axis] = np.sin(ang / 2)
+        return q
+
+    q = quat_multiply(quat_multiply(rot(3, e[:, 0]), rot(1, e[:, 1])), rot(3, e[:, 2]))
+    q[q[:, 0] < 0] *= -1
+    return q
+
+
+def columnar_seeded(
+    seeds,
+    size: tuple[float, float],
+    *,
+    spacing: float,
+    thickness: float,
+    periodic: bool = False,
+    euler_angles=None,
+    texture: str = "random",
+    fibre_axis=(0.0, 0.0, 1.0),
+    fibre_spread: float = 0.0,
+    rng=None,
+) -> ColumnarMicrostructure:
+    """Columnar film from chosen Voronoi seeds: single crystals, bicrystals, tricrystals, designed layouts.
+
+    Two seeds mirrored about a plane give a bicrystal whose boundary is that
+    plane; three seeds at 120 degrees a tricrystal with a triple junction; one
+    seed a single crystal.
+
+    Parameters
+    ----------
+    seeds : array_like, shape (n, 2)
+        Seed positions (m) inside the film.
+    size, spacing, thickness, periodic
+        As in :func:`columnar_voronoi` (m); not periodic by default.
+    euler_angles : array_like, shape (n, 3), optional
+        Bunge angles (rad) per grain; otherwise ``texture`` decides (random or fibre).
+    rng : int or numpy.random.Generator, optional
+        Seed for random orientations.
+    """
+    seeds = np.atleast_2d(np.asarray(seeds, dtype=float))
+    n = len(seeds)
+    nx, ny = _check_film(size, spacing, thickness, max(spacing, 1e-300))
+    L = np.array([nx * spacing, ny * spacing])
+    if seeds.shape[1] != 2 or n < 1 or np.any(seeds < 0) or np.any(seeds >= L):
+        raise ParameterError("microstructure.seeds", f"got shape {seeds.shape}; expected (n >= 1, 2) positions "
+                                                     f"inside the {L[0]:g} x {L[1]:g} m film")
+    seed_value = rng if isinstance(rng, (int, np.integer)) else None
+    rng = np.random.default_rng(rng)
+    quats = (bunge_to_quaternions(euler_angles) if euler_angles is not None
+             else _orientations(n, texture, fibre_axis, fibre_spread, None, rng))
+    if len(quats) != n:
+        raise ParameterError("microstructure.euler_angles", f"{len(quats)} orientations for {n} seeds")
+    labels = _power_labels(seeds, None, nx, ny, spacing, periodic)
+    recipe = dict(generator="columnar_seeds", size=[float(L[0]), float(L[1])], spacing=spacing, thickness=thickness,
+                  periodic=periodic, seeds=seeds.tolist(),
+                  euler_angles=None if euler_angles is None else np.atleast_2d(euler_angles).tolist(),
+                  texture=texture, seed=seed_value)
+    return ColumnarMicrostructure(labels, (spacing, spacing), float(thickness), quats, seeds,
+                                  periodic, recipe)
 
 
 def _shortest_arc(a, b) -> np.ndarray:
