@@ -313,7 +313,7 @@ def _material(section):
         raise ConfigError(exc.field.replace("material.", "material.overrides.", 1), exc.message) from None
 
 
-_SAVED = (".nc", ".nc4", ".h5")
+SAVED_SUFFIXES = (".nc", ".nc4", ".h5")  # microstructure.file of these suffixes is a saved film
 
 
 def _resolve_recipe(data: Mapping, base_dir: Path) -> dict:
@@ -325,7 +325,7 @@ def _resolve_recipe(data: Mapping, base_dir: Path) -> dict:
     if not isinstance(ref, str) or not ref.strip():
         raise ConfigError("microstructure.file", f"got {ref!r}; expected the path of a recipe TOML file")
     path = (base_dir / ref).resolve()
-    if path.suffix in _SAVED:
+    if path.suffix in SAVED_SUFFIXES:
         others = [k for k in section if k != "file"]
         if others:
             raise ConfigError(f"microstructure.{others[0]}", "not allowed with a saved microstructure file "
@@ -382,7 +382,7 @@ def parse_config(data: Mapping, *, base_dir=None) -> Config:
             raw = given.get(key, spec.default)
             values[sec][key] = _parse_field(f"{sec}.{key}", raw, spec)
     ms = values["microstructure"]
-    if ms["file"] is not None and Path(ms["file"]).suffix in _SAVED:
+    if ms["file"] is not None and Path(ms["file"]).suffix in SAVED_SUFFIXES:
         from .io import load_microstructure
 
         try:

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .config import Config
+from .config import SAVED_SUFFIXES, Config
 from .materials import Material
-from .microstructure import ColumnarMicrostructure, columnar_laguerre, columnar_seeded, columnar_voronoi
+from .microstructure import (BOUNDARY_CLASSES, ColumnarMicrostructure, boundary_table, columnar_laguerre,
+                             columnar_seeded, columnar_voronoi)
 from .probe import MapResult, MapSettings, single_frequency_map
-from .microstructure import BOUNDARY_CLASSES, boundary_table
 from .probe._scan import grain_diffusivities
 
 __all__ = ["build_microstructure", "build_topography", "map_settings", "map_dataset", "run", "RunOutput",
@@ -29,7 +29,7 @@ __all__ = ["build_microstructure", "build_topography", "map_settings", "map_data
 def build_microstructure(config: Config) -> ColumnarMicrostructure:
     """The microstructure the config describes (seeded by ``simulation.seed``)."""
     m = config["microstructure"]
-    if m["file"] is not None and Path(m["file"]).suffix in (".nc", ".nc4", ".h5"):
+    if m["file"] is not None and Path(m["file"]).suffix in SAVED_SUFFIXES:
         from .io import load_microstructure
 
         return load_microstructure(m["file"])
