@@ -119,16 +119,11 @@ def boundary_factors(ms: ColumnarMicrostructure, material: Material) -> np.ndarr
     low, twin = material["gb_factor_low_angle"], material["gb_factor_twin"]
     if low == 1.0 and twin == 1.0:
         return f
-    _, cls = boundary_classes(ms, material)
+    q = ms.quaternions
+    _, cls = classify_boundaries(q[:, None, :], q[None, :, :], material.symmetry)
     f[cls == 1] = low
     f[cls == 2] = twin
     return f
-
-
-def boundary_classes(ms: ColumnarMicrostructure, material: Material) -> tuple[np.ndarray, np.ndarray]:
-    """Disorientation angle (rad) and class code of every grain pair, each shape (n_grains, n_grains)."""
-    q = ms.quaternions
-    return classify_boundaries(q[:, None, :], q[None, :, :], material.symmetry)
 
 
 def _z_widths(ms, material, settings, Dg):
@@ -186,13 +181,17 @@ class _Window:
         D_gb = self.material.D_gb * self.gb_factor[net.grains[:, 0], net.grains[:, 1]]
         system = assemble(grid, D, bottom=st.bottom, boundaries=net, D_gb=D_gb, gb_width=self.material["gb_width"])
         tips = [((ox + a - ix[0] + 0.5) * h, (oy + b - iy[0] + 0.5) * h) for a in ix for b in iy]
-        diag = None
+        # Tips whose surface condition (where it applies) is the same share one factorisation: all tips
+        # for profiles that apply everywhere (Lorentzian, point charge), one group per tip for a disk.
         rhs = np.empty((system.n, len(tips)))
+        groups: dict[bytes, tuple[np.ndarray, list[int]]] = {}
         for t, tip in enumerate(tips):
             d_t, rhs[:, t] = tip_rhs(system, tip, profile=st.tip_profile, width=st.tip_width)
-            if diag is None:
-                diag = d_t  # the surface conductances do not depend on where the tip is
-        c = solve_frequency(system, 2 * np.pi * st.frequency, diag, rhs, method="direct")[0]
+            groups.setdefault(d_t.tobytes(), (d_t, []))[1].append(t)
+        c = np.empty((system.n, len(tips)), complex)
+        for diag, members in groups.values():
+            c[:, members] = solve_frequency(system, 2 * np.pi * st.frequency, diag, rhs[:, members],
+                                            method="direct")[0]
         out = np.empty(len(tips), complex)
         nb = system.n_bulk
         for t, tip in enumerate(tips):
