@@ -313,6 +313,16 @@ def _material(section):
         raise ConfigError(exc.field.replace("material.", "material.overrides.", 1), exc.message) from None
 
 
+def _read_toml(path: Path, field: str) -> dict:
+    """Read and parse a TOML file; a missing file or bad TOML is a ConfigError on ``field``."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(field, f"cannot read {str(path)!r} ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(field, f"{str(path)!r} is not valid TOML: {exc}") from None
+
+
 SAVED_SUFFIXES = (".nc", ".nc4", ".h5")  # microstructure.file of these suffixes is a saved film
 
 
@@ -333,12 +343,7 @@ def _resolve_recipe(data: Mapping, base_dir: Path) -> dict:
         merged = dict(data)
         merged["microstructure"] = {"file": str(path)}
         return merged
-    try:
-        recipe = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError("microstructure.file", f"cannot read {str(path)!r} ({exc.strerror})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("microstructure.file", f"{str(path)!r} is not valid TOML: {exc}") from None
+    recipe = _read_toml(path, "microstructure.file")
     table = recipe.get("microstructure")
     if not isinstance(table, Mapping):
         raise ConfigError("microstructure.file", f"{str(path)!r} has no [microstructure] table")
@@ -425,12 +430,4 @@ def load_config(path) -> Config:
         The file cannot be read, is not valid TOML, or fails validation.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(str(path), f"cannot read the config file ({exc.strerror})") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), f"not valid TOML: {exc}") from None
-    return parse_config(data, base_dir=path.parent)
+    return parse_config(_read_toml(path, str(path)), base_dir=path.parent)
