@@ -59,20 +59,26 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "file": Field("str", None, doc="recipe TOML whose [microstructure] table is used (keys here override it), "
                                        "or a saved microstructure (.nc); relative to this config's folder"),
         "generator": Field("choice", "columnar_voronoi",
-                           choices=("columnar_voronoi", "columnar_laguerre", "columnar_seeds"),
-                           doc="2-D Voronoi (Poisson) or Laguerre (lognormal sizes) tessellation, or chosen seeds"),
+                           choices=("columnar_voronoi", "columnar_laguerre", "columnar_seeds", "voronoi", "laguerre",
+                                    "bicrystal"),
+                           doc="columnar film from a 2-D Voronoi (Poisson) or Laguerre (lognormal sizes) tessellation "
+                               "or chosen seeds; equiaxed 3-D Voronoi or Laguerre polycrystal; bicrystal with an "
+                               "inclined boundary plane"),
         "seeds": Field("points", None, dim=_L, example="100 nm", low=0.0, high=1e-3,
                        doc="seed positions [[x, y], ...] (columnar_seeds)"),
         "euler_angles": Field("angles3", None, example="30 deg", low=-2 * math.pi, high=2 * math.pi,
-                              doc="Bunge angles per grain [[phi1, Phi, phi2], ...] (columnar_seeds; default: texture)"),
+                              doc="Bunge angles per grain [[phi1, Phi, phi2], ...] (columnar_seeds, bicrystal; "
+                                  "default: texture)"),
         "size": Field("pair", ("320 nm", "320 nm"), dim=_L, example="320 nm", low=1e-9, high=1e-3,
                       doc="lateral size [Lx, Ly]"),
         "spacing": Field("quantity", "5 nm", dim=_L, example="5 nm", low=1e-10, high=1e-5, doc="voxel size in x and y"),
+        "spacing_z": Field("quantity", None, dim=_L, example="5 nm", low=1e-10, high=1e-5,
+                           doc="voxel size in depth of a voxel volume (default: spacing)"),
         "thickness": Field("quantity", "100 nm", dim=_L, example="100 nm", low=1e-9, high=1e-3, doc="film thickness"),
         "grain_size": Field("quantity", "100 nm", dim=_L, example="100 nm", low=1e-9, high=1e-3,
                             doc="mean equivalent grain diameter"),
         "grain_size_sigma": Field("float", 0.0, low=0.0, high=2.0,
-                                  doc="std of ln(equivalent diameter), columnar_laguerre only"),
+                                  doc="std of ln(equivalent diameter), laguerre generators only"),
         "periodic": Field("bool", True, doc="periodic in x and y"),
         "grain_height_rms": Field("quantity", "1 nm", dim=_L, example="1 nm", low=0.0, high=1e-6,
                                   doc="rms height difference between grains (topography)"),
@@ -84,6 +90,22 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "fibre_axis": Field("vec3", (0.0, 0.0, 1.0), doc="crystal direction along the film normal (fibre texture)"),
         "fibre_spread": Field("angle", "0 deg", example="10 deg", low=0.0, high=math.pi / 2,
                               doc="standard deviation of the fibre axis' tilt"),
+        "column_tilt": Field("angle", "0 deg", example="15 deg", low=0.0, high=math.radians(80),
+                             doc="tilt of the columns from the film normal (columnar generators; makes a voxel volume)"),
+        "column_tilt_azimuth": Field("angle", "0 deg", example="30 deg", low=-2 * math.pi, high=2 * math.pi,
+                                     doc="direction of the column tilt, from x"),
+        "partial_grain_fraction": Field("float", 0.0, low=0.0, high=0.99,
+                                        doc="fraction of columns that do not span the film (buried or nucleated "
+                                            "inside; columnar generators; makes a voxel volume)"),
+        "boundary_normal": Field("vec3", (1.0, 0.0, 0.0), doc="boundary-plane normal of the bicrystal (sample frame)"),
+        "pore_fraction": Field("float", 0.0, low=0.0, high=0.6, doc="pore volume fraction (makes a voxel volume)"),
+        "pore_radius": Field("quantity", "10 nm", dim=_L, example="10 nm", low=1e-10, high=1e-5,
+                             doc="mean pore radius"),
+        "pore_radius_sigma": Field("float", 0.0, low=0.0, high=1.5, doc="std of ln(pore radius)"),
+        "crack_fraction": Field("float", 0.0, low=0.0, high=1.0,
+                                doc="fraction of grain boundaries opened as cracks (makes a voxel volume)"),
+        "crack_opening": Field("quantity", "5 nm", dim=_L, example="5 nm", low=1e-10, high=1e-5,
+                               doc="crack opening (at least one voxel)"),
     },
     "material": {
         "name": Field("choice", "LiCoO2", choices=tuple(MATERIALS), doc="parameter set"),
@@ -394,15 +416,20 @@ def parse_config(data: Mapping, *, base_dir=None) -> Config:
             saved = load_microstructure(ms["file"])
         except ParameterError as exc:
             raise ConfigError(exc.field, exc.message) from None
-        ms.update(size=saved.extent, spacing=saved.spacing[0], thickness=saved.thickness, periodic=saved.periodic,
+        ms.update(size=saved.extent[:2], spacing=saved.spacing[0], thickness=saved.thickness, periodic=saved.periodic,
                   generator=saved.recipe.get("generator", "saved"))
     if (ms["generator"] == "columnar_seeds") != (ms["seeds"] is not None):
         raise ConfigError("microstructure.seeds", "required with generator = 'columnar_seeds' and only used there")
     if ms["euler_angles"] is not None and ms["seeds"] is not None and len(ms["euler_angles"]) != len(ms["seeds"]):
         raise ConfigError("microstructure.euler_angles", f"{len(ms['euler_angles'])} rows for {len(ms['seeds'])} seeds")
-    if ms["generator"] == "columnar_voronoi" and ms["grain_size_sigma"] != 0:
+    columnar = ms["generator"].startswith("columnar") or ms["generator"] == "saved"
+    for key in ("column_tilt", "partial_grain_fraction"):
+        if ms[key] and not columnar:
+            raise ConfigError(f"microstructure.{key}", f"only used with the columnar generators, not "
+                                                       f"{ms['generator']!r}")
+    if ms["generator"] in ("columnar_voronoi", "voronoi") and ms["grain_size_sigma"] != 0:
         raise ConfigError("microstructure.grain_size_sigma", f"got {ms['grain_size_sigma']:g}; only used with "
-                                                             "generator = 'columnar_laguerre' (Voronoi sizes are not set)")
+                                                             "a laguerre generator (Voronoi sizes are not set)")
     cfg = Config(values, source)
     cfg.material()  # validate the overrides now
     if ms["spacing"] * 2 > min(ms["size"]):

@@ -17,8 +17,9 @@ import numpy as np
 from . import __version__
 from .config import SAVED_SUFFIXES, Config
 from .materials import Material
-from .microstructure import (BOUNDARY_CLASSES, ColumnarMicrostructure, boundary_table, columnar_laguerre,
-                             columnar_seeded, columnar_voronoi)
+from .microstructure import (BOUNDARY_CLASSES, ColumnarMicrostructure, Microstructure, add_cracks, add_pores,
+                             bicrystal, boundary_table, columnar_film, columnar_laguerre, columnar_seeded,
+                             columnar_voronoi, laguerre, voronoi)
 from .probe import MapResult, MapSettings, single_frequency_map
 from .probe._scan import grain_diffusivities
 
@@ -26,22 +27,54 @@ __all__ = ["build_microstructure", "build_topography", "map_settings", "map_data
            "write_microstructure"]
 
 
-def build_microstructure(config: Config) -> ColumnarMicrostructure:
-    """The microstructure the config describes (seeded by ``simulation.seed``)."""
+def build_microstructure(config: Config):
+    """The microstructure the config describes (seeded by ``simulation.seed``).
+
+    A :class:`~esmsim.microstructure.ColumnarMicrostructure` for a plain columnar film; a
+    :class:`~esmsim.microstructure.Microstructure` (voxel volume) for the 3-D generators and for
+    columnar films with tilted or partial columns, pores or cracks. Each step draws from its own
+    random stream, so adding pores does not change the grains.
+    """
     m = config["microstructure"]
+    seed = config["simulation"]["seed"]
     if m["file"] is not None and Path(m["file"]).suffix in SAVED_SUFFIXES:
         from .io import load_microstructure
 
         return load_microstructure(m["file"])
-    common = dict(spacing=m["spacing"], thickness=m["thickness"], grain_size=m["grain_size"], periodic=m["periodic"],
-                  texture=m["texture"], fibre_axis=m["fibre_axis"], fibre_spread=m["fibre_spread"],
-                  rng=config["simulation"]["seed"])
-    if m["generator"] == "columnar_seeds":
-        common.pop("grain_size")
-        return columnar_seeded(np.array(m["seeds"]), m["size"], euler_angles=m["euler_angles"], **common)
-    if m["generator"] == "columnar_laguerre":
-        return columnar_laguerre(m["size"], grain_size_sigma=m["grain_size_sigma"], **common)
-    return columnar_voronoi(m["size"], **common)
+    texture = dict(texture=m["texture"], fibre_axis=m["fibre_axis"], fibre_spread=m["fibre_spread"])
+    hz = m["spacing_z"] or m["spacing"]
+    gen = m["generator"]
+    if gen in ("voronoi", "laguerre"):
+        size3 = (*m["size"], m["thickness"])
+        spacing3 = (m["spacing"], m["spacing"], hz)
+        if gen == "voronoi":
+            ms = voronoi(size3, spacing=spacing3, grain_size=m["grain_size"], periodic=m["periodic"], rng=seed,
+                         **texture)
+        else:
+            ms = laguerre(size3, spacing=spacing3, grain_size=m["grain_size"], grain_size_sigma=m["grain_size_sigma"],
+                          periodic=m["periodic"], rng=seed, **texture)
+    elif gen == "bicrystal":
+        ms = bicrystal((*m["size"], m["thickness"]), spacing=(m["spacing"], m["spacing"], hz),
+                       normal=m["boundary_normal"], euler_angles=m["euler_angles"], texture=m["texture"], rng=seed)
+    else:
+        common = dict(spacing=m["spacing"], thickness=m["thickness"], periodic=m["periodic"], rng=seed, **texture)
+        if gen == "columnar_seeds":
+            ms = columnar_seeded(np.array(m["seeds"]), m["size"], euler_angles=m["euler_angles"], **common)
+        elif gen == "columnar_laguerre":
+            ms = columnar_laguerre(m["size"], grain_size=m["grain_size"], grain_size_sigma=m["grain_size_sigma"],
+                                   **common)
+        else:
+            ms = columnar_voronoi(m["size"], grain_size=m["grain_size"], **common)
+        if m["column_tilt"] or m["partial_grain_fraction"] or m["pore_fraction"] or m["crack_fraction"]:
+            ms = columnar_film(ms, spacing_z=hz, tilt=m["column_tilt"], tilt_azimuth=m["column_tilt_azimuth"],
+                               partial_fraction=m["partial_grain_fraction"], rng=np.random.default_rng([seed, 2]))
+    if m["pore_fraction"]:
+        ms = add_pores(ms, volume_fraction=m["pore_fraction"], radius=m["pore_radius"],
+                       radius_sigma=m["pore_radius_sigma"], rng=np.random.default_rng([seed, 3]))
+    if m["crack_fraction"]:
+        ms = add_cracks(ms, opening=m["crack_opening"], fraction=m["crack_fraction"],
+                        rng=np.random.default_rng([seed, 4]))
+    return ms
 
 
 def build_topography(config: Config, ms: ColumnarMicrostructure) -> np.ndarray:
@@ -190,6 +223,8 @@ def run(config: Config, *, out_dir=None, workers: int | None = None, progress: b
     t0 = time.perf_counter()
     out = Path(out_dir if out_dir is not None else config["output"]["directory"])
     ms = build_microstructure(config)
+    if isinstance(ms, Microstructure):
+        ms = ms.as_columnar()  # the transport engine takes columnar films (3-D transport: issue 4)
     material = config.material()
     settings = map_settings(config)
     w = workers if workers is not None else (config["numerics"]["workers"] or None)

@@ -39,13 +39,20 @@ class atomic_path:
         return False
 
 
+def _plain(value):
+    """numpy scalars and arrays as plain Python for JSON."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    raise TypeError(f"attribute value {value!r} of type {type(value).__name__} cannot be stored")
+
+
 def _json_attrs(ds):
     """Copy of ``ds`` whose dict/list/tuple/bool attributes are JSON strings (NetCDF attributes are flat)."""
     ds = ds.copy()
     for obj in [ds, *ds.variables.values()]:
         for k, v in list(obj.attrs.items()):
             if isinstance(v, (dict, list, tuple, bool)) or v is None:
-                obj.attrs[k] = "json:" + json.dumps(v)
+                obj.attrs[k] = "json:" + json.dumps(v, default=_plain)
     return ds
 
 

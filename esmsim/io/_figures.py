@@ -63,23 +63,36 @@ def orientation_colors(ms) -> np.ndarray:
 
 
 def microstructure_figure(ms, height, path, *, title: str | None = None) -> Path:
-    """Orientation map (c-axis colouring, boundaries black), x-z section through the middle, topography."""
+    """Surface orientation map (c-axis colouring, boundaries black, pores and cracks dark grey), an x-z
+    section through the middle (the voxel volume's own, or the extruded columns), and the topography."""
     from matplotlib.figure import Figure
     from skimage.segmentation import find_boundaries
 
+    from ..microstructure import Microstructure
+
     colors = orientation_colors(ms)
-    rgb = colors[ms.labels]
-    bmask = find_boundaries(ms.labels, mode="inner", connectivity=1)
-    rgb[bmask] = 0.1
-    Lx, Ly = (v * 1e9 for v in ms.extent)
+    volume = isinstance(ms, Microstructure)
+    surf = ms.surface_labels if volume else ms.labels
+    rgb = colors[surf]
+    rgb[find_boundaries(surf, mode="inner", connectivity=1)] = 0.1
+    if volume:
+        rgb[ms.void[:, :, 0]] = 0.35
+    Lx, Ly = ms.extent[0] * 1e9, ms.extent[1] * 1e9
     fig = Figure(figsize=(14, 4.4), layout="constrained")
     a0, a1, a2 = fig.subplots(1, 3)
     a0.imshow(np.transpose(rgb, (1, 0, 2)), origin="lower", extent=[0, Lx, 0, Ly], interpolation="nearest")
     a0.set(title="orientation (hue: c-axis azimuth, colour depth: tilt)", xlabel="x (nm)", ylabel="y (nm)")
     j = ms.shape[1] // 2
-    sect = np.repeat(colors[ms.labels[:, j]][None, :, :], 50, axis=0)
+    if volume:
+        sect = colors[ms.labels[:, j, :]].transpose(1, 0, 2)
+        sect[find_boundaries(ms.labels[:, j, :], mode="inner", connectivity=1).T] = 0.1
+        sect[ms.void[:, j, :].T] = 0.35
+        kind = "voxel volume"
+    else:
+        sect = np.repeat(colors[ms.labels[:, j]][None, :, :], 50, axis=0)
+        kind = "columnar"
     a1.imshow(sect, origin="upper", extent=[0, Lx, ms.thickness * 1e9, 0], aspect="auto", interpolation="nearest")
-    a1.set(title=f"x-z section at y = {(j + 0.5) * ms.spacing[1] * 1e9:.0f} nm (columnar)", xlabel="x (nm)",
+    a1.set(title=f"x-z section at y = {(j + 0.5) * ms.spacing[1] * 1e9:.0f} nm ({kind})", xlabel="x (nm)",
            ylabel="depth z (nm)")
     im = a2.imshow(np.asarray(height).T * 1e9, origin="lower", extent=[0, Lx, 0, Ly], cmap="copper")
     fig.colorbar(im, ax=a2, label="height (nm)")

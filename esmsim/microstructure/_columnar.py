@@ -18,6 +18,7 @@ from .._errors import ParameterError
 from ._grid import Grid
 from ._orientations import matrices_to_bunge, quaternions_to_matrices, random_quaternions
 from ._symmetry import quat_multiply
+from ._tessellation import _lift, drop_empty, fit_power_diagram, label_centroids, power_labels
 
 __all__ = ["ColumnarMicrostructure", "columnar_voronoi", "columnar_laguerre", "columnar_seeded",
            "columnar_from_labels", "fibre_quaternions", "bunge_to_quaternions"]
@@ -273,7 +274,7 @@ def columnar_voronoi(
     n = max(1, int(round(Lx * Ly / (np.pi * grain_size ** 2 / 4))))
     seeds = rng.uniform(0.0, 1.0, size=(n, 2)) * np.array([Lx, Ly])
     quats = _orientations(n, texture, fibre_axis, fibre_spread, quaternions, rng)
-    labels = _power_labels(seeds, None, nx, ny, spacing, periodic)
+    labels = power_labels(seeds, None, (nx, ny), (spacing, spacing), periodic)
     recipe = dict(generator="columnar_voronoi", size=[Lx, Ly], spacing=spacing, thickness=thickness,
                   grain_size=grain_size, periodic=periodic, texture=texture if quaternions is None else "explicit",
                   fibre_axis=list(map(float, fibre_axis)), fibre_spread=float(fibre_spread), seed=seed_value)
@@ -304,49 +305,6 @@ def _orientations(n, texture, fibre_axis, fibre_spread, quaternions, rng):
     if texture == "fibre":
         return fibre_quaternions(n, crystal_axis=fibre_axis, spread=fibre_spread, rng=rng)
     raise ParameterError("microstructure.texture", f"got {texture!r}; allowed 'random', 'fibre'")
-
-
-def label_centroids(labels, spacing, periodic, n: int | None = None) -> np.ndarray:
-    """Centroid (m) of the pixels of labels 0 .. n-1, shape (n, 2); circular means along periodic axes.
-
-    A label without pixels gets (0, 0) (periodic) or NaN.
-    """
-    flat = np.asarray(labels).ravel()
-    n = int(flat.max()) + 1 if n is None else int(n)
-    nx, ny = np.shape(labels)
-    X, Y = np.meshgrid((np.arange(nx) + 0.5) * spacing[0], (np.arange(ny) + 0.5) * spacing[1], indexing="ij")
-    count = np.bincount(flat, minlength=n).astype(float)
-    count[count == 0] = np.nan
-    cen = []
-    for coord, length in ((X, nx * spacing[0]), (Y, ny * spacing[1])):
-        if periodic:
-            ang = 2 * np.pi * coord.ravel() / length
-            c = np.bincount(flat, np.cos(ang), minlength=n)
-            s = np.bincount(flat, np.sin(ang), minlength=n)
-            cen.append(np.mod(np.arctan2(s, c), 2 * np.pi) * length / (2 * np.pi))
-        else:
-            cen.append(np.bincount(flat, coord.ravel(), minlength=n) / count)
-    return np.stack(cen, -1)
-
-
-def _lift(points, weights):
-    """Lift 2-D points to 3-D so that Euclidean nearest neighbours are power-diagram nearest seeds."""
-    w = np.asarray(weights, float)
-    return np.column_stack([points, np.sqrt(np.max(w) - w)])
-
-
-def _power_labels(seeds, weights, nx, ny, spacing, periodic):
-    """Label of every pixel centre: the seed minimising ``|x - s|^2 - w`` (Voronoi when weights is None)."""
-    L = np.array([nx * spacing, ny * spacing])
-    X, Y = np.meshgrid((np.arange(nx) + 0.5) * spacing, (np.arange(ny) + 0.5) * spacing, indexing="ij")
-    pts = np.stack([X.ravel(), Y.ravel()], axis=-1)
-    if weights is None:
-        tree = cKDTree(np.mod(seeds, L) if periodic else seeds, boxsize=L if periodic else None)
-        return tree.query(pts)[1].reshape(nx, ny).astype(np.int32)
-    lifted = _lift(np.mod(seeds, L) if periodic else seeds, weights)
-    big = 4 * (lifted[:, 2].max() + 1e-300) + 1.0
-    tree = cKDTree(lifted, boxsize=(L[0], L[1], big) if periodic else None)
-    return tree.query(np.column_stack([pts, np.zeros(len(pts))]))[1].reshape(nx, ny).astype(np.int32)
 
 
 def columnar_laguerre(
@@ -402,19 +360,10 @@ def columnar_laguerre(
     diam = median * np.exp(grain_size_sigma * rng.standard_normal(n))
     target = np.pi / 4 * diam ** 2
     target *= L.prod() / target.sum()
-    seeds = rng.uniform(0.0, 1.0, size=(n, 2)) * L
-    weights = target / np.pi
     quats = _orientations(n, texture, fibre_axis, fibre_spread, quaternions, rng)
-    pix = spacing * spacing
-    for _ in range(int(iterations)):
-        labels = _power_labels(seeds, weights, nx, ny, spacing, periodic)
-        flat = labels.ravel()
-        area = np.bincount(flat, minlength=n) * pix
-        has = area > 0
-        centroid = label_centroids(labels, (spacing, spacing), periodic, n)
-        seeds = np.where(has[:, None], centroid, seeds)
-        weights = weights + (target - area) / np.pi
-    labels = _power_labels(seeds, weights, nx, ny, spacing, periodic)
+    seeds, weights = fit_power_diagram(target, L, (nx, ny), periodic, rng, iterations=iterations)
+    labels = power_labels(seeds, weights, (nx, ny), (spacing, spacing), periodic)
+    labels, seeds, weights, quats = drop_empty(labels, seeds, weights, quats)
     recipe = dict(generator="columnar_laguerre", size=[float(L[0]), float(L[1])], spacing=spacing,
                   thickness=thickness, grain_size=grain_size, grain_size_sigma=float(grain_size_sigma),
                   periodic=periodic, texture=texture if quaternions is None else "explicit",
@@ -484,7 +433,7 @@ def columnar_seeded(
              else _orientations(n, texture, fibre_axis, fibre_spread, None, rng))
     if len(quats) != n:
         raise ParameterError("microstructure.euler_angles", f"{len(quats)} orientations for {n} seeds")
-    labels = _power_labels(seeds, None, nx, ny, spacing, periodic)
+    labels = power_labels(seeds, None, (nx, ny), (spacing, spacing), periodic)
     recipe = dict(generator="columnar_seeds", size=[float(L[0]), float(L[1])], spacing=spacing, thickness=thickness,
                   periodic=periodic, seeds=seeds.tolist(),
                   euler_angles=None if euler_angles is None else np.atleast_2d(euler_angles).tolist(),
