@@ -246,3 +246,20 @@ def test_config_builds_volumes_and_run_refuses_them(tmp_path):
     (tmp_path / "q.toml").write_text('[microstructure]\ngenerator = "laguerre"\ncolumn_tilt = "10 deg"\n')
     with pytest.raises(ConfigError, match="microstructure.column_tilt"):
         load_config(tmp_path / "q.toml")
+
+
+def test_triple_lines_of_a_columnar_volume_are_the_surface_junctions_extruded():
+    from esmsim.microstructure import extrude, triple_junctions, triple_lines
+
+    base = columnar_voronoi((80e-9, 80e-9), spacing=2e-9, thickness=12e-9, grain_size=25e-9, rng=4)
+    ms = extrude(base, 6)
+    tl = triple_lines(ms)
+    assert np.all(tl[:, 0] == 2)  # vertical boundaries meet only along vertical lines
+    tj = triple_junctions(base)
+    assert len(tl) == 6 * len(tj)
+    assert {tuple(r) for r in tl[tl[:, 3] == 0][:, 1:3]} == {tuple(r) for r in tj}
+    # a horizontal two-layer split adds edges parallel to x and y where it meets the vertical boundaries
+    lab = ms.labels.copy()
+    lab[:, :, 3:] += ms.n_grains
+    tl2 = triple_lines(from_labels(lab, spacing=ms.spacing, periodic=True))
+    assert set(np.unique(tl2[:, 0])) == {0, 1, 2}

@@ -66,9 +66,13 @@ def save_microstructure(ms, path, *, symmetry: str | None = None, height=None) -
                 dims = ("grain", "seed_axis" if value.shape[-1] == 3 else "xy") if value.ndim == 2 else ("grain",)
             elif key == "triple_junction":
                 dims = ("junction", "ij")
+            elif key == "triple_line":
+                dims = ("triple_edge", "axis_ijk")
+                attrs = {"long_name": "voxel edge (axis, i, j, k) where >= 3 grains meet"}
             else:
                 dims = xy
-            attrs = {"units": units[key]} if key in units else {}
+            if key != "triple_line":
+                attrs = {"units": units[key]} if key in units else {}
             if key == "boundary_class":
                 attrs = {"flag_values": list(BOUNDARY_CLASSES), "flag_meanings": " ".join(BOUNDARY_CLASSES.values())}
             if key == "boundary_misorientation":

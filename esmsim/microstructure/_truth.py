@@ -14,7 +14,7 @@ from ._columnar import ColumnarMicrostructure
 from ._tessellation import label_centroids
 from ._voxel import Microstructure, voxel_faces
 
-__all__ = ["topography", "grain_table", "boundary_table", "triple_junctions", "ground_truth"]
+__all__ = ["topography", "grain_table", "boundary_table", "triple_junctions", "triple_lines", "ground_truth"]
 
 
 def topography(ms: ColumnarMicrostructure, *, grain_height_rms: float = 1e-9, groove_depth: float = 2e-9,
@@ -101,15 +101,7 @@ def triple_junctions(ms) -> np.ndarray:
     (i, j) whose upper corner (i + 1/2, j + 1/2) it is (periodic films wrap)."""
     if isinstance(ms, Microstructure):
         ms = ms.surface()
-    lab = ms.labels
-    quad = np.stack([lab, np.roll(lab, -1, 0), np.roll(lab, -1, 1), np.roll(np.roll(lab, -1, 0), -1, 1)], -1)
-    q = np.sort(quad, axis=-1)
-    distinct = 1 + np.sum(q[..., 1:] != q[..., :-1], axis=-1)
-    mask = distinct >= 3
-    if not ms.periodic:
-        mask[-1, :] = False
-        mask[:, -1] = False
-    return np.argwhere(mask)
+    return np.argwhere(_corner_triples(ms.labels, (ms.periodic, ms.periodic)))
 
 
 def _voxel_boundary_table(ms: Microstructure, symmetry, classify_boundaries):
@@ -133,6 +125,52 @@ def _voxel_boundary_table(ms: Microstructure, symmetry, classify_boundaries):
     return {"grains": uniq, "misorientation": mis, "class": cls.astype(np.int8), "area": area}
 
 
+def _corner_triples(lab, periodic_axes, *, skip_void: bool = False):
+    """Mask of the corners (i + 1/2, j + 1/2) of a label array (axes 0, 1) where >= 3 distinct labels meet.
+
+    With ``skip_void``, corners touching a negative label (void) are left out.
+    """
+    a = lab
+    b = np.roll(lab, -1, 0)
+    c = np.roll(lab, -1, 1)
+    d = np.roll(b, -1, 1)
+    distinct = 1 + (b != a).astype(np.int8)
+    distinct += (c != a) & (c != b)
+    distinct += (d != a) & (d != b) & (d != c)
+    mask = distinct >= 3
+    if skip_void:
+        mask &= np.minimum(np.minimum(a, b), np.minimum(c, d)) >= 0
+    for ax in (0, 1):
+        if not periodic_axes[ax]:
+            sl = [slice(None)] * mask.ndim
+            sl[ax] = -1
+            mask[tuple(sl)] = False
+    return mask
+
+
+def triple_lines(ms: Microstructure) -> np.ndarray:
+    """Voxel edges inside a volume where three or more grains meet (the triple lines, voxel-resolved).
+
+    Returns
+    -------
+    ndarray of int, shape (m, 4)
+        ``(axis, i, j, k)``: the edge parallel to ``axis`` through the corner shared by voxel (i, j, k)
+        and its +1 neighbours along the two other axes. Void voxels count as no grain.
+    """
+    lab = ms.material_labels
+    out = []
+    for axis in range(3):
+        others = [a for a in range(3) if a != axis]
+        moved = np.moveaxis(lab, axis, -1)  # (other0, other1, axis)
+        periodic = [ms.periodic and a < 2 for a in others]
+        mask = _corner_triples(moved, periodic, skip_void=True)
+        idx = np.argwhere(mask)
+        ijk = np.empty_like(idx)
+        ijk[:, others[0]], ijk[:, others[1]], ijk[:, axis] = idx[:, 0], idx[:, 1], idx[:, 2]
+        out.append(np.column_stack([np.full(len(idx), axis), ijk]))
+    return np.concatenate(out).astype(np.int32)
+
+
 def ground_truth(ms, symmetry: str) -> dict[str, np.ndarray]:
     """Every ground-truth table and surface map of a microstructure, in one dict of arrays.
 
@@ -141,7 +179,8 @@ def ground_truth(ms, symmetry: str) -> dict[str, np.ndarray]:
     :func:`grain_table` entries prefixed ``grain_``, and the surface maps (nx, ny):
     ``surface_labels``, ``surface_c_axis_inclination`` (rad), ``boundary_mask`` (one pixel wide, the
     pixels of a grain that touch another grain), ``boundary_distance`` (m, exact where the tessellation is
-    known), and ``triple_junction`` (:func:`triple_junctions`).
+    known), and ``triple_junction`` (:func:`triple_junctions`); for a volume also ``triple_line``
+    (:func:`triple_lines`).
     """
     from skimage.segmentation import find_boundaries
 
@@ -157,4 +196,6 @@ def ground_truth(ms, symmetry: str) -> dict[str, np.ndarray]:
         "boundary_distance": surf.boundary_distance(X, Y),
         "triple_junction": triple_junctions(surf),
     })
+    if isinstance(ms, Microstructure):
+        out["triple_line"] = triple_lines(ms)
     return out
