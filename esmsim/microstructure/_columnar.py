@@ -16,16 +16,16 @@ from scipy.spatial import cKDTree
 
 from .._errors import ParameterError
 from ._grid import Grid
-from ._orientations import matrices_to_bunge, quaternions_to_matrices, random_quaternions
+from ._orientations import GrainOrientations, random_quaternions
 from ._symmetry import quat_multiply
-from ._tessellation import _lift, drop_empty, fit_power_diagram, label_centroids, power_labels
+from ._tessellation import _lift, drop_empty, fit_power_diagram, power_labels
 
 __all__ = ["ColumnarMicrostructure", "columnar_voronoi", "columnar_laguerre", "columnar_seeded",
            "columnar_from_labels", "fibre_quaternions", "bunge_to_quaternions"]
 
 
 @dataclass(frozen=True, eq=False)
-class ColumnarMicrostructure:
+class ColumnarMicrostructure(GrainOrientations):
     """A columnar film: one grain label per surface pixel, constant through the thickness.
 
     Attributes
@@ -60,10 +60,6 @@ class ColumnarMicrostructure:
     weights: np.ndarray | None = None
 
     @property
-    def n_grains(self) -> int:
-        return int(self.quaternions.shape[0])
-
-    @property
     def shape(self) -> tuple[int, int]:
         return tuple(self.labels.shape)
 
@@ -71,21 +67,6 @@ class ColumnarMicrostructure:
     def extent(self) -> tuple[float, float]:
         """Lateral size ``(Lx, Ly)`` in m."""
         return (self.labels.shape[0] * self.spacing[0], self.labels.shape[1] * self.spacing[1])
-
-    @property
-    def rotations(self) -> np.ndarray:
-        """Crystal -> sample rotation matrices, shape (n_grains, 3, 3)."""
-        return quaternions_to_matrices(self.quaternions)
-
-    @property
-    def euler_bunge(self) -> np.ndarray:
-        """Bunge Euler angles (rad), shape (n_grains, 3)."""
-        return matrices_to_bunge(self.rotations)
-
-    @property
-    def c_axis_inclination(self) -> np.ndarray:
-        """Angle (rad, 0..pi/2) between each grain's crystal c axis and the surface normal."""
-        return np.arccos(np.abs(self.rotations[:, 2, 2]))
 
     def pixel_centers(self) -> tuple[np.ndarray, np.ndarray]:
         """Pixel-centre coordinates ``(x, y)`` in m, 1-D each."""
@@ -495,6 +476,17 @@ def fibre_quaternions(n: int, *, crystal_axis=(0.0, 0.0, 1.0), sample_axis=(0.0,
     return q
 
 
+def relabel(lab, quaternions, rng):
+    """Labels renumbered 0 .. n-1 (``numpy.unique`` order), the original values, and one orientation per grain
+    (the given quaternions, checked, or uniformly random ones drawn from ``rng``)."""
+    uniq, inv = np.unique(lab, return_inverse=True)
+    n = uniq.size
+    q = random_quaternions(n, rng=rng) if quaternions is None else np.asarray(quaternions, float)
+    if q.shape != (n, 4):
+        raise ParameterError("quaternions", f"shape {q.shape}; expected ({n}, 4), one per grain")
+    return inv.reshape(lab.shape).astype(np.int32), uniq, q
+
+
 def columnar_from_labels(labels, *, spacing: float, thickness: float, quaternions: np.ndarray | None = None,
                          periodic: bool = False, rng=None) -> ColumnarMicrostructure:
     """A columnar film from a 2-D label image (e.g. grains segmented in a measured scan).
@@ -527,14 +519,7 @@ def columnar_from_labels(labels, *, spacing: float, thickness: float, quaternion
                                        "expected a 2-D integer label image")
     if not (np.isfinite(spacing) and spacing > 0 and np.isfinite(thickness) and thickness > 0):
         raise ParameterError("spacing", f"spacing {spacing!r} and thickness {thickness!r} must be positive lengths (m)")
-    uniq, inv = np.unique(lab, return_inverse=True)
-    new = inv.reshape(lab.shape).astype(np.int32)
-    n = uniq.size
-    if quaternions is None:
-        quaternions = random_quaternions(n, rng=rng)
-    q = np.asarray(quaternions, float)
-    if q.shape != (n, 4):
-        raise ParameterError("quaternions", f"shape {q.shape}; expected ({n}, 4), one per grain")
+    new, uniq, q = relabel(lab, quaternions, rng)
     seed_value = rng if isinstance(rng, (int, np.integer)) else None
     recipe = dict(generator="label_image", spacing=float(spacing), thickness=float(thickness), periodic=periodic,
                   original_labels=uniq.tolist(), seed=seed_value)

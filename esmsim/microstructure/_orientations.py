@@ -68,3 +68,28 @@ def rotate_diagonal(R: np.ndarray, principal: np.ndarray) -> np.ndarray:
     """Sample-frame tensors ``R diag(principal) R^T`` for each rotation, shape (n, 3, 3)."""
     R = np.asarray(R, dtype=float)
     return np.einsum("nik,k,njk->nij", R, np.asarray(principal, dtype=float), R)
+
+
+class GrainOrientations:
+    """Per-grain orientation views shared by the microstructure classes (which hold ``quaternions``)."""
+
+    quaternions: np.ndarray
+
+    @property
+    def n_grains(self) -> int:
+        return int(self.quaternions.shape[0])
+
+    @property
+    def rotations(self) -> np.ndarray:
+        """Crystal -> sample rotation matrices, shape (n_grains, 3, 3)."""
+        return quaternions_to_matrices(self.quaternions)
+
+    @property
+    def euler_bunge(self) -> np.ndarray:
+        """Bunge Euler angles (rad), shape (n_grains, 3)."""
+        return matrices_to_bunge(self.rotations)
+
+    @property
+    def c_axis_inclination(self) -> np.ndarray:
+        """Angle (rad, 0..pi/2) between each grain's crystal c axis and the surface normal."""
+        return np.arccos(np.clip(np.abs(self.rotations[:, 2, 2]), 0.0, 1.0))

@@ -14,15 +14,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._errors import ParameterError
-from ._columnar import ColumnarMicrostructure, _orientations, bunge_to_quaternions
-from ._orientations import matrices_to_bunge, quaternions_to_matrices, random_quaternions
+from ._columnar import ColumnarMicrostructure, _orientations, bunge_to_quaternions, relabel
+from ._orientations import GrainOrientations
 from ._tessellation import drop_empty, fit_power_diagram, power_labels
 
 __all__ = ["Microstructure", "voronoi", "laguerre", "bicrystal", "columnar_film", "extrude", "from_labels", "voxel_faces"]
 
 
 @dataclass(frozen=True, eq=False)
-class Microstructure:
+class Microstructure(GrainOrientations):
     """A voxel microstructure: a grain label per voxel, orientations, defects and the exact geometry behind them.
 
     Attributes
@@ -64,10 +64,6 @@ class Microstructure:
     truth: dict = field(default_factory=dict)
 
     @property
-    def n_grains(self) -> int:
-        return int(self.quaternions.shape[0])
-
-    @property
     def shape(self) -> tuple[int, int, int]:
         return tuple(self.labels.shape)
 
@@ -79,20 +75,6 @@ class Microstructure:
     @property
     def thickness(self) -> float:
         return self.extent[2]
-
-    @property
-    def rotations(self) -> np.ndarray:
-        return quaternions_to_matrices(self.quaternions)
-
-    @property
-    def euler_bunge(self) -> np.ndarray:
-        """Bunge Euler angles (rad), shape (n_grains, 3)."""
-        return matrices_to_bunge(self.rotations)
-
-    @property
-    def c_axis_inclination(self) -> np.ndarray:
-        """Angle (rad, 0..pi/2) between each grain's c axis and the surface normal."""
-        return np.arccos(np.clip(np.abs(self.rotations[:, 2, 2]), 0, 1))
 
     @property
     def void(self) -> np.ndarray:
@@ -459,13 +441,8 @@ def from_labels(labels, *, spacing, quaternions=None, periodic: bool = False, rn
     if lab.ndim == 2:
         lab = lab[:, :, None]
     h = _spacing3(spacing)
-    uniq, inv = np.unique(lab, return_inverse=True)
-    new = inv.reshape(lab.shape).astype(np.int32)
-    n = uniq.size
+    new, uniq, q = relabel(lab, quaternions, rng)
     seed_value = rng if isinstance(rng, (int, np.integer)) else None
-    q = random_quaternions(n, rng=rng) if quaternions is None else np.asarray(quaternions, float)
-    if q.shape != (n, 4):
-        raise ParameterError("quaternions", f"shape {q.shape}; expected ({n}, 4), one per grain")
     recipe = dict(generator="label_volume", spacing=list(h), periodic=bool(periodic),
                   original_labels=uniq.tolist(), seed=seed_value)
     return Microstructure(new, h, q, bool(periodic), recipe)
