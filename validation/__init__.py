@@ -16,6 +16,7 @@ CASES = {
     "transport_1d_periodic": ("transport_1d", True),
     "halfspace_lorentzian": ("halfspace", True),
     "gb_contrast": ("gb_contrast", True),
+    "transport_tensor": ("transport_tensor", True),
 }
 
 

@@ -1,9 +1,11 @@
 """Li transport: finite-volume operator, grain-boundary network, tip conditions, solvers."""
 
 from ._boundaries import BoundaryNetwork, boundary_network
-from ._frequency import solve_frequency, tip_rhs
+from ._frequency import CONDITIONS, solve_frequency, tip_rhs, tip_terms
 from ._operator import DiffusionSystem, assemble
+from ._tensor import assemble_tensor, grain_tensors
+from ._time import TimeResult, integrate
 from ._tip import PROFILES, tip_profile
 
-__all__ = ["BoundaryNetwork", "boundary_network", "solve_frequency", "tip_rhs", "DiffusionSystem", "assemble",
+__all__ = ["CONDITIONS", "tip_terms", "assemble_tensor", "grain_tensors", "integrate", "TimeResult", "BoundaryNetwork", "boundary_network", "solve_frequency", "tip_rhs", "DiffusionSystem", "assemble",
            "PROFILES", "tip_profile"]

@@ -9,24 +9,61 @@ import scipy.sparse.linalg as spla
 from ._operator import DiffusionSystem
 from ._tip import tip_profile
 
-__all__ = ["solve_frequency", "tip_rhs"]
+__all__ = ["solve_frequency", "tip_rhs", "tip_terms", "CONDITIONS"]
+
+CONDITIONS = ("potentiostatic", "butler_volmer", "galvanostatic")
 
 
 def tip_rhs(system: DiffusionSystem, tip_xy, *, profile: str, width: float):
-    """Surface-condition terms of a potentiostatic tip at ``tip_xy`` for unit C0.
+    """Surface-condition terms ``(diag, b)`` of a potentiostatic tip at ``tip_xy`` for unit C0 (see :func:`tip_terms`)."""
+    return tip_terms(system, tip_xy, profile=profile, width=width)
+
+
+def tip_terms(system: DiffusionSystem, tip_xy, *, profile: str, width: float, condition: str = "potentiostatic",
+              kappa: float | None = None):
+    """Surface-condition terms of a tip at ``tip_xy`` for unit amplitude (PHYSICS.md sec. 2).
+
+    Parameters
+    ----------
+    system : DiffusionSystem
+    tip_xy : (float, float)
+        Tip position on the surface (m).
+    profile, width
+        Field profile and its width (m), as in :func:`tip_profile`.
+    condition : {"potentiostatic", "butler_volmer", "galvanostatic"}
+        ``c = C0 f`` (Dirichlet, unit C0); linearised Butler-Volmer
+        ``-D dc/dz = kappa (C0 f - c)`` (Robin, unit C0); or a prescribed
+        inward flux density ``q0 f`` (Neumann, unit q0 in mol m^-2 s^-1).
+    kappa : float
+        Surface rate constant (m/s), ``j0 |dU/dc| / (R T)``; required for ``butler_volmer``.
 
     Returns
     -------
     diag : ndarray
-        Conductances (m^3/s) to add to the diagonal of K (zero where no-flux).
+        Conductances (m^3/s) to add to the diagonal of K.
     b : ndarray
-        Right-hand side (mol/s per unit C0).
+        Right-hand side (mol/s per unit amplitude).
+
+    Notes
+    -----
+    The Robin condition is the series of the surface resistance ``1 / (kappa A)`` and the half
+    cell under it, so ``kappa -> inf`` gives the potentiostatic terms exactly.
     """
+    if condition not in CONDITIONS:
+        raise ValueError(f"tip condition: got {condition!r}; allowed {', '.join(CONDITIONS)}")
     rho = np.hypot(system.top_xy[:, 0] - tip_xy[0], system.top_xy[:, 1] - tip_xy[1])
     f, mask = tip_profile(rho, profile, width)
-    g = np.where(mask, system.top_conductance, 0.0)
     diag = np.zeros(system.n)
     b = np.zeros(system.n)
+    if condition == "galvanostatic":
+        np.add.at(b, system.top_index, np.where(mask, system.top_area * f, 0.0))
+        return diag, b
+    g = np.where(mask, system.top_conductance, 0.0)
+    if condition == "butler_volmer":
+        if kappa is None or not (np.isfinite(kappa) and kappa > 0):
+            raise ValueError(f"kappa: got {kappa!r}; the Butler-Volmer condition needs a positive rate (m/s)")
+        with np.errstate(divide="ignore"):
+            g = np.where(g > 0, 1.0 / (1.0 / np.maximum(g, 1e-300) + 1.0 / (kappa * system.top_area)), 0.0)
     np.add.at(diag, system.top_index, g)
     np.add.at(b, system.top_index, g * f)
     return diag, b

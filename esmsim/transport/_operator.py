@@ -54,6 +54,8 @@ class DiffusionSystem:
         represents (cells; boundary slabs of width ``w delta``), for the mechanics.
     n_bulk : int
         Number of bulk-cell unknowns.
+    top_area : ndarray, optional
+        Surface area (m^2) of each top contact (for flux and Robin conditions).
     """
 
     K: sp.csr_matrix
@@ -63,6 +65,7 @@ class DiffusionSystem:
     top_conductance: np.ndarray
     boxes: np.ndarray
     n_bulk: int
+    top_area: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -191,6 +194,7 @@ def assemble(
     top_index = [idx[:, :, 0].ravel()]
     top_xy = [np.stack(np.meshgrid(xc, yc, indexing="ij"), -1).reshape(-1, 2)]
     top_g = [(area[2][:, :, 0] / res[2][:, :, 0]).ravel()]
+    top_a = [area[2][:, :, 0].ravel()]
     n = nb
 
     if have_gb:
@@ -232,6 +236,7 @@ def assemble(
         top_index.append(gidx[:, 0])
         top_xy.append(np.stack([fx, fy], -1))
         top_g.append(Dgb * dw * h_t / (0.5 * hz[0]))
+        top_a.append(dw * h_t)
         # geometry of the slabs for the mechanics
         half_t = 0.5 * h_t
         sx0 = np.where(ax == 0, fx - 0.5 * dw, fx - half_t)
@@ -244,4 +249,4 @@ def assemble(
 
     K = _links_to_matrix(n, np.concatenate(la), np.concatenate(lb), np.concatenate(lg), diag)
     return DiffusionSystem(K, volume, np.concatenate(top_index), np.concatenate(top_xy),
-                           np.concatenate(top_g), np.concatenate(boxes), nb)
+                           np.concatenate(top_g), np.concatenate(boxes), nb, np.concatenate(top_a))
