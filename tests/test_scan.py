@@ -17,26 +17,70 @@ def _boundary_pixels(ms, k=3):
     return [tuple(p) for p in ij[:: max(1, len(ij) // k)][:k]]
 
 
-def test_window_truncation_below_one_percent(film):
-    """The default window (max(3 d, 4 L_max)) against a window twice as wide, at boundary and interior tips."""
+def _full_domain(film, mat, st, pixels):
+    """Reference: the whole periodic film in one solve, the kernel summed over the 3 x 3 periodic images."""
+    from esmsim.mechanics._halfspace import box_kernel
+    from esmsim.microstructure import Grid
+    from esmsim.transport import assemble, boundary_network, solve_frequency, tip_rhs
+
+    w = _Window(film, mat, st)
+    h = film.spacing[0]
+    nx, ny = film.shape
+    grid = Grid(np.full(nx, h), np.full(ny, h), w.dz)
+    omega = 2 * np.pi * st.frequency
+    L = film.extent[0]
+    out = []
+    for i, j in pixels:
+        lab = np.roll(film.labels, (nx // 2 - i, ny // 2 - j), axis=(0, 1))  # the tip in the middle
+        net = boundary_network(lab, h, h, periodic=True, normal=film.boundary_normal)
+        s = assemble(grid, np.broadcast_to(w.Dg[lab][:, :, None, :], grid.shape + (3,)), periodic=(True, True),
+                     boundaries=net, D_gb=mat.D_gb * w.gb_factor[net.grains[:, 0], net.grains[:, 1]],
+                     gb_width=mat["gb_width"], omega=omega)
+        tip = ((nx // 2 + 0.5) * h, (ny // 2 + 0.5) * h)
+        c = solve_frequency(s, omega, *tip_rhs(s, tip, profile=st.tip_profile, width=st.tip_width))[0]
+        u = 0.0
+        for dx in (-L, 0.0, L):
+            for dy in (-L, 0.0, L):
+                shift = np.array([dx, dx, dy, dy, 0.0, 0.0])
+                u += box_kernel(s.boxes + shift, tip) @ c + box_kernel(s.extra_boxes + shift, tip) @ (s.extra_map @ c)
+        out.append(w.pref * u)
+    return np.array(out)
+
+
+def test_window_truncation_against_the_full_domain(film):
+    """The default window (max(4 d, 4 L_max)) against the whole periodic film, at boundary and interior tips.
+
+    Tolerance: 1 % where the response is at least a quarter of the largest sampled one, 2 % at weaker
+    (grain-interior) tips. Why: the Lorentzian's d^2 / rho^2 tail drives Li into boundaries outside the
+    window; at a boundary tip that is < 0.5 % of the response, but a tip 30 nm inside a grain responds
+    15x less (the point kernel weighs Li at nanometres from the tip most), so the same missing amount is
+    1-1.5 % of its own response (measured 1.5 % at 4 d, 0.9 % at 5 d, 0.6 % at 6 d; 5 d would cost
+    ~2x the map time).
+    """
     mat = get_material("LiCoO2")
-    pix = _boundary_pixels(film) + [(5, 5), (20, 12)]
-    base = _Window(film, mat, MapSettings(frequency=350e3))
-    wide = _Window(film, mat, MapSettings(frequency=350e3, window=2 * base.window))
+    st = MapSettings(frequency=350e3)
+    pix = _boundary_pixels(film) + [(5, 5), (20, 12), (10, 20)]
+    base = _Window(film, mat, st)
     a = np.array([base.solve(*p) for p in pix])
-    b = np.array([wide.solve(*p) for p in pix])
-    assert np.max(np.abs(a / b - 1)) < 0.01
+    ref = _full_domain(film, mat, st, pix)
+    err = np.abs(a / ref - 1)
+    strong = np.abs(ref) >= 0.25 * np.abs(ref).max()
+    assert strong.sum() >= 2 and np.all(err[strong] < 0.01) and np.all(err < 0.02)
 
 
 @pytest.mark.parametrize("profile", ["lorentzian", "disk"])
-def test_tiles_match_single_tip_solves(film, profile):
-    """A disk tip's Dirichlet region moves with the tip: tiles must not share one tip's surface condition."""
+def test_tiles_match_single_tip_solves(profile):
+    """A disk tip's Dirichlet region moves with the tip: tiles must not share one tip's surface condition.
+
+    On a non-periodic film with a window wider than the film, a tile and each single tip solve the same
+    system, so they must agree to round-off (truncation is tested against the full domain above).
+    """
+    film = columnar_voronoi((80e-9, 80e-9), spacing=5e-9, thickness=60e-9, grain_size=40e-9, periodic=False, rng=3)
     mat = get_material("LiCoO2")
-    w = _Window(film, mat, MapSettings(frequency=350e3, tip_profile=profile))
-    tile = w.solve_tile(np.arange(10, 14), np.arange(20, 24))
-    single = np.array([[w.solve(i, j) for j in range(20, 24)] for i in range(10, 14)])
-    # same physics, windows placed differently around the tip: within the truncation tolerance
-    assert np.max(np.abs(tile / single - 1)) < 0.01
+    w = _Window(film, mat, MapSettings(frequency=350e3, tip_profile=profile, window=1e-6))
+    tile = w.solve_tile(np.arange(6, 10), np.arange(3, 7))
+    single = np.array([[w.solve(i, j) for j in range(3, 7)] for i in range(6, 10)])
+    assert np.max(np.abs(tile / single - 1)) < 1e-8
 
 
 def test_map_is_reproducible_and_independent_of_worker_count(film):

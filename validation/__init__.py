@@ -17,6 +17,7 @@ CASES = {
     "halfspace_lorentzian": ("halfspace", True),
     "gb_contrast": ("gb_contrast", True),
     "transport_tensor": ("transport_tensor", True),
+    "gb_resolved": ("gb_resolved", True),
 }
 
 

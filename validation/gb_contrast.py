@@ -39,7 +39,7 @@ def film(fast: bool = True):
     return columnar_voronoi((size, size), spacing=5e-9, thickness=100e-9, grain_size=80e-9, rng=3)
 
 
-def contrast(ds, window: float) -> float:
+def contrast(ds, interior_distance: float) -> float:
     """Median over near-boundary tips of amplitude / median interior amplitude of the tip's grain."""
     amp = ds["amplitude"].values
     dist = ds["boundary_distance"].values
@@ -47,7 +47,7 @@ def contrast(ds, window: float) -> float:
     spacing = float(ds["x"].values[1] - ds["x"].values[0])
     ratios = []
     for g in np.unique(gid):
-        interior = amp[(gid == g) & (dist > window)]
+        interior = amp[(gid == g) & (dist > interior_distance)]
         near = amp[(gid == g) & (dist < spacing)]
         if interior.size and near.size:
             ratios.extend(near / np.median(interior))
@@ -63,7 +63,8 @@ def maps(fast: bool = True, workers=None):
             get_material("LiCoO2", gb_enhancement=s)
         st = MapSettings(frequency=350e3, pixels=n)
         res = single_frequency_map(ms, mat, st, workers=workers)
-        out[s] = (map_dataset(ms, mat, st, res), st.window_for(mat))
+        # interior tips: farther than 3 d from any boundary (the tip field's reach, not the solve window)
+        out[s] = (map_dataset(ms, mat, st, res), 3 * st.tip_width)
     return out
 
 

@@ -46,7 +46,7 @@ class MapSettings:
         Map size (nx, ny); tip positions are microstructure pixel centres spread evenly over the film.
     window : float, optional
         Lateral half-width of the solve window (m); default
-        ``max(3 d, 4 L_max)`` with ``L_max = sqrt(max(D_gb, D_bulk) / omega)``.
+        ``max(4 d, 4 L_max)`` with ``L_max = sqrt(max(D_gb, D_bulk) / omega)``.
     bottom : str
         ``"blocking"`` or ``"reservoir"``.
     z_growth : float
@@ -75,7 +75,7 @@ class MapSettings:
         """Lateral half-width of the solve window (m)."""
         if self.window is not None:
             return float(self.window)
-        return max(3 * self.tip_width, 4 * self.diffusion_lengths(material, material.D_reference)[1])
+        return max(4 * self.tip_width, 4 * self.diffusion_lengths(material, material.D_reference)[1])
 
 
 @dataclass(frozen=True)
@@ -179,7 +179,8 @@ class _Window:
         D = np.broadcast_to(self.Dg[lab][:, :, None, :], grid.shape + (3,))
         net = boundary_network(lab, h, h, periodic=False, normal=ms.boundary_normal)
         D_gb = self.material.D_gb * self.gb_factor[net.grains[:, 0], net.grains[:, 1]]
-        system = assemble(grid, D, bottom=st.bottom, boundaries=net, D_gb=D_gb, gb_width=self.material["gb_width"])
+        system = assemble(grid, D, bottom=st.bottom, boundaries=net, D_gb=D_gb, gb_width=self.material["gb_width"],
+                          omega=2 * np.pi * st.frequency)
         tips = [((ox + a - ix[0] + 0.5) * h, (oy + b - iy[0] + 0.5) * h) for a in ix for b in iy]
         # Tips whose surface condition (where it applies) is the same share one factorisation: all tips
         # for profiles that apply everywhere (Lorentzian, point charge), one group per tip for a disk.
@@ -199,7 +200,10 @@ class _Window:
             if key not in self._bulk_weights:
                 self._bulk_weights[key] = box_kernel(system.boxes[:nb], tip)
             w = self._bulk_weights[key]
-            out[t] = self.pref * (w @ c[:nb, t] + box_kernel(system.boxes[nb:], tip) @ c[nb:, t])
+            u = w @ c[:nb, t] + box_kernel(system.boxes[nb:], tip) @ c[nb:, t]
+            if system.extra_boxes is not None:  # bulk boundary layers beside the slabs
+                u += box_kernel(system.extra_boxes, tip) @ (system.extra_map @ c[:, t])
+            out[t] = self.pref * u
         return out.reshape(ix.size, iy.size)
 
     def solve(self, ix: int, iy: int) -> complex:

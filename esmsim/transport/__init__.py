@@ -5,7 +5,8 @@ from ._frequency import CONDITIONS, solve_frequency, tip_rhs, tip_terms
 from ._operator import DiffusionSystem, assemble
 from ._tensor import assemble_tensor, grain_tensors
 from ._time import TimeResult, integrate
+from ._volume import volume_system, volume_tensors
 from ._tip import PROFILES, tip_profile
 
-__all__ = ["CONDITIONS", "tip_terms", "assemble_tensor", "grain_tensors", "integrate", "TimeResult", "BoundaryNetwork", "boundary_network", "solve_frequency", "tip_rhs", "DiffusionSystem", "assemble",
+__all__ = ["volume_system", "volume_tensors", "CONDITIONS", "tip_terms", "assemble_tensor", "grain_tensors", "integrate", "TimeResult", "BoundaryNetwork", "boundary_network", "solve_frequency", "tip_rhs", "DiffusionSystem", "assemble",
            "PROFILES", "tip_profile"]

@@ -122,7 +122,10 @@ def _amg_solve(A, shifted_real, b, *, rtol=1e-10, maxiter=400):
     """GMRES on the complex system, preconditioned by AMG of the real shifted operator K + omega V."""
     import pyamg  # core dependency; imported lazily to keep ``import esmsim`` fast
 
-    ml = pyamg.smoothed_aggregation_solver(shifted_real.tocsr(), max_coarse=500)
+    S = shifted_real.tocsr()
+    if np.iscomplexobj(S.data):  # complex boundary-layer links: precondition with the real part
+        S = sp.csr_matrix((S.data.real.copy(), S.indices.copy(), S.indptr.copy()), shape=S.shape)
+    ml = pyamg.smoothed_aggregation_solver(S, max_coarse=500)
     P = ml.aspreconditioner(cycle="V")
 
     def apply(x):

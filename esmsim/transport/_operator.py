@@ -56,6 +56,13 @@ class DiffusionSystem:
         Number of bulk-cell unknowns.
     top_area : ndarray, optional
         Surface area (m^2) of each top contact (for flux and Robin conditions).
+    extra_boxes : ndarray, shape (m, 6), optional
+        Boxes of Li the unknowns do not place where it is: the thin bulk boundary layers beside the
+        grain-boundary slabs in a frequency-domain system (``assemble(..., omega=...)``), each paired
+        with a negative copy of the bulk cell that holds that Li on average.
+    extra_map : scipy.sparse matrix, shape (m, n), optional
+        Concentration (mol/m^3) of each extra box as a linear function of the unknowns; the mechanics
+        adds ``kernel(extra_boxes) @ (extra_map @ c)``.
     """
 
     K: sp.csr_matrix
@@ -66,6 +73,8 @@ class DiffusionSystem:
     boxes: np.ndarray
     n_bulk: int
     top_area: np.ndarray | None = None
+    extra_boxes: np.ndarray | None = None
+    extra_map: sp.spmatrix | None = None
 
     @property
     def n(self) -> int:
@@ -93,6 +102,7 @@ def assemble(
     boundaries: BoundaryNetwork | None = None,
     D_gb: float | None = None,
     gb_width: float | None = None,
+    omega: float | None = None,
 ) -> DiffusionSystem:
     """Assemble the finite-volume diffusion operator.
 
@@ -112,6 +122,14 @@ def assemble(
         Boundary diffusivity (m^2/s), one value or one per face (boundary classes); required with ``boundaries``.
     gb_width : float
         Boundary width delta (m); required with ``boundaries``.
+    omega : float, optional
+        Angular frequency (rad/s) of a frequency-domain solve. With boundaries, the exchange between a
+        slab and the bulk column beside it then resolves the bulk boundary layer of thickness
+        ``sqrt(D_n / omega)`` that grows out of the slab sideways: the half-column resistance
+        ``a / D_n`` becomes ``tanh(q a) / (D_n q)``, ``q = sqrt(i omega / D_n)`` (the exact 1-D
+        admittance of the half column; equal to ``a / D_n`` when the layer is resolved, ``|q a| << 1``,
+        and to the boundary-layer value ``1 / (D_n q)`` when it is much thinner than the column).
+        ``K`` is then complex and valid at that frequency only.
 
     Returns
     -------
@@ -197,6 +215,7 @@ def assemble(
     top_a = [area[2][:, :, 0].ravel()]
     n = nb
 
+    extra_boxes = extra_map = None
     if have_gb:
         nf = boundaries.n_faces
         n = nb + nf * nz
@@ -206,9 +225,23 @@ def assemble(
         face_area = h_t[:, None] * hz[None, :]  # staircase face area per layer
         volume = np.concatenate([volume, (dw[:, None] * face_area).ravel()])
         # exchange with the bulk on both sides: centre to slab edge in the bulk, then half the slab
-        for (ci, cj, hn) in ((li, lj, h_lo), (hi_, hj, h_hi)):
+        layers = []
+        for side, (ci, cj, hn) in ((-1, (li, lj, h_lo)), (1, (hi_, hj, h_hi))):
             Dn = np.where(ax[:, None] == 0, D[ci, cj, :, 0], D[ci, cj, :, 1])
-            r = (0.5 * (hn - dw))[:, None] / np.maximum(Dn, 1e-300) + (0.5 * dw / Dgb)[:, None]
+            a = (0.5 * (hn - dw))[:, None]
+            Dn = np.maximum(Dn, 1e-300)
+            if omega:
+                qa = np.sqrt(1j * omega / Dn) * a
+                # tanh(qa) / qa, written to stay finite for |qa| >> 1 (tanh -> 1)
+                th = np.where(qa.real > 20, 1.0 + 0j, np.tanh(np.where(qa.real > 20, 0, qa)))
+                r = th / qa * a / Dn + (0.5 * dw / Dgb)[:, None]
+                # Li of the unresolved layer: (1 - Re tanh(qa)/qa) of the exchanged amount, within
+                # the decay length 1 / Re(q) of the slab (0 when the column resolves the layer)
+                theta = np.clip(1.0 - (th / qa).real, 0.0, 1.0)
+                ell = np.minimum(1.0 / np.sqrt(omega / (2 * Dn)), a)
+                layers.append((side, idx[ci, cj, :], face_area / r, theta, ell))
+            else:
+                r = a / Dn + (0.5 * dw / Dgb)[:, None]
             la.append(idx[ci, cj, :].ravel())
             lb.append(gidx.ravel())
             lg.append((face_area / r).ravel())
@@ -246,7 +279,49 @@ def assemble(
         rep = lambda v: np.repeat(v, nz)  # noqa: E731
         tile = lambda v: np.tile(v, nf)  # noqa: E731
         boxes.append(np.stack([rep(sx0), rep(sx1), rep(sy0), rep(sy1), tile(ze[:-1]), tile(ze[1:])], -1))
+        if layers:
+            extra_boxes, extra_map = _layer_boxes(layers, ax, fx, fy, dw, half_t, ze, gidx, face_area, boxes[0],
+                                                  volume, omega, n)
 
     K = _links_to_matrix(n, np.concatenate(la), np.concatenate(lb), np.concatenate(lg), diag)
     return DiffusionSystem(K, volume, np.concatenate(top_index), np.concatenate(top_xy),
-                           np.concatenate(top_g), np.concatenate(boxes), nb, np.concatenate(top_a))
+                           np.concatenate(top_g), np.concatenate(boxes), nb, np.concatenate(top_a),
+                           extra_boxes, extra_map)
+
+
+def _layer_boxes(layers, ax, fx, fy, dw, half_t, ze, gidx, face_area, bulk_boxes, volume, omega, n):
+    """Boxes and linear map of the thin bulk layers beside the slabs (see ``DiffusionSystem.extra_boxes``).
+
+    Layer Li ``M = theta g (c_slab - c_cell) / (i omega)`` sits in a box of the face's area and
+    width ``ell`` against the slab; the same amount is removed from the cell's own box.
+    """
+    rows, cols, vals, out_boxes = [], [], [], []
+    z0 = np.broadcast_to(ze[:-1], gidx.shape)
+    z1 = np.broadcast_to(ze[1:], gidx.shape)
+    base = 0
+    for side, cells, g, theta, ell in layers:
+        coef = theta * g / (1j * omega)  # mol per unit (c_slab - c_cell)
+        edge = np.broadcast_to((0.5 * dw)[:, None] * side, ell.shape)
+        cx = np.broadcast_to(fx[:, None], gidx.shape)
+        cy = np.broadcast_to(fy[:, None], gidx.shape)
+        ht = np.broadcast_to(half_t[:, None], gidx.shape)
+        across = np.sort(np.stack([edge, edge + side * ell]), axis=0)
+        is_x = (ax == 0)[:, None]
+        bx0 = np.where(is_x, cx + across[0], cx - ht)
+        bx1 = np.where(is_x, cx + across[1], cx + ht)
+        by0 = np.where(is_x, cy - ht, cy + across[0])
+        by1 = np.where(is_x, cy + ht, cy + across[1])
+        layer = np.stack([bx0, bx1, by0, by1, z0, z1], -1).reshape(-1, 6)
+        cell = cells.ravel()
+        m = layer.shape[0]
+        conc_layer = (coef / (face_area * ell)).ravel()
+        conc_cell = (coef.ravel() / volume[cell])
+        r_layer = base + np.arange(m)
+        r_cell = base + m + np.arange(m)
+        rows += [r_layer, r_layer, r_cell, r_cell]
+        cols += [gidx.ravel(), cell, gidx.ravel(), cell]
+        vals += [conc_layer, -conc_layer, -conc_cell, conc_cell]
+        out_boxes += [layer, bulk_boxes[cell]]
+        base += 2 * m
+    M = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(base, n))
+    return np.concatenate(out_boxes), M
