@@ -18,6 +18,7 @@ CASES = {
     "gb_contrast": ("gb_contrast", True),
     "transport_tensor": ("transport_tensor", True),
     "gb_resolved": ("gb_resolved", True),
+    "gb_whipple": ("gb_whipple", True),
 }
 
 
