@@ -110,3 +110,25 @@ def test_amg_and_direct_agree():
     a = solve_frequency(s, 2e5, diag, b, method="direct")[0]
     m = solve_frequency(s, 2e5, diag, b, method="amg")[0]
     assert np.allclose(a, m, rtol=1e-6, atol=1e-8 * np.abs(a).max())
+
+
+@pytest.mark.parametrize("method", ["zline", "amg"])
+def test_iterative_solvers_match_the_direct_one_with_slabs(method):
+    """z-line and AMG preconditioned GMRES against SuperLU on a polycrystal with slabs and the sub-grid layer."""
+    from esmsim.materials import get_material
+    from esmsim.microstructure import columnar_voronoi
+    from esmsim.probe._scan import grain_diffusivities
+
+    mat = get_material("LiCoO2")
+    ms = columnar_voronoi((60e-9, 60e-9), spacing=5e-9, thickness=40e-9, grain_size=30e-9, rng=2)
+    Dg = grain_diffusivities(ms, mat)
+    omega = 2 * np.pi * 350e3
+    grid = Grid(np.full(12, 5e-9), np.full(12, 5e-9), graded_widths(0.01e-9, 1.3, 40e-9, max_width=5e-9))
+    net = boundary_network(ms.labels, 5e-9, 5e-9, periodic=True, normal=ms.boundary_normal)
+    s = assemble(grid, np.broadcast_to(Dg[ms.labels][:, :, None, :], grid.shape + (3,)), periodic=(True, True),
+                 boundaries=net, D_gb=mat.D_gb, gb_width=1e-9, omega=omega)
+    assert np.iscomplexobj(s.K.data)  # the sub-grid layer makes the slab links complex
+    diag, b = tip_rhs(s, (31e-9, 27e-9), profile="lorentzian", width=10e-9)
+    ref = solve_frequency(s, omega, diag, b, method="direct")[0]
+    c = solve_frequency(s, omega, diag, b, method=method)[0]
+    assert np.linalg.norm(c - ref) < 1e-8 * np.linalg.norm(ref)
