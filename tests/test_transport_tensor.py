@@ -132,3 +132,43 @@ def test_bad_transport_input_is_refused():
         tip_terms(s, (0, 0), profile="disk", width=1e-9, condition="amperometric")
     with pytest.raises(ValueError, match="times"):
         integrate(s, [1.0, 0.5])
+
+
+def test_periodic_point_source_matches_the_closed_form(tmp_path):
+    """PHYSICS.md 5.3 (validation/point_source.py): within 2 % for r in [l/4, 3 l], the error falling with h."""
+    from esmsim_validation import point_source
+
+    (result,) = point_source.run(tmp_path)
+    assert result.passed, result.line()
+
+
+def _column_system(D=1e-14):
+    dz = graded_widths(0.05e-9, 1.1, 300e-9)
+    grid = Grid([1e-9], [1e-9], dz)
+    return assemble_tensor(grid, _diag_tensor(np.full(grid.shape + (3,), D)))
+
+
+def test_nonlinear_butler_volmer_reduces_to_robin_and_to_tafel_kinetics():
+    from esmsim.transport import integrate_butler_volmer
+
+    s = _column_system()
+    dU, T, j0 = 1e-5, 298.15, 1.0
+    kappa = j0 * dU / (8.314462618 * T)
+    times = np.geomspace(1e-4, 1e-2, 3)
+    # small voltage: the linearised (Robin) condition, to the size of the neglected V^2 terms
+    nl = integrate_butler_volmer(s, times, tip_xy=(0, 0), profile="disk", width=1.0, voltage=lambda t: 1e-4,
+                                 j0=j0, dU_dc=dU, rtol=1e-4)
+    diag, b = tip_terms(s, (0, 0), profile="disk", width=1.0, condition="butler_volmer", kappa=kappa)
+    lin = integrate(s, times, diag=diag, b=b * 1e-4 / dU, rtol=1e-4)
+    assert np.allclose(nl.c @ s.volume, lin.c @ s.volume, rtol=1e-5)
+    # slow kinetics: the surface barely fills, the flux is the Butler-Volmer current at eta = V
+    fr = 96485.33212 / (8.314462618 * T)
+    nl = integrate_butler_volmer(s, [1e-3, 1e-2], tip_xy=(0, 0), profile="disk", width=1.0, voltage=lambda t: 0.1,
+                                 j0=1e-6, dU_dc=dU, rtol=1e-5)
+    N = (1e-6 / 96485.33212) * (np.exp(0.5 * fr * 0.1) - np.exp(-0.5 * fr * 0.1))
+    assert np.allclose(nl.c @ s.volume / 1e-18, N * np.array([1e-3, 1e-2]), rtol=1e-6)
+    # at 0.1 V the response is well beyond linear: sinh(alpha F V / RT) / (alpha F V / RT) = 1.8
+    nl = integrate_butler_volmer(s, [1e-3], tip_xy=(0, 0), profile="disk", width=1.0, voltage=lambda t: 0.1,
+                                 j0=j0, dU_dc=dU, rtol=1e-4)
+    lin = integrate(s, [1e-3], diag=diag, b=b * 0.1 / dU, rtol=1e-4)
+    assert 1.5 < (nl.c @ s.volume)[0] / (lin.c @ s.volume)[0] < 1.9

@@ -20,6 +20,7 @@ CASES = {
     "gb_resolved": ("gb_resolved", True),
     "gb_whipple": ("gb_whipple", True),
     "gb_hart": ("gb_hart", True),
+    "point_source": ("point_source", True),
 }
 
 

@@ -19,7 +19,7 @@ import scipy.sparse.linalg as spla
 
 from ._operator import DiffusionSystem
 
-__all__ = ["integrate", "TimeResult"]
+__all__ = ["integrate", "integrate_butler_volmer", "TimeResult"]
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,13 @@ def integrate(system: DiffusionSystem, times, *, diag=None, b=None, source=None,
     def be(c_old, t_new, dt):
         return solver(dt).solve(V / dt * c_old + s(t_new - 0.5 * dt) * b, c_old)
 
+    out, steps, rejected = _adaptive(be, c, times, breakpoints, rtol, atol, dt_base)
+    return TimeResult(times, out, steps, rejected, count["lu"])
+
+
+def _adaptive(be, c, times, breakpoints, rtol, atol, dt_base):
+    """Step-doubling driver: ``be(c_old, t_new, dt)`` is one implicit Euler step; returns the states at
+    ``times`` (Richardson-extrapolated), accepted and rejected step counts."""
     stops = np.unique(np.concatenate([times, [t for t in breakpoints if 0 < t < times[-1]]]))
     out = []
     t = 0.0
@@ -130,7 +137,101 @@ def integrate(system: DiffusionSystem, times, *, diag=None, b=None, source=None,
                 k += 1
         if np.isin(stop, times):
             out.append(c.copy())
-    return TimeResult(times, np.asarray(out), steps, rejected, count["lu"])
+    return np.asarray(out), steps, rejected
+
+
+F_CONST = 96485.33212  # C/mol
+R_CONST = 8.314462618  # J/(mol K)
+
+
+def integrate_butler_volmer(system: DiffusionSystem, times, *, tip_xy, profile: str, width: float, voltage,
+                            j0: float, temperature: float = 298.15, alpha_a: float = 0.5,
+                            alpha_c: float = 0.5, ocv_shift=None, dU_dc: float | None = None, rtol: float = 1e-3,
+                            dt0: float | None = None, breakpoints=(), newton_tol: float = 1e-10) -> TimeResult:
+    """Time-domain solve with the nonlinear Butler-Volmer tip condition (PHYSICS.md sec. 2).
+
+    The inward Li flux density at a surface point under the tip is
+    ``N = (j0 / F) [exp(alpha_a F eta / (R T)) - exp(-alpha_c F eta / (R T))]`` with the overpotential
+    ``eta = V(t) f(rho) - ocv_shift(c_s)``, where ``c_s`` is the surface concentration change and
+    ``ocv_shift(c) = U(c_rest) - U(c_rest + c)`` the fall of the open-circuit potential as Li goes in
+    (default linear, ``|dU/dc| c``). Where the profile does not apply (outside a contact disk) the
+    surface is no-flux. Each surface cell gets one more unknown, ``c_s``, tied to its cell by the half
+    cell's conductance; each implicit step is solved by Newton's method (sparse LU of the Jacobian). For
+    small V it reduces to the linearised (Robin) condition with ``kappa = j0 |dU/dc| / (R T)``.
+
+    Parameters
+    ----------
+    system : DiffusionSystem
+    times : array_like
+        Output times (s).
+    tip_xy, profile, width
+        Tip position (m), field profile and its width (m).
+    voltage : callable
+        ``V(t)`` in volts (piecewise smooth; list switching times in ``breakpoints``).
+    j0 : float
+        Exchange current density (A/m^2).
+    temperature, alpha_a, alpha_c : float
+        T (K) and the transfer coefficients.
+    ocv_shift : callable, optional
+        ``c -> U(rest) - U(rest + c)`` (V), vectorised, with derivative estimated numerically.
+    dU_dc : float, optional
+        ``|dU/dc|`` (V m^3/mol) for the default linear OCV.
+
+    Returns
+    -------
+    TimeResult
+        ``c`` holds the cell unknowns (not the surface values).
+    """
+    from ._tip import tip_profile
+
+    if ocv_shift is None:
+        if dU_dc is None or not dU_dc > 0:
+            raise ValueError("dU_dc: give |dU/dc| > 0 (V m^3/mol) or an ocv_shift function")
+        ocv_shift = lambda c: dU_dc * c  # noqa: E731
+    if not (np.isfinite(j0) and j0 > 0):
+        raise ValueError(f"j0: got {j0!r}; the exchange current density must be positive (A/m^2)")
+    times = np.asarray(times, float)
+    if times.ndim != 1 or times.size == 0 or np.any(times <= 0) or np.any(np.diff(times) <= 0):
+        raise ValueError("times: must be increasing positive times (s)")
+    rho = np.hypot(system.top_xy[:, 0] - tip_xy[0], system.top_xy[:, 1] - tip_xy[1])
+    f, mask = tip_profile(rho, profile, width)
+    sel = mask & (system.top_area > 0)
+    cells, f, area, g_half = system.top_index[sel], f[sel], system.top_area[sel], system.top_conductance[sel]
+    n, m = system.n, cells.size
+    fr = F_CONST / (R_CONST * temperature)
+    V = system.volume
+    # coupling between each cell and its surface unknown: flux g (c_s - c_P) into the cell
+    Gc = sp.csr_matrix((g_half, (cells, np.arange(m))), shape=(n, m))
+    P = sp.csr_matrix((np.ones(m), (np.arange(m), cells)), shape=(m, n))
+    dG = sp.diags(g_half)
+    Kc = system.K + sp.csr_matrix((np.bincount(cells, g_half, n), (np.arange(n), np.arange(n))), shape=(n, n))
+
+    def flux(cs, t):
+        eta = voltage(t) * f - ocv_shift(cs)
+        return (j0 / F_CONST) * (np.exp(alpha_a * fr * eta) - np.exp(-alpha_c * fr * eta)), eta
+
+    def be(state, t_new, dt):
+        c_old = state[:n]
+        x = state.copy()
+        for _ in range(50):
+            c, cs = x[:n], x[n:]
+            N, eta = flux(cs, t_new)
+            h = 1e-7 * (np.abs(cs) + 1e-3)
+            dN = (flux(cs + h, t_new)[0] - N) / h
+            r1 = V / dt * (c - c_old) + Kc @ c - Gc @ cs
+            r2 = g_half * (cs - c[cells]) - area * N
+            J = sp.bmat([[sp.diags(V / dt) + Kc, -Gc], [-dG @ P, sp.diags(g_half - area * dN)]]).tocsc()
+            dx = spla.spsolve(J, -np.concatenate([r1, r2]))
+            x = x + dx
+            if np.abs(dx).max() <= newton_tol * max(np.abs(x).max(), 1e-30):
+                break
+        else:
+            raise RuntimeError("Butler-Volmer step: Newton did not converge in 50 iterations")
+        return x
+
+    dt_base = float(dt0) if dt0 is not None else float(times[0]) / 1000.0
+    out, steps, rejected = _adaptive(be, np.zeros(n + m), times, breakpoints, rtol, None, dt_base)
+    return TimeResult(times, out[:, :n], steps, rejected, 0)
 
 
 class _StepSolver:
