@@ -30,3 +30,7 @@ class ParameterError(EsmsimError, ValueError):
 
 class ConfigError(ParameterError):
     """A simulation config (TOML file or dict) is invalid."""
+
+
+class ResolutionWarning(UserWarning):
+    """A grid too coarse for what is asked of it (e.g. the surface layer at the requested frequency)."""

@@ -172,3 +172,18 @@ def test_nonlinear_butler_volmer_reduces_to_robin_and_to_tafel_kinetics():
                                  j0=j0, dU_dc=dU, rtol=1e-4)
     lin = integrate(s, [1e-3], diag=diag, b=b * 0.1 / dU, rtol=1e-4)
     assert 1.5 < (nl.c @ s.volume)[0] / (lin.c @ s.volume)[0] < 1.9
+
+
+def test_unresolved_surface_layer_and_outside_tips_are_flagged():
+    from esmsim._errors import ResolutionWarning
+
+    grid = Grid(np.full(4, 2e-9), np.full(4, 2e-9), np.full(5, 2e-9))  # 2 nm cells, L = 0.05 nm at 350 kHz
+    s = assemble_tensor(grid, _diag_tensor(np.full(grid.shape + (3,), 5e-15)))
+    diag, b = tip_terms(s, (4e-9, 4e-9), profile="lorentzian", width=5e-9)
+    with pytest.warns(ResolutionWarning, match="not resolved"):
+        solve_frequency(s, 2 * np.pi * 350e3, diag, b)
+    with pytest.raises(ValueError, match="tip position"):
+        tip_terms(s, (9e-9, 4e-9), profile="lorentzian", width=5e-9)
+    tip_terms(s, (0.0, 8e-9), profile="lorentzian", width=5e-9)  # the film's corner is on the surface
+    with pytest.raises(ValueError, match="D: diffusivities"):
+        assemble(grid, np.full(grid.shape + (3,), -1e-14))

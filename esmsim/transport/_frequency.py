@@ -51,7 +51,16 @@ def tip_terms(system: DiffusionSystem, tip_xy, *, profile: str, width: float, co
     """
     if condition not in CONDITIONS:
         raise ValueError(f"tip condition: got {condition!r}; allowed {', '.join(CONDITIONS)}")
-    rho = np.hypot(system.top_xy[:, 0] - tip_xy[0], system.top_xy[:, 1] - tip_xy[1])
+    xy = system.top_xy
+    bulk = xy[system.top_index < system.n_bulk]
+    for a in (0, 1):  # the surface spans the bulk cell centres plus half an end cell on each side
+        u = np.unique(bulk[:, a])
+        if u.size > 1:
+            lo, hi = u[0] - 0.5 * (u[1] - u[0]), u[-1] + 0.5 * (u[-1] - u[-2])
+            if not lo * (1 + 1e-9) - 1e-18 <= tip_xy[a] <= hi * (1 + 1e-9) + 1e-18:
+                raise ValueError(f"tip position: {'xy'[a]} = {tip_xy[a]:g} m is outside the surface "
+                                 f"[{lo:g}, {hi:g}] m")
+    rho = np.hypot(xy[:, 0] - tip_xy[0], xy[:, 1] - tip_xy[1])
     f, mask = tip_profile(rho, profile, width)
     diag = np.zeros(system.n)
     b = np.zeros(system.n)
@@ -103,6 +112,7 @@ def solve_frequency(system: DiffusionSystem, omegas, diag, b, *, method: str = "
         raise ValueError(f"method: got {method!r}; allowed 'auto', 'direct', 'amg', 'zline'")
     auto = method == "auto"
     omegas = np.atleast_1d(np.asarray(omegas, dtype=float))
+    _check_surface_layer(system, diag, omegas.max())
     real = system.K + sp.diags(diag)
     b = np.asarray(b, dtype=complex)
     out = []
@@ -147,6 +157,31 @@ def _amg_solve(A, shifted_real, b, *, rtol=1e-10, maxiter=400):
     if info != 0:
         raise RuntimeError(f"AMG-GMRES did not converge to rtol={rtol:g} in {maxiter} restarts (info={info})")
     return x
+
+
+def _check_surface_layer(system: DiffusionSystem, diag, omega: float) -> None:
+    """Warn when the first cell under the tip is thicker than the diffusion length sqrt(D_zz / omega).
+
+    From the surface contacts that carry the tip condition: the cell depth is ``h = V / A`` and
+    ``D_zz = g h / (2 A)`` from the half-cell conductance ``g``.
+    """
+    import warnings
+
+    from .._errors import ResolutionWarning
+
+    if omega <= 0 or system.top_area is None:
+        return
+    on = (np.asarray(diag)[system.top_index] > 0) & (system.top_area > 0) & (system.top_index < system.n_bulk)
+    if not np.any(on):
+        return
+    idx, area, g = system.top_index[on], system.top_area[on], system.top_conductance[on].real
+    h = system.volume[idx] / area
+    L = np.sqrt(g * h / (2 * area) / omega)
+    worst = np.argmax(h / L)
+    if h[worst] > L[worst]:
+        warnings.warn(f"first z cell {h[worst]:.3g} m is thicker than the diffusion length sqrt(D_zz/omega) = "
+                      f"{L[worst]:.3g} m under the tip: the surface layer is not resolved and the response "
+                      f"is wrong; use first cells of ~L/8 (graded_widths)", ResolutionWarning, stacklevel=3)
 
 
 def _zline_omega(system: DiffusionSystem) -> float:

@@ -141,6 +141,10 @@ def assemble(
         raise ValueError(f"D: shape {D.shape} does not match grid {grid.shape} + (3,)")
     if bottom not in ("blocking", "reservoir"):
         raise ValueError(f"bottom: got {bottom!r}; allowed 'blocking' or 'reservoir'")
+    if not np.all(np.isfinite(D)) or np.any(D <= 0):
+        raise ValueError("D: diffusivities must be finite and positive (m^2/s)")
+    if boundaries is not None and D_gb is not None and (not np.all(np.isfinite(D_gb)) or np.any(np.asarray(D_gb) <= 0)):
+        raise ValueError("D_gb: boundary diffusivities must be finite and positive (m^2/s)")
     hx, hy, hz = grid.dx, grid.dy, grid.dz
     full = (nx, ny, nz)
     nb = nx * ny * nz
