@@ -127,3 +127,21 @@ def test_laguerre_rejects_too_many_grains():
 
     with pytest.raises(ParameterError, match="microstructure.grain_size"):
         columnar_laguerre((50e-9, 50e-9), spacing=5e-9, thickness=1e-8, grain_size=6e-9, grain_size_sigma=0.3)
+
+
+def test_boundary_point_lies_on_the_exact_boundary():
+    from esmsim.microstructure import columnar_laguerre
+
+    ms = columnar_laguerre((300e-9, 300e-9), spacing=5e-9, thickness=50e-9, grain_size=60e-9,
+                           grain_size_sigma=0.3, rng=4)
+    lab = ms.labels
+    i, j = np.nonzero(lab != np.roll(lab, -1, axis=0))
+    g1, g2 = lab[i, j], np.roll(lab, -1, axis=0)[i, j]
+    faces = np.stack([(i + 1.0) * 5e-9, (j + 0.5) * 5e-9], -1)
+    p = ms.boundary_point(g1, g2, faces)
+    # on the power bisector of the pair: equal power to both seeds (minimum images)
+    w = ms.weights
+    pw = [np.sum(ms._displacement(ms.seeds[g] - p) ** 2, -1) - w[g] for g in (g1, g2)]
+    assert np.allclose(pw[0], pw[1], rtol=0, atol=1e-9 * np.abs(pw[0]).max())
+    # and within a pixel diagonal of the staircase face it replaces
+    assert np.all(np.linalg.norm(ms._displacement(p - faces), axis=-1) <= 5e-9 * np.sqrt(2) / 2 + 1e-12)

@@ -33,9 +33,14 @@ def _full_domain(film, mat, st, pixels):
     for i, j in pixels:
         lab = np.roll(film.labels, (nx // 2 - i, ny // 2 - j), axis=(0, 1))  # the tip in the middle
         net = boundary_network(lab, h, h, periodic=True, normal=film.boundary_normal)
+        li, lj = net.low[:, 0], net.low[:, 1]
+        faces = np.stack([np.where(net.axis == 0, li + 1.0, li + 0.5) * h,
+                          np.where(net.axis == 0, lj + 0.5, lj + 1.0) * h], -1)
+        shift = np.array([nx // 2 - i, ny // 2 - j]) * h  # rolled frame = film frame + shift
+        exact = film.boundary_point(net.grains[:, 0], net.grains[:, 1], faces - shift) + shift
         s = assemble(grid, np.broadcast_to(w.Dg[lab][:, :, None, :], grid.shape + (3,)), periodic=(True, True),
                      boundaries=net, D_gb=mat.D_gb * w.gb_factor[net.grains[:, 0], net.grains[:, 1]],
-                     gb_width=mat["gb_width"], omega=omega)
+                     gb_width=mat["gb_width"], omega=omega, boundary_position=exact)
         tip = ((nx // 2 + 0.5) * h, (ny // 2 + 0.5) * h)
         c = solve_frequency(s, omega, *tip_rhs(s, tip, profile=st.tip_profile, width=st.tip_width))[0]
         u = 0.0

@@ -10,7 +10,11 @@ it. Checked at 350 kHz:
 
 - engine (h = 4 nm) vs resolved reference: amplitude within 2 %, phase within 1 degree;
 - voxel-size invariance at fixed delta * D_gb: h = 8, 4 and 2 nm (delta = 0.5 nm so the slab fits the
-  2 nm voxels) within 3 % of each other.
+  2 nm voxels) within 3 % of each other;
+- (full run only) the same on a 12-grain periodic polycrystal with inclined (staircase) boundaries, tips
+  on, near and away from boundaries, d = 20 nm: h = 4 and 2 nm within 3 %; the 8 nm result is reported
+  (measured up to 6 % off: 8 nm columns sample a 20 nm tip field coarsely and place the staircase Li
+  up to 4 nm from the true boundary, which the exact boundary positions only partly repair).
 """
 
 from __future__ import annotations
@@ -77,6 +81,38 @@ def reference(material, first=0.25, growth=1.3, hy=4e-9):
     return pref * (box_kernel(s.boxes, TIP) @ c), s.n
 
 
+POLY_TIPS = [(80e-9, 80e-9), (40e-9, 120e-9), (123e-9, 37e-9), (100e-9, 60e-9)]
+
+
+def polycrystal(h, material=None):
+    """Responses (m/V) at POLY_TIPS of a fixed 12-grain periodic polycrystal built with columns of h (m)."""
+    from esmsim.microstructure import matrices_to_bunge, quaternions_to_matrices, random_quaternions
+
+    mat = material or get_material("LiCoO2").replace(gb_width=0.5e-9, gb_enhancement=2e4)
+    seeds = np.random.default_rng(5).uniform(0, 1, (12, 2)) * 160e-9
+    eul = matrices_to_bunge(quaternions_to_matrices(random_quaternions(12, rng=6)))
+    st = MapSettings(frequency=FREQ, tip_width=20e-9)
+    ms = columnar_seeded(seeds, (160e-9, 160e-9), spacing=h, thickness=100e-9, euler_angles=eul, periodic=True)
+    Dg = grain_diffusivities(ms, mat)
+    coarse = columnar_seeded(seeds, (160e-9, 160e-9), spacing=8e-9, thickness=100e-9, euler_angles=eul)
+    dz = _z_widths(coarse, mat, st, Dg)  # one z grid for all h
+    grid = Grid(np.full(ms.shape[0], h), np.full(ms.shape[1], h), dz)
+    net = boundary_network(ms.labels, h, h, periodic=True, normal=ms.boundary_normal)
+    li, lj = net.low[:, 0], net.low[:, 1]
+    faces = np.stack([np.where(net.axis == 0, li + 1.0, li + 0.5) * h, np.where(net.axis == 0, lj + 0.5, lj + 1.0) * h],
+                     -1)
+    omega = 2 * np.pi * FREQ
+    s = assemble(grid, np.broadcast_to(Dg[ms.labels][:, :, None, :], grid.shape + (3,)), periodic=(True, True),
+                 boundaries=net, D_gb=mat.D_gb, gb_width=mat["gb_width"], omega=omega,
+                 boundary_position=ms.boundary_point(net.grains[:, 0], net.grains[:, 1], faces))
+    pref = (1 + mat["nu"]) / np.pi * mat.beta_isotropic / mat.dU_dc
+    out = []
+    for tip in POLY_TIPS:
+        c = solve_frequency(s, omega, *tip_rhs(s, tip, profile="lorentzian", width=st.tip_width))[0]
+        out.append(pref * (box_kernel(s.boxes, tip) @ c + box_kernel(s.extra_boxes, tip) @ (s.extra_map @ c)))
+    return np.array(out)
+
+
 def run(out_dir, fast: bool = True) -> list[CaseResult]:
     mat = get_material("LiCoO2")
     ref, n_ref = reference(mat) if fast else reference(mat, 0.125, 1.2, 2e-9)
@@ -95,7 +131,15 @@ def run(out_dir, fast: bool = True) -> list[CaseResult]:
     a2.set(xlabel="voxel h (nm)", ylabel="|u3| / V (pm/V)", title="fixed delta D_gb, delta = 0.5 nm",
            ylim=(0, 1.2 * np.abs(inv).max() * 1e12))
     path = save(fig, out_dir, "gb_resolved")
-    return [
+    poly = []
+    if not fast:
+        amps = {h: np.abs(polycrystal(h)) for h in (8e-9, 4e-9, 2e-9)}
+        fine = max(np.max(amps[4e-9] / amps[2e-9]), np.max(amps[2e-9] / amps[4e-9])) - 1
+        coarse = np.max(np.abs(amps[8e-9] / amps[2e-9] - 1))
+        poly = [CaseResult("gb_voxel_invariance[polycrystal 4 vs 2 nm]", fine <= 0.03,
+                           f"max spread {fine:.2%} over {len(POLY_TIPS)} tips (8 nm: up to {coarse:.1%} off)",
+                           "equal", "3 %", path)]
+    return poly + [
         CaseResult("gb_resolved[amplitude]", amp_err <= 0.02, f"engine {abs(eng) * 1e12:.2f} pm/V, error "
                    f"{amp_err:.2%}", f"resolved {abs(ref) * 1e12:.2f} pm/V ({n_ref} cells)", "2 %", path),
         CaseResult("gb_resolved[phase]", ph_err <= 1.0, f"phase difference {ph_err:.2f} deg", "resolved", "1 deg",

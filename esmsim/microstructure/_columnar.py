@@ -92,6 +92,23 @@ class ColumnarMicrostructure(GrainOrientations):
         table = self._fitted_normals
         return table[g1, g2]
 
+    def boundary_point(self, g1: np.ndarray, g2: np.ndarray, points: np.ndarray) -> np.ndarray:
+        """The point of the exact boundary line between ``g1`` and ``g2`` nearest to each of ``points`` (m).
+
+        The power bisector ``|x - s1|^2 - w1 = |x - s2|^2 - w2`` of the two seeds (minimum images next to
+        the point in a periodic film). Points come back unchanged for a film without seeds.
+        """
+        p = np.asarray(points, float)
+        if self.seeds is None:
+            return p.copy()
+        g1, g2 = np.asarray(g1), np.asarray(g2)
+        w = np.zeros(self.n_grains) if self.weights is None else np.asarray(self.weights, float)
+        s1 = p + self._displacement(self.seeds[g1] - p)
+        s2 = p + self._displacement(self.seeds[g2] - p)
+        d = s2 - s1
+        delta = (np.sum((p - s1) ** 2, -1) - w[g1]) - (np.sum((p - s2) ** 2, -1) - w[g2])
+        return p - (delta / (2 * np.sum(d * d, -1)))[..., None] * d
+
     @cached_property
     def _fitted_normals(self) -> np.ndarray:
         from ..transport._boundaries import boundary_network

@@ -159,11 +159,25 @@ class _Window:
         r = np.arange(max(lo - self.hw, 0), min(hi + self.hw + 1, n))
         return r, lo - r[0]
 
-    def _labels(self, ix, iy):
-        """Grain labels of the window of tips ``ix x iy`` and the offsets of ``(ix[0], iy[0])`` in it."""
+    def _labels(self, ix, iy, indices=False):
+        """Grain labels of the window of tips ``ix x iy`` and the offsets of ``(ix[0], iy[0])`` in it
+        (and the film's column indices of the window when ``indices``)."""
         xi, ox = self._range(ix[0], ix[-1], self.ms.shape[0])
         yi, oy = self._range(iy[0], iy[-1], self.ms.shape[1])
-        return self.ms.labels[np.ix_(xi, yi)], ox, oy
+        lab = self.ms.labels[np.ix_(xi, yi)]
+        return (lab, ox, oy, xi, yi) if indices else (lab, ox, oy)
+
+    def _boundary_position(self, net, xi, yi) -> np.ndarray | None:
+        """Exact boundary points of the window's faces, in the window frame (None without seeds)."""
+        if self.ms.seeds is None or not net.n_faces:
+            return None
+        h = self.ms.spacing[0]
+        li, lj = net.low[:, 0], net.low[:, 1]
+        wx = np.where(net.axis == 0, li + 1.0, li + 0.5) * h  # face centres, window frame
+        wy = np.where(net.axis == 0, lj + 0.5, lj + 1.0) * h
+        shift = np.array([xi[0] * h, yi[0] * h])  # window frame -> film frame (unwrapped near the window)
+        film = np.stack([wx, wy], -1) + shift
+        return self.ms.boundary_point(net.grains[:, 0], net.grains[:, 1], film) - shift
 
     def solve_tile(self, ix: np.ndarray, iy: np.ndarray) -> np.ndarray:
         """Complex response (m/V) at every tip position ``(ix[a], iy[b])``; one factorisation for all.
@@ -173,14 +187,14 @@ class _Window:
         """
         ms, st = self.ms, self.settings
         ix, iy = np.asarray(ix), np.asarray(iy)
-        lab, ox, oy = self._labels(ix, iy)
+        lab, ox, oy, xi, yi = self._labels(ix, iy, indices=True)
         h = ms.spacing[0]
         grid = Grid(np.full(lab.shape[0], h), np.full(lab.shape[1], h), self.dz)
         D = np.broadcast_to(self.Dg[lab][:, :, None, :], grid.shape + (3,))
         net = boundary_network(lab, h, h, periodic=False, normal=ms.boundary_normal)
         D_gb = self.material.D_gb * self.gb_factor[net.grains[:, 0], net.grains[:, 1]]
         system = assemble(grid, D, bottom=st.bottom, boundaries=net, D_gb=D_gb, gb_width=self.material["gb_width"],
-                          omega=2 * np.pi * st.frequency)
+                          omega=2 * np.pi * st.frequency, boundary_position=self._boundary_position(net, xi, yi))
         tips = [((ox + a - ix[0] + 0.5) * h, (oy + b - iy[0] + 0.5) * h) for a in ix for b in iy]
         # Tips whose surface condition (where it applies) is the same share one factorisation: all tips
         # for profiles that apply everywhere (Lorentzian, point charge), one group per tip for a disk.

@@ -103,6 +103,7 @@ def assemble(
     D_gb: float | None = None,
     gb_width: float | None = None,
     omega: float | None = None,
+    boundary_position: np.ndarray | None = None,
 ) -> DiffusionSystem:
     """Assemble the finite-volume diffusion operator.
 
@@ -130,6 +131,11 @@ def assemble(
         admittance of the half column; equal to ``a / D_n`` when the layer is resolved, ``|q a| << 1``,
         and to the boundary-layer value ``1 / (D_n q)`` when it is much thinner than the column).
         ``K`` is then complex and valid at that frequency only.
+    boundary_position : ndarray, shape (n_faces, 2), optional
+        Where each boundary face really is (m, grid frame): the nearest point of the exact boundary
+        line to the face centre. A staircase puts faces up to half a pixel off the line; the slab's
+        surface contact (tip field), its mechanics box and its bulk-layer boxes are placed at the
+        given point instead (the conductances stay those of the staircase).
 
     Returns
     -------
@@ -270,6 +276,11 @@ def assemble(
         # surface contact of each slab
         fx = np.where(ax == 0, xe[li + 1], xc[li])
         fy = np.where(ax == 0, yc[lj], ye[lj + 1])
+        if boundary_position is not None:
+            pos = np.asarray(boundary_position, float)
+            if pos.shape != (nf, 2):
+                raise ValueError(f"boundary_position: shape {pos.shape}; expected ({nf}, 2)")
+            fx, fy = pos[:, 0], pos[:, 1]
         top_index.append(gidx[:, 0])
         top_xy.append(np.stack([fx, fy], -1))
         top_g.append(Dgb * dw * h_t / (0.5 * hz[0]))
