@@ -82,13 +82,19 @@ class DiffusionSystem:
 
 
 def _links_to_matrix(n, a, b, g, diag_extra=None):
-    """Symmetric conductance matrix from links (a_l, b_l, g_l) plus extra diagonal terms."""
-    rows = np.concatenate([a, b, a, b])
-    cols = np.concatenate([a, b, b, a])
-    vals = np.concatenate([g, g, -g, -g])
-    K = sp.coo_matrix((vals, (rows, cols)), shape=(n, n)).tocsr()
+    """Symmetric conductance matrix from links (a_l, b_l, g_l) plus extra diagonal terms.
+
+    The diagonal is summed with bincount first, so the matrix is built from 2 L + n entries, not 4 L.
+    """
+    def sums(w):
+        return np.bincount(a, w, minlength=n) + np.bincount(b, w, minlength=n)
+
+    diag = sums(g.real) + 1j * sums(g.imag) if np.iscomplexobj(g) else sums(g)
     if diag_extra is not None:
-        K = K + sp.diags(diag_extra)
+        diag = diag + diag_extra
+    idx = np.arange(n)
+    K = sp.csr_matrix((np.concatenate([-g, -g, diag]), (np.concatenate([a, b, idx]), np.concatenate([b, a, idx]))),
+                      shape=(n, n))
     K.sum_duplicates()
     return K
 
