@@ -187,3 +187,19 @@ def test_unresolved_surface_layer_and_outside_tips_are_flagged():
     tip_terms(s, (0.0, 8e-9), profile="lorentzian", width=5e-9)  # the film's corner is on the surface
     with pytest.raises(ValueError, match="D: diffusivities"):
         assemble(grid, np.full(grid.shape + (3,), -1e-14))
+
+
+def test_disk_flux_and_side_sinks(tmp_path):
+    """PHYSICS.md 5.4 (validation/disk_flux.py) within 2 %; a side sink drains a column that has no other way out."""
+    from esmsim_validation import disk_flux
+
+    (result,) = disk_flux.run(tmp_path)
+    assert result.passed, result.line()
+    grid = Grid(np.full(6, 1e-9), [1e-9], [1e-9])
+    s = assemble_tensor(grid, _diag_tensor(np.full(grid.shape + (3,), 1e-14)), sinks=("x+",))
+    diag, b = tip_terms(s, (0.5e-9, 0.5e-9), profile="disk", width=0.6e-9)  # only the first cell held at 1
+    c = solve_frequency(s, 0.0, diag, b)[0].real
+    # steady 1-D chain from c = 1 at the first cell's top face to 0 beyond the last cell: linear in x
+    assert np.all(np.diff(c) < 0) and np.allclose(np.diff(c, 2), 0, atol=1e-12)
+    with pytest.raises(ValueError, match="sinks"):
+        assemble_tensor(grid, _diag_tensor(np.full(grid.shape + (3,), 1e-14)), periodic=(True, False), sinks=("x+",))

@@ -21,6 +21,7 @@ CASES = {
     "gb_whipple": ("gb_whipple", True),
     "gb_hart": ("gb_hart", True),
     "point_source": ("point_source", True),
+    "disk_flux": ("disk_flux", True),
 }
 
 

@@ -78,7 +78,8 @@ def _cell_gradient(idx, active, centres, axis, periodic):
 
 
 def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = None,
-                    periodic: tuple[bool, bool] = (False, False), bottom: str = "blocking") -> DiffusionSystem:
+                    periodic: tuple[bool, bool] = (False, False), bottom: str = "blocking",
+                    sinks: tuple[str, ...] = ()) -> DiffusionSystem:
     """Assemble the full-tensor finite-volume operator of ``V dc/dt = -K c + b``.
 
     Parameters
@@ -93,6 +94,9 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
         Periodic in x and y; otherwise the sides are no-flux.
     bottom : {"blocking", "reservoir"}
         Bottom of the film: no flux, or held at delta_c = 0.
+    sinks : tuple of {"x-", "x+", "y-", "y+"}
+        Lateral sides held at delta_c = 0 (a far field standing in for infinity in validation
+        problems); the other non-periodic sides are no-flux.
 
     Returns
     -------
@@ -173,6 +177,16 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
     if bottom == "reservoir":
         g_bot = np.where(active[:, :, -1], top_area * diagD[:, :, -1, 2] / (0.5 * hz[-1]), 0.0)
         diag[idx[:, :, -1].ravel()] += g_bot.ravel()
+    for side in sinks:
+        if side not in ("x-", "x+", "y-", "y+") or per["xy".index(side[0])]:
+            raise ValueError(f"sinks: got {side!r}; allowed 'x-', 'x+', 'y-', 'y+' on non-periodic sides")
+        a = "xy".index(side[0])
+        end = 0 if side[1] == "-" else -1
+        b = 1 - a
+        face = np.take(widths[b], end, axis=a) * np.take(widths[2], end, axis=a)
+        half = 0.5 * np.take(widths[a], end, axis=a)
+        g_side = np.where(np.take(active, end, axis=a), face * np.take(diagD[..., a], end, axis=a) / half, 0.0)
+        np.add.at(diag, np.take(idx, end, axis=a).ravel(), g_side.ravel())
     K = (K + sp.diags(diag)).tocsr()
     K.eliminate_zeros()
     volume = np.where(active, grid.volumes(), 0.0).ravel()
