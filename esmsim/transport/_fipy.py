@@ -19,7 +19,7 @@ import numpy as np
 from ..microstructure._grid import Grid
 from ._tip import tip_profile
 
-__all__ = ["fipy_static_solve", "fipy_frequency_solve"]
+__all__ = ["fipy_static_solve", "fipy_frequency_solve", "fipy_time_solve"]
 
 
 def fipy_static_solve(grid: Grid, D: np.ndarray, tip_xy, *, profile: str, width: float) -> np.ndarray:
@@ -59,7 +59,23 @@ def fipy_frequency_solve(grid: Grid, D: np.ndarray, tip_xy, *, profile: str, wid
         return _static(grid, D, tip_xy, profile, width, omega=float(omega))
 
 
-def _static(grid, D, tip_xy, profile, width, omega=0.0):
+def fipy_time_solve(grid: Grid, D: np.ndarray, tip_xy, *, profile: str, width: float, times,
+                    steps_per_output: int = 200) -> np.ndarray:
+    """The potentiostatic tip switched on at t = 0, in FiPy: ``TransientTerm == DiffusionTerm``.
+
+    Backward Euler with equal steps between output times (``steps_per_output`` of them), so the result
+    carries FiPy's first-order time error; returns c per unit C0 at each time, shape ``(n_times,) + grid.shape``.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="divide by zero", category=RuntimeWarning)
+        warnings.filterwarnings("ignore", message="invalid value", category=RuntimeWarning)
+        return _static(grid, D, tip_xy, profile, width, times=np.asarray(times, float),
+                       steps=int(steps_per_output))
+
+
+def _static(grid, D, tip_xy, profile, width, omega=0.0, times=None, steps=0):
     import fipy as fp
 
     nx, ny, nz = grid.shape
@@ -79,7 +95,17 @@ def _static(grid, D, tip_xy, profile, width, omega=0.0):
         raise ValueError("fipy_static_solve: the tip profile must apply on the whole surface")
     c.constrain(fp.FaceVariable(mesh=mesh, value=f), where=mesh.facesFront)
     coeff = fp.FaceVariable(mesh=mesh, rank=2, value=tensor)
-    back = lambda v: np.asarray(v.value).reshape(nz, ny, nx).transpose(2, 1, 0)  # noqa: E731
+    back = lambda v: np.array(v.value, copy=True).reshape(nz, ny, nx).transpose(2, 1, 0)  # noqa: E731 (FiPy reuses its buffer)
+    if times is not None:
+        eq = fp.TransientTerm(var=c) == fp.DiffusionTerm(coeff=coeff, var=c)
+        out, t = [], 0.0
+        for t_out in times:
+            dt = (t_out - t) / steps
+            for _ in range(steps):
+                eq.solve(var=c, dt=dt, solver=fp.LinearLUSolver(tolerance=1e-12, iterations=10))
+            t = t_out
+            out.append(back(c))
+        return np.asarray(out)
     if omega == 0.0:
         fp.DiffusionTerm(coeff=coeff, var=c).solve(var=c, solver=fp.LinearLUSolver(tolerance=1e-12, iterations=10))
         return back(c)
