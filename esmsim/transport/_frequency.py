@@ -117,14 +117,16 @@ def solve_frequency(system: DiffusionSystem, omegas, diag, b, *, method: str = "
     diag = np.asarray(diag, float)
     out = []
     for w in omegas:
-        A = (system.K + sp.diags(diag + 1j * w * system.volume)).tocsr()  # one copy of the matrix
         if auto:
             method = "direct" if system.n < 40_000 else ("zline" if w >= 100 * _zline_omega(system) else "amg")
-        if method == "zline":
+        if method == "zline":  # no copy of the matrix: A = K + diag(d) applied as such
+            d = diag + 1j * w * system.volume
             cols = b.reshape(system.n, -1)
-            sol = np.stack([_zline_solve(A, cols[:, j]) for j in range(cols.shape[1])], -1)
+            sol = np.stack([_zline_solve(system.K, d, cols[:, j]) for j in range(cols.shape[1])], -1)
             out.append(sol.reshape(b.shape))
-        elif method == "direct":
+            continue
+        A = (system.K + sp.diags(diag + 1j * w * system.volume)).tocsr()
+        if method == "direct":
             A = A.tocsc()
             # K is a symmetric M-matrix and i omega V only adds to its diagonal: the complex
             # symmetric matrix is diagonally dominant, so no pivoting is needed and the
@@ -197,7 +199,7 @@ def _zline_omega(system: DiffusionSystem) -> float:
     return float(np.median(rate))
 
 
-def _zline_solve(A, b, *, rtol=1e-10, maxiter=3000):
+def _zline_solve(K, d, b, *, rtol=1e-10, maxiter=3000):
     """COCG with the tridiagonal part of A (the z lines) solved exactly as the preconditioner.
 
     ``A = K + diag + i omega V`` is complex symmetric (``K`` is symmetric, also with the complex
@@ -207,17 +209,20 @@ def _zline_solve(A, b, *, rtol=1e-10, maxiter=3000):
     """
     import scipy.linalg as sla
 
-    n = A.shape[0]
+    n = K.shape[0]
     ab = np.zeros((3, n), complex)
-    ab[1] = A.diagonal()
-    ab[0, 1:] = A.diagonal(1)
-    ab[2, :-1] = A.diagonal(-1)
+    ab[1] = K.diagonal() + d
+    ab[0, 1:] = K.diagonal(1)
+    ab[2, :-1] = K.diagonal(-1)
+    A = spla.LinearOperator(K.shape, matvec=lambda x: K @ x + d * x, dtype=complex)
     return _cocg(A, np.asarray(b, complex), lambda r: sla.solve_banded((1, 1), ab, r, check_finite=False),
                  rtol=rtol, maxiter=maxiter, name="z-line")
 
 
 def _cocg(A, b, precondition, *, rtol, maxiter, name):
-    """Preconditioned conjugate orthogonal CG for complex symmetric A (unconjugated inner products)."""
+    """Preconditioned conjugate orthogonal CG for complex symmetric A (unconjugated inner products).
+
+    ``A`` is anything with ``A @ x`` (a sparse matrix or a LinearOperator)."""
     x = np.zeros_like(b)
     r = b.copy()
     z = precondition(r)
@@ -225,7 +230,7 @@ def _cocg(A, b, precondition, *, rtol, maxiter, name):
     rz = r @ z
     stop = rtol * np.linalg.norm(b)
     for _ in range(maxiter):
-        q = A @ p
+        q = A.matvec(p) if hasattr(A, "matvec") else A @ p
         alpha = rz / (p @ q)
         x += alpha * p
         r -= alpha * q

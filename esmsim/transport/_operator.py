@@ -92,9 +92,11 @@ def _links_to_matrix(n, a, b, g, diag_extra=None):
     diag = sums(g.real) + 1j * sums(g.imag) if np.iscomplexobj(g) else sums(g)
     if diag_extra is not None:
         diag = diag + diag_extra
-    idx = np.arange(n)
-    K = sp.csr_matrix((np.concatenate([-g, -g, diag]), (np.concatenate([a, b, idx]), np.concatenate([b, a, idx]))),
-                      shape=(n, n))
+    it = np.int32 if n < 2 ** 31 - 1 else np.int64  # 32-bit indices halve the index memory
+    idx = np.arange(n, dtype=it)
+    a, b = a.astype(it, copy=False), b.astype(it, copy=False)
+    K = sp.coo_matrix((np.concatenate([-g, -g, diag]), (np.concatenate([a, b, idx]), np.concatenate([b, a, idx]))),
+                      shape=(n, n)).tocsr()
     K.sum_duplicates()
     return K
 
@@ -304,7 +306,10 @@ def assemble(
             extra_boxes, extra_map = _layer_boxes(layers, ax, fx, fy, dw, half_t, ze, gidx, face_area, boxes[0],
                                                   volume, omega, n)
 
-    K = _links_to_matrix(n, np.concatenate(la), np.concatenate(lb), np.concatenate(lg), diag)
+    a, b, g = np.concatenate(la), np.concatenate(lb), np.concatenate(lg)
+    la.clear(), lb.clear(), lg.clear()  # keep one copy of the links while the matrix is built
+    K = _links_to_matrix(n, a, b, g, diag)
+    del a, b, g
     return DiffusionSystem(K, volume, np.concatenate(top_index), np.concatenate(top_xy),
                            np.concatenate(top_g), np.concatenate(boxes), nb, np.concatenate(top_a),
                            extra_boxes, extra_map)
