@@ -71,3 +71,16 @@ def test_volume_refuses_boundary_enhancement_and_outside_tips():
         volume_response(vol, get_material("LiCoO2"), ST, [(30e-9, 20e-9)])
     with pytest.raises(ParameterError, match="tip position"):
         volume_response(vol, MAT, ST, [(70e-9, 20e-9)])
+
+
+def test_fipy_engine_gives_the_same_tip_response():
+    """engine='fipy' (FiPy's 2 x 2 block system on the same window) against the esmsim engine."""
+    film = columnar_seeded([[60e-9, 40e-9]], (120e-9, 80e-9), spacing=5e-9, thickness=60e-9,
+                           euler_angles=np.radians([[0.0, 90.0, 0.0]]))
+    vol = extrude(film, 12)  # c axis along y: a diagonal tensor with D_yy = D_c
+    tips = [(62.5e-9, 42.5e-9), (20e-9, 30e-9)]
+    a = volume_response(vol, MAT, ST, tips)
+    b = volume_response(vol, MAT, ST, tips, engine="fipy")
+    assert np.allclose(a, b, rtol=1e-9, atol=0)
+    with pytest.raises(ParameterError, match="engine"):
+        volume_response(extrude(_crystal(45.0), 12), MAT, ST, tips, engine="fipy")

@@ -25,13 +25,14 @@ def _window(lo, hw, n, periodic):
     return r, lo - r[0]
 
 
-def volume_response(ms: Microstructure, material: Material, settings: MapSettings, tips) -> np.ndarray:
+def volume_response(ms: Microstructure, material: Material, settings: MapSettings, tips, *,
+                    engine: str = "esmsim") -> np.ndarray:
     """Complex response (m/V) with the tip at each surface point ``(x, y)`` (m) of a voxel volume.
 
     Each tip is solved on a lateral window of half-width ``settings.window_for(material)`` around it
     (the whole film where that is wider), graded z cells as in the map engine, the full-tensor operator
-    with the boundaries smeared as tangential tensors, and the isotropic Mindlin kernel for the
-    displacement (pores and cracks carry no Li, so they add nothing).
+    (grain boundaries are not represented in volumes yet: the material must have ``gb_enhancement = 1``),
+    and the isotropic Mindlin kernel for the displacement (pores and cracks carry no Li).
 
     Parameters
     ----------
@@ -41,12 +42,23 @@ def volume_response(ms: Microstructure, material: Material, settings: MapSetting
         Frequency, tip profile and width, z grading, bottom condition.
     tips : sequence of (float, float)
         Tip positions (m) on the surface.
+    engine : {"esmsim", "fipy"}
+        ``"fipy"`` solves each window with FiPy (its real 2 x 2 block system) instead: an independent
+        check, for volumes whose tensors are diagonal (c axes along x, y or z) and without voids; windows
+        are never periodic with FiPy.
 
     Returns
     -------
-    ndarray of complex, shape (len(pixels),)
+    ndarray of complex, shape (len(tips),)
     """
+    if engine not in ("esmsim", "fipy"):
+        raise ParameterError("engine", f"got {engine!r}; allowed 'esmsim', 'fipy'")
     T = volume_tensors(ms, material)
+    if engine == "fipy":
+        off = np.abs(T - np.eye(3) * T).max()
+        if off > 1e-9 * np.abs(T).max() or ms.void.any():
+            raise ParameterError("engine", "'fipy' takes diagonal tensors (c axes along x, y or z) and no pores or "
+                                           "cracks; use engine='esmsim'")
     Dzz = np.array([T[..., 2, 2][~ms.void].min()])
     dz = _z_widths(ms, material, settings, np.column_stack([Dzz, Dzz, Dzz]))
     hw = int(np.ceil(settings.window_for(material) / ms.spacing[0]))
@@ -61,13 +73,23 @@ def volume_response(ms: Microstructure, material: Material, settings: MapSetting
         ix, iy = min(int(x / hx), ms.shape[0] - 1), min(int(y / hy), ms.shape[1] - 1)
         xi, ox = _window(ix, hw, ms.shape[0], ms.periodic)
         yi, oy = _window(iy, hw, ms.shape[1], ms.periodic)
-        whole = xi.size == ms.shape[0] and yi.size == ms.shape[1] and ms.periodic
+        whole = xi.size == ms.shape[0] and yi.size == ms.shape[1] and ms.periodic and engine == "esmsim"
         grid, system = volume_system(ms, material, dz, xi=None if whole else xi, yi=None if whole else yi,
                                      tensors=T, bottom=settings.bottom)
         if whole:
             ox, oy = ix, iy
         tip = ((ox + x / hx - ix) * hx, (oy + y / hy - iy) * hy)
-        diag, b = tip_terms(system, tip, profile=settings.tip_profile, width=settings.tip_width)
-        c = solve_frequency(system, 2 * np.pi * settings.frequency, diag, b)[0]
+        omega = 2 * np.pi * settings.frequency
+        if engine == "fipy":
+            from ..transport._fipy import fipy_frequency_solve
+
+            layer = np.minimum(((np.cumsum(dz) - 0.5 * dz) / ms.spacing[2]).astype(int), ms.shape[2] - 1)
+            Tw = T[np.ix_(xi, yi, layer)]
+            Dd = np.stack([Tw[..., 0, 0], Tw[..., 1, 1], Tw[..., 2, 2]], -1)
+            c = fipy_frequency_solve(grid, Dd, tip, profile=settings.tip_profile, width=settings.tip_width,
+                                     omega=omega).ravel()
+        else:
+            diag, b = tip_terms(system, tip, profile=settings.tip_profile, width=settings.tip_width)
+            c = solve_frequency(system, omega, diag, b)[0]
         out.append(pref * (box_kernel(system.boxes, tip) @ c))
     return np.asarray(out)
