@@ -134,12 +134,13 @@ def test_bad_transport_input_is_refused():
         integrate(s, [1.0, 0.5])
 
 
-def test_periodic_point_source_matches_the_closed_form(tmp_path):
-    """PHYSICS.md 5.3 (validation/point_source.py): within 2 % for r in [l/4, 3 l], the error falling with h."""
+def test_point_source_matches_the_closed_forms(tmp_path):
+    """PHYSICS.md 5.3 (validation/point_source.py): steady and periodic, within 2 % for r in [l/4, 3 l]."""
     from esmsim_validation import point_source
 
-    (result,) = point_source.run(tmp_path)
-    assert result.passed, result.line()
+    results = point_source.run(tmp_path)
+    assert [r.case for r in results] == ["point_source[steady]", "point_source[periodic]"]
+    assert all(r.passed for r in results), [r.line() for r in results]
 
 
 def _column_system(D=1e-14):
