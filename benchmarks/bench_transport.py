@@ -60,36 +60,17 @@ def esmsim_solve(mat, ms, grid, D, omega, *, boundaries=True, method="auto"):
 
 
 def fipy_step(grid, D, omega):
-    import warnings
+    from fipy import LinearPCGSolver
+    from fipy.solvers.pyAMG.preconditioners import SmoothedAggregationPreconditioner
 
-    import fipy as fp
+    from esmsim.transport._fipy import fipy_time_solve
 
-    from esmsim.transport._tip import tip_profile
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        nx, ny, nz = grid.shape
-        mesh = fp.Grid3D(dx=grid.dx, dy=grid.dy, dz=grid.dz)
-        flat = lambda a: np.asarray(a).transpose(2, 1, 0).ravel()  # noqa: E731
-        tensor = np.zeros((3, 3, mesh.numberOfFaces))
-        for k in range(3):
-            tensor[k, k] = np.asarray(fp.CellVariable(mesh=mesh, value=flat(D[..., k])).harmonicFaceValue)
-        ext = np.asarray(mesh.exteriorFaces)
-        cells = np.asarray(mesh.faceCellIDs[0])[ext]
-        for k in range(3):
-            tensor[k, k, ext] = flat(D[..., k])[cells]
-        c = fp.CellVariable(mesh=mesh, value=0.0)
-        fx, fy, _ = (np.asarray(v) for v in mesh.faceCenters)
-        f, _ = tip_profile(np.hypot(fx - TIP[0], fy - TIP[1]), "lorentzian", 10e-9)
-        c.constrain(fp.FaceVariable(mesh=mesh, value=f), where=mesh.facesFront)
-        eq = fp.TransientTerm(var=c) == fp.DiffusionTerm(coeff=fp.FaceVariable(mesh=mesh, rank=2, value=tensor), var=c)
-        from fipy.solvers.pyAMG.preconditioners import SmoothedAggregationPreconditioner
-
-        # FiPy's default scipy solver is sparse LU, hopeless at this size (it ran > 10 min and 11 GB here);
-        # its best setup here is conjugate gradients with pyamg's smoothed-aggregation preconditioner
-        solver = fp.LinearPCGSolver(precon=SmoothedAggregationPreconditioner(), tolerance=1e-10, iterations=1000)
-        eq.solve(var=c, dt=1.0 / omega, solver=solver)
-        return mesh.numberOfCells, np.asarray(c.value)
+    # FiPy's default scipy solver is sparse LU, hopeless at this size (it ran > 10 min and 11 GB here);
+    # its best setup here is conjugate gradients with pyamg's smoothed-aggregation preconditioner
+    solver = LinearPCGSolver(precon=SmoothedAggregationPreconditioner(), tolerance=1e-10, iterations=1000)
+    c = fipy_time_solve(grid, D, TIP, profile="lorentzian", width=10e-9, times=[1.0 / omega], steps_per_output=1,
+                        solver=solver)
+    return c[0].size, c[0]
 
 
 def main():

@@ -33,9 +33,7 @@ def _full_domain(film, mat, st, pixels):
     for i, j in pixels:
         lab = np.roll(film.labels, (nx // 2 - i, ny // 2 - j), axis=(0, 1))  # the tip in the middle
         net = boundary_network(lab, h, h, periodic=True, normal=film.boundary_normal)
-        li, lj = net.low[:, 0], net.low[:, 1]
-        faces = np.stack([np.where(net.axis == 0, li + 1.0, li + 0.5) * h,
-                          np.where(net.axis == 0, lj + 0.5, lj + 1.0) * h], -1)
+        faces = net.face_centres(h, h)
         shift = np.array([nx // 2 - i, ny // 2 - j]) * h  # rolled frame = film frame + shift
         exact = film.boundary_point(net.grains[:, 0], net.grains[:, 1], faces - shift) + shift
         s = assemble(grid, np.broadcast_to(w.Dg[lab][:, :, None, :], grid.shape + (3,)), periodic=(True, True),

@@ -98,9 +98,7 @@ def polycrystal(h, material=None):
     dz = _z_widths(coarse, mat, st, Dg)  # one z grid for all h
     grid = Grid(np.full(ms.shape[0], h), np.full(ms.shape[1], h), dz)
     net = boundary_network(ms.labels, h, h, periodic=True, normal=ms.boundary_normal)
-    li, lj = net.low[:, 0], net.low[:, 1]
-    faces = np.stack([np.where(net.axis == 0, li + 1.0, li + 0.5) * h, np.where(net.axis == 0, lj + 0.5, lj + 1.0) * h],
-                     -1)
+    faces = net.face_centres(h, h)
     omega = 2 * np.pi * FREQ
     s = assemble(grid, np.broadcast_to(Dg[ms.labels][:, :, None, :], grid.shape + (3,)), periodic=(True, True),
                  boundaries=net, D_gb=mat.D_gb, gb_width=mat["gb_width"], omega=omega,

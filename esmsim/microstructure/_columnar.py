@@ -16,7 +16,7 @@ from scipy.spatial import cKDTree
 
 from .._errors import ParameterError
 from ._grid import Grid
-from ._orientations import GrainOrientations, random_quaternions
+from ._orientations import GrainOrientations, random_quaternions, recorded_seed
 from ._symmetry import quat_multiply
 from ._tessellation import _lift, drop_empty, fit_power_diagram, power_labels
 
@@ -121,8 +121,7 @@ class ColumnarMicrostructure(GrainOrientations):
             return table
         hx, hy = self.spacing
         # face centres, unwrapped next to the low-side pixel (periodic faces stay contiguous)
-        cx = (net.low[:, 0] + 0.5 + 0.5 * (net.axis == 0)) * hx
-        cy = (net.low[:, 1] + 0.5 + 0.5 * (net.axis == 1)) * hy
+        cx, cy = net.face_centres(hx, hy).T
         pairs = np.sort(net.grains, axis=1)
         uniq, inv = np.unique(pairs, axis=0, return_inverse=True)
         inv = inv.ravel()
@@ -267,7 +266,7 @@ def columnar_voronoi(
     """
     nx, ny = _check_film(size, spacing, thickness, grain_size)
     Lx, Ly = nx * spacing, ny * spacing
-    seed_value = rng if isinstance(rng, (int, np.integer)) else None
+    seed_value = recorded_seed(rng)
     rng = np.random.default_rng(rng)
     n = max(1, int(round(Lx * Ly / (np.pi * grain_size ** 2 / 4))))
     seeds = rng.uniform(0.0, 1.0, size=(n, 2)) * np.array([Lx, Ly])
@@ -347,7 +346,7 @@ def columnar_laguerre(
     if not (np.isfinite(grain_size_sigma) and 0 <= grain_size_sigma <= 2):
         raise ParameterError("microstructure.grain_size_sigma", f"got {grain_size_sigma!r}; allowed [0, 2]")
     L = np.array([nx * spacing, ny * spacing])
-    seed_value = rng if isinstance(rng, (int, np.integer)) else None
+    seed_value = recorded_seed(rng)
     rng = np.random.default_rng(rng)
     median = grain_size * np.exp(-grain_size_sigma ** 2 / 2)
     mean_area = np.pi / 4 * median ** 2 * np.exp(2 * grain_size_sigma ** 2)
@@ -425,7 +424,7 @@ def columnar_seeded(
     if seeds.shape[1] != 2 or n < 1 or np.any(seeds < 0) or np.any(seeds >= L):
         raise ParameterError("microstructure.seeds", f"got shape {seeds.shape}; expected (n >= 1, 2) positions "
                                                      f"inside the {L[0]:g} x {L[1]:g} m film")
-    seed_value = rng if isinstance(rng, (int, np.integer)) else None
+    seed_value = recorded_seed(rng)
     rng = np.random.default_rng(rng)
     quats = (bunge_to_quaternions(euler_angles) if euler_angles is not None
              else _orientations(n, texture, fibre_axis, fibre_spread, None, rng))
@@ -537,7 +536,7 @@ def columnar_from_labels(labels, *, spacing: float, thickness: float, quaternion
     if not (np.isfinite(spacing) and spacing > 0 and np.isfinite(thickness) and thickness > 0):
         raise ParameterError("spacing", f"spacing {spacing!r} and thickness {thickness!r} must be positive lengths (m)")
     new, uniq, q = relabel(lab, quaternions, rng)
-    seed_value = rng if isinstance(rng, (int, np.integer)) else None
+    seed_value = recorded_seed(rng)
     recipe = dict(generator="label_image", spacing=float(spacing), thickness=float(thickness), periodic=periodic,
                   original_labels=uniq.tolist(), seed=seed_value)
     return ColumnarMicrostructure(new, (float(spacing), float(spacing)), float(thickness), q, None, periodic, recipe)

@@ -13,13 +13,10 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from .._errors import ParameterError
+from ._tessellation import _centres
 from ._voxel import Microstructure, voxel_faces
 
 __all__ = ["add_pores", "add_cracks"]
-
-
-def _voxel_axes(ms):
-    return [(np.arange(n) + 0.5) * h for n, h in zip(ms.shape, ms.spacing)]
 
 
 def add_pores(ms: Microstructure, *, volume_fraction: float, radius: float, radius_sigma: float = 0.0,
@@ -59,7 +56,7 @@ def add_pores(ms: Microstructure, *, volume_fraction: float, radius: float, radi
     pores = np.zeros(ms.shape, bool) if ms.pores is None else ms.pores.copy()
     L = np.asarray(ms.extent)
     h = np.asarray(ms.spacing)
-    axes = _voxel_axes(ms)
+    axes = [_centres(n, h) for n, h in zip(ms.shape, ms.spacing)]
     target = int(np.ceil(volume_fraction * pores.size))
     count = int(pores.sum())
     centres, radii = [], []

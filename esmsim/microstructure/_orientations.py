@@ -93,3 +93,9 @@ class GrainOrientations:
     def c_axis_inclination(self) -> np.ndarray:
         """Angle (rad, 0..pi/2) between each grain's crystal c axis and the surface normal."""
         return np.arccos(np.clip(np.abs(self.rotations[:, 2, 2]), 0.0, 1.0))
+
+
+def recorded_seed(rng):
+    """The seed to write into a recipe: ``rng`` when it is an int (it reproduces the draw), else None
+    (a Generator's state is not a recipe)."""
+    return int(rng) if isinstance(rng, (int, np.integer)) else None

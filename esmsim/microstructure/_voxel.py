@@ -15,7 +15,7 @@ import numpy as np
 
 from .._errors import ParameterError
 from ._columnar import ColumnarMicrostructure, _orientations, bunge_to_quaternions, relabel
-from ._orientations import GrainOrientations
+from ._orientations import GrainOrientations, recorded_seed
 from ._tessellation import drop_empty, fit_power_diagram, power_labels
 
 __all__ = ["Microstructure", "voronoi", "laguerre", "bicrystal", "columnar_film", "extrude", "from_labels", "voxel_faces"]
@@ -223,7 +223,7 @@ def voronoi(size, *, spacing, grain_size: float, periodic: bool = True, texture:
     """
     shape, h = _check_volume(size, spacing, grain_size)
     L = np.array(shape) * np.array(h)
-    seed_value = rng if isinstance(rng, (int, np.integer)) else None
+    seed_value = recorded_seed(rng)
     rng = np.random.default_rng(rng)
     n = max(1, int(round(L.prod() / (np.pi / 6 * grain_size ** 3))))
     _check_count(n, shape)
@@ -267,7 +267,7 @@ def laguerre(size, *, spacing, grain_size: float, grain_size_sigma: float, perio
     if not (np.isfinite(grain_size_sigma) and 0 <= grain_size_sigma <= 2):
         raise ParameterError("microstructure.grain_size_sigma", f"got {grain_size_sigma!r}; allowed [0, 2]")
     L = np.array(shape) * np.array(h)
-    seed_value = rng if isinstance(rng, (int, np.integer)) else None
+    seed_value = recorded_seed(rng)
     rng = np.random.default_rng(rng)
     median = grain_size * np.exp(-grain_size_sigma ** 2 / 2)
     mean_volume = np.pi / 6 * median ** 3 * np.exp(4.5 * grain_size_sigma ** 2)
@@ -313,7 +313,7 @@ def bicrystal(size, *, spacing, normal=(1.0, 0.0, 0.0), point=None, euler_angles
     p = L / 2 if point is None else np.asarray(point, float)
     if p.shape != (3,):
         raise ParameterError("microstructure.boundary_point", f"got {point!r}; expected (x, y, z) in m")
-    seed_value = rng if isinstance(rng, (int, np.integer)) else None
+    seed_value = recorded_seed(rng)
     rng = np.random.default_rng(rng)
     if euler_angles is not None:
         quats = bunge_to_quaternions(euler_angles)
@@ -366,7 +366,7 @@ def columnar_film(base: ColumnarMicrostructure, *, spacing_z: float | None = Non
         raise ParameterError("microstructure.partial_grain_fraction", f"got {partial_fraction!r}; allowed [0, 1)")
     nz = int(round(base.thickness / hz))
     hz = base.thickness / nz
-    seed_value = rng if isinstance(rng, (int, np.integer)) else None
+    seed_value = recorded_seed(rng)
     rng = np.random.default_rng(rng)
     n = base.n_grains
     top, bottom = np.zeros(n), np.full(n, base.thickness)  # depth interval each grain occupies
@@ -442,7 +442,7 @@ def from_labels(labels, *, spacing, quaternions=None, periodic: bool = False, rn
         lab = lab[:, :, None]
     h = _spacing3(spacing)
     new, uniq, q = relabel(lab, quaternions, rng)
-    seed_value = rng if isinstance(rng, (int, np.integer)) else None
+    seed_value = recorded_seed(rng)
     recipe = dict(generator="label_volume", spacing=list(h), periodic=bool(periodic),
                   original_labels=uniq.tolist(), seed=seed_value)
     return Microstructure(new, h, q, bool(periodic), recipe)

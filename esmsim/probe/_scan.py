@@ -134,6 +134,18 @@ def _z_widths(ms, material, settings, Dg):
     return graded_widths(first, settings.z_growth, depth, max_width=min(ms.spacing))
 
 
+def window_range(lo: int, hi: int, hw: int, n: int, periodic: bool):
+    """Pixel indices of a window covering tip pixels lo..hi plus ``hw`` on each side, and the offset of lo
+    in it. Periodic films wrap (a window that would overlap itself is the whole film, once)."""
+    if periodic:
+        r = np.arange(lo - hw, hi + hw + 1)
+        if r.size >= n:
+            r = np.arange(lo - (n - (hi - lo + 1)) // 2, lo - (n - (hi - lo + 1)) // 2 + n)
+        return r % n, lo - r[0]
+    r = np.arange(max(lo - hw, 0), min(hi + hw + 1, n))
+    return r, lo - r[0]
+
+
 class _Window:
     """Everything needed to solve a tile of tip positions; shared by all tiles of a map."""
 
@@ -150,14 +162,7 @@ class _Window:
         self.gb_factor = boundary_factors(ms, material)
 
     def _range(self, lo, hi, n):
-        """Window indices covering tip pixels lo..hi plus the margin, and the offset of lo in it."""
-        if self.ms.periodic:
-            r = np.arange(lo - self.hw, hi + self.hw + 1)
-            if r.size >= n:  # the window would wrap onto itself: use the whole periodic film once
-                r = np.arange(lo - (n - (hi - lo + 1)) // 2, lo - (n - (hi - lo + 1)) // 2 + n)
-            return r % n, lo - r[0]
-        r = np.arange(max(lo - self.hw, 0), min(hi + self.hw + 1, n))
-        return r, lo - r[0]
+        return window_range(lo, hi, self.hw, n, self.ms.periodic)
 
     def _labels(self, ix, iy, indices=False):
         """Grain labels of the window of tips ``ix x iy`` and the offsets of ``(ix[0], iy[0])`` in it
@@ -172,11 +177,8 @@ class _Window:
         if self.ms.seeds is None or not net.n_faces:
             return None
         h = self.ms.spacing[0]
-        li, lj = net.low[:, 0], net.low[:, 1]
-        wx = np.where(net.axis == 0, li + 1.0, li + 0.5) * h  # face centres, window frame
-        wy = np.where(net.axis == 0, lj + 0.5, lj + 1.0) * h
         shift = np.array([xi[0] * h, yi[0] * h])  # window frame -> film frame (unwrapped near the window)
-        film = np.stack([wx, wy], -1) + shift
+        film = net.face_centres(h, h) + shift
         return self.ms.boundary_point(net.grains[:, 0], net.grains[:, 1], film) - shift
 
     def solve_tile(self, ix: np.ndarray, iy: np.ndarray) -> np.ndarray:

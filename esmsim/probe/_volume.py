@@ -1,4 +1,4 @@
-"""Tip response of a voxel volume (full-tensor transport, smeared boundaries, pores, cracks)."""
+"""Tip response of a voxel volume (full-tensor transport, pores, cracks; no boundary paths yet)."""
 
 from __future__ import annotations
 
@@ -9,20 +9,10 @@ from ..materials import Material
 from ..mechanics._halfspace import box_kernel
 from ..microstructure._voxel import Microstructure
 from ..transport._frequency import solve_frequency, tip_terms
-from ..transport._volume import volume_system, volume_tensors
-from ._scan import MapSettings, _z_widths
+from ..transport._volume import volume_system, volume_tensors, voxel_cells
+from ._scan import MapSettings, _z_widths, window_range
 
 __all__ = ["volume_response"]
-
-
-def _window(lo, hw, n, periodic):
-    if periodic:
-        r = np.arange(lo - hw, lo + hw + 1)
-        if r.size >= n:
-            return np.arange(n), lo
-        return r % n, hw
-    r = np.arange(max(lo - hw, 0), min(lo + hw + 1, n))
-    return r, lo - r[0]
 
 
 def volume_response(ms: Microstructure, material: Material, settings: MapSettings, tips, *,
@@ -71,8 +61,8 @@ def volume_response(ms: Microstructure, material: Material, settings: MapSetting
             raise ParameterError("tip position", f"({x:g}, {y:g}) m is outside the {ms.extent[0]:g} x "
                                                  f"{ms.extent[1]:g} m surface")
         ix, iy = min(int(x / hx), ms.shape[0] - 1), min(int(y / hy), ms.shape[1] - 1)
-        xi, ox = _window(ix, hw, ms.shape[0], ms.periodic)
-        yi, oy = _window(iy, hw, ms.shape[1], ms.periodic)
+        xi, ox = window_range(ix, ix, hw, ms.shape[0], ms.periodic)
+        yi, oy = window_range(iy, iy, hw, ms.shape[1], ms.periodic)
         whole = xi.size == ms.shape[0] and yi.size == ms.shape[1] and ms.periodic and engine == "esmsim"
         grid, system = volume_system(ms, material, dz, xi=None if whole else xi, yi=None if whole else yi,
                                      tensors=T, bottom=settings.bottom)
@@ -83,8 +73,7 @@ def volume_response(ms: Microstructure, material: Material, settings: MapSetting
         if engine == "fipy":
             from ..transport._fipy import fipy_frequency_solve
 
-            layer = np.minimum(((np.cumsum(dz) - 0.5 * dz) / ms.spacing[2]).astype(int), ms.shape[2] - 1)
-            Tw = T[np.ix_(xi, yi, layer)]
+            Tw = T[voxel_cells(ms, dz, xi, yi)]
             Dd = np.stack([Tw[..., 0, 0], Tw[..., 1, 1], Tw[..., 2, 2]], -1)
             c = fipy_frequency_solve(grid, Dd, tip, profile=settings.tip_profile, width=settings.tip_width,
                                      omega=omega).ravel()

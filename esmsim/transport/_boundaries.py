@@ -57,6 +57,13 @@ class BoundaryNetwork:
     def n_faces(self) -> int:
         return int(self.axis.size)
 
+    def face_centres(self, hx: float, hy: float) -> np.ndarray:
+        """Centre (m) of each face for uniform pixels ``hx x hy``, shape (n_faces, 2); a periodic face
+        between the last and the first pixel sits at the film's far edge (next to its low side)."""
+        cx = (self.low[:, 0] + 0.5 + 0.5 * (self.axis == 0)) * hx
+        cy = (self.low[:, 1] + 0.5 + 0.5 * (self.axis == 1)) * hy
+        return np.stack([cx, cy], -1)
+
 
 def boundary_network(labels, hx, hy, *, periodic=False, normal=None) -> BoundaryNetwork:
     """Find the boundary faces of a 2-D label map and link those that share a corner.

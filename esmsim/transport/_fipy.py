@@ -36,13 +36,7 @@ def fipy_static_solve(grid: Grid, D: np.ndarray, tip_xy, *, profile: str, width:
         Tip field profile and width (m); the profile must apply on the whole
         surface (``"lorentzian"`` or ``"point_charge"``).
     """
-    import warnings
-
-    with warnings.catch_warnings():
-        # FiPy's harmonic face mean divides by zero on exterior faces (values replaced below)
-        warnings.filterwarnings("ignore", message="divide by zero", category=RuntimeWarning)
-        warnings.filterwarnings("ignore", message="invalid value", category=RuntimeWarning)
-        return _static(grid, D, tip_xy, profile, width)
+    return _solve(grid, D, tip_xy, profile, width)
 
 
 def fipy_frequency_solve(grid: Grid, D: np.ndarray, tip_xy, *, profile: str, width: float,
@@ -51,31 +45,32 @@ def fipy_frequency_solve(grid: Grid, D: np.ndarray, tip_xy, *, profile: str, wid
 
     Parameters are those of :func:`fipy_static_solve`, plus the angular frequency ``omega`` (rad/s).
     """
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="divide by zero", category=RuntimeWarning)
-        warnings.filterwarnings("ignore", message="invalid value", category=RuntimeWarning)
-        return _static(grid, D, tip_xy, profile, width, omega=float(omega))
+    return _solve(grid, D, tip_xy, profile, width, omega=float(omega))
 
 
 def fipy_time_solve(grid: Grid, D: np.ndarray, tip_xy, *, profile: str, width: float, times,
-                    steps_per_output: int = 200) -> np.ndarray:
+                    steps_per_output: int = 200, solver=None) -> np.ndarray:
     """The potentiostatic tip switched on at t = 0, in FiPy: ``TransientTerm == DiffusionTerm``.
 
     Backward Euler with equal steps between output times (``steps_per_output`` of them), so the result
     carries FiPy's first-order time error; returns c per unit C0 at each time, shape ``(n_times,) + grid.shape``.
+    ``solver`` is a FiPy solver (default its sparse LU).
     """
+    return _solve(grid, D, tip_xy, profile, width, times=np.asarray(times, float), steps=int(steps_per_output),
+                  solver=solver)
+
+
+def _solve(grid, D, tip_xy, profile, width, omega=0.0, times=None, steps=0, solver=None):
     import warnings
 
     with warnings.catch_warnings():
+        # FiPy's harmonic face mean divides by zero on exterior faces (values replaced below)
         warnings.filterwarnings("ignore", message="divide by zero", category=RuntimeWarning)
         warnings.filterwarnings("ignore", message="invalid value", category=RuntimeWarning)
-        return _static(grid, D, tip_xy, profile, width, times=np.asarray(times, float),
-                       steps=int(steps_per_output))
+        return _fipy_problem(grid, D, tip_xy, profile, width, omega, times, steps, solver)
 
 
-def _static(grid, D, tip_xy, profile, width, omega=0.0, times=None, steps=0):
+def _fipy_problem(grid, D, tip_xy, profile, width, omega, times, steps, solver):
     import fipy as fp
 
     nx, ny, nz = grid.shape
@@ -102,7 +97,7 @@ def _static(grid, D, tip_xy, profile, width, omega=0.0, times=None, steps=0):
         for t_out in times:
             dt = (t_out - t) / steps
             for _ in range(steps):
-                eq.solve(var=c, dt=dt, solver=fp.LinearLUSolver(tolerance=1e-12, iterations=10))
+                eq.solve(var=c, dt=dt, solver=solver or fp.LinearLUSolver(tolerance=1e-12, iterations=10))
             t = t_out
             out.append(back(c))
         return np.asarray(out)

@@ -19,6 +19,26 @@ def tip_rhs(system: DiffusionSystem, tip_xy, *, profile: str, width: float):
     return tip_terms(system, tip_xy, profile=profile, width=width)
 
 
+def contact_profile(system: DiffusionSystem, tip_xy, profile: str, width: float):
+    """Tip profile ``f`` at every surface contact and the mask where the tip condition applies.
+
+    Raises
+    ------
+    ValueError
+        The tip is outside the surface (the bulk cell centres plus half an end cell on each side).
+    """
+    xy = system.top_xy
+    bulk = xy[system.top_index < system.n_bulk]
+    for a in (0, 1):
+        u = np.unique(bulk[:, a])
+        if u.size > 1:
+            lo, hi = u[0] - 0.5 * (u[1] - u[0]), u[-1] + 0.5 * (u[-1] - u[-2])
+            if not lo * (1 + 1e-9) - 1e-18 <= tip_xy[a] <= hi * (1 + 1e-9) + 1e-18:
+                raise ValueError(f"tip position: {'xy'[a]} = {tip_xy[a]:g} m is outside the surface "
+                                 f"[{lo:g}, {hi:g}] m")
+    return tip_profile(np.hypot(xy[:, 0] - tip_xy[0], xy[:, 1] - tip_xy[1]), profile, width)
+
+
 def tip_terms(system: DiffusionSystem, tip_xy, *, profile: str, width: float, condition: str = "potentiostatic",
               kappa: float | None = None):
     """Surface-condition terms of a tip at ``tip_xy`` for unit amplitude (PHYSICS.md sec. 2).
@@ -51,17 +71,7 @@ def tip_terms(system: DiffusionSystem, tip_xy, *, profile: str, width: float, co
     """
     if condition not in CONDITIONS:
         raise ValueError(f"tip condition: got {condition!r}; allowed {', '.join(CONDITIONS)}")
-    xy = system.top_xy
-    bulk = xy[system.top_index < system.n_bulk]
-    for a in (0, 1):  # the surface spans the bulk cell centres plus half an end cell on each side
-        u = np.unique(bulk[:, a])
-        if u.size > 1:
-            lo, hi = u[0] - 0.5 * (u[1] - u[0]), u[-1] + 0.5 * (u[-1] - u[-2])
-            if not lo * (1 + 1e-9) - 1e-18 <= tip_xy[a] <= hi * (1 + 1e-9) + 1e-18:
-                raise ValueError(f"tip position: {'xy'[a]} = {tip_xy[a]:g} m is outside the surface "
-                                 f"[{lo:g}, {hi:g}] m")
-    rho = np.hypot(xy[:, 0] - tip_xy[0], xy[:, 1] - tip_xy[1])
-    f, mask = tip_profile(rho, profile, width)
+    f, mask = contact_profile(system, tip_xy, profile, width)
     diag = np.zeros(system.n)
     b = np.zeros(system.n)
     if condition == "galvanostatic":
@@ -188,11 +198,11 @@ def _check_surface_layer(system: DiffusionSystem, diag, omega: float) -> None:
 
 
 def _zline_omega(system: DiffusionSystem) -> float:
-    """Angular frequency above which z-line preconditioning is used: the largest lateral rate
-    ``g / V`` of the bulk cells' x and y links (1/s), i.e. where ``omega V`` outweighs lateral coupling."""
+    """The median lateral rate ``g / V`` (1/s) of the bulk cells' x and y links (off-diagonal entries
+    outside the z-line band): where ``omega V`` outweighs it, the z lines carry the system."""
     K = system.K.tocoo()
     nb = system.n_bulk
-    lateral = (K.row < nb) & (K.col < nb) & (np.abs(K.row - K.col) > 1) & (K.row != K.col)
+    lateral = (K.row < nb) & (K.col < nb) & (np.abs(K.row - K.col) > 1)
     if not np.any(lateral):
         return 0.0
     rate = np.abs(K.data[lateral]) / np.maximum(system.volume[K.row[lateral]], 1e-300)
@@ -230,7 +240,7 @@ def _cocg(A, b, precondition, *, rtol, maxiter, name):
     rz = r @ z
     stop = rtol * np.linalg.norm(b)
     for _ in range(maxiter):
-        q = A.matvec(p) if hasattr(A, "matvec") else A @ p
+        q = A @ p
         alpha = rz / (p @ q)
         x += alpha * p
         r -= alpha * q

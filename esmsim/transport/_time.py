@@ -77,16 +77,12 @@ def integrate(system: DiffusionSystem, times, *, diag=None, b=None, source=None,
     -------
     TimeResult
     """
-    times = np.asarray(times, float)
-    if times.ndim != 1 or times.size == 0 or np.any(times <= 0) or np.any(np.diff(times) <= 0):
-        raise ValueError("times: must be increasing positive times (s)")
     n = system.n
     A0 = system.K if diag is None else (system.K + sp.diags(diag)).tocsr()
     V = system.volume
     b = np.zeros(n) if b is None else np.asarray(b, float)
     s = (lambda t: 1.0) if source is None else source
     c = np.zeros(n) if c0 is None else np.asarray(c0, float).copy()
-    dt_base = float(dt0) if dt0 is not None else float(times[0]) / 1000.0
     cache: dict[float, object] = {}
     count = {"lu": 0}
 
@@ -102,13 +98,18 @@ def integrate(system: DiffusionSystem, times, *, diag=None, b=None, source=None,
     def be(c_old, t_new, dt):
         return solver(dt).solve(V / dt * c_old + s(t_new - 0.5 * dt) * b, c_old)
 
-    out, steps, rejected = _adaptive(be, c, times, breakpoints, rtol, atol, dt_base)
+    times, out, steps, rejected = _adaptive(be, c, times, breakpoints, rtol, atol, dt0)
     return TimeResult(times, out, steps, rejected, count["lu"])
 
 
-def _adaptive(be, c, times, breakpoints, rtol, atol, dt_base):
-    """Step-doubling driver: ``be(c_old, t_new, dt)`` is one implicit Euler step; returns the states at
-    ``times`` (Richardson-extrapolated), accepted and rejected step counts."""
+def _adaptive(be, c, times, breakpoints, rtol, atol, dt0):
+    """Step-doubling driver: ``be(c_old, t_new, dt)`` is one implicit Euler step; returns the checked
+    output times, the states there (Richardson-extrapolated), accepted and rejected step counts.
+    The first step is ``dt0`` (default ``times[0] / 1000``)."""
+    times = np.asarray(times, float)
+    if times.ndim != 1 or times.size == 0 or np.any(times <= 0) or np.any(np.diff(times) <= 0):
+        raise ValueError("times: must be increasing positive times (s)")
+    dt_base = float(dt0) if dt0 is not None else float(times[0]) / 1000.0
     stops = np.unique(np.concatenate([times, [t for t in breakpoints if 0 < t < times[-1]]]))
     out = []
     t = 0.0
@@ -137,7 +138,7 @@ def _adaptive(be, c, times, breakpoints, rtol, atol, dt_base):
                 k += 1
         if np.isin(stop, times):
             out.append(c.copy())
-    return np.asarray(out), steps, rejected
+    return times, np.asarray(out), steps, rejected
 
 
 F_CONST = 96485.33212  # C/mol
@@ -182,7 +183,7 @@ def integrate_butler_volmer(system: DiffusionSystem, times, *, tip_xy, profile: 
     TimeResult
         ``c`` holds the cell unknowns (not the surface values).
     """
-    from ._tip import tip_profile
+    from ._frequency import contact_profile
 
     if ocv_shift is None:
         if dU_dc is None or not dU_dc > 0:
@@ -190,11 +191,7 @@ def integrate_butler_volmer(system: DiffusionSystem, times, *, tip_xy, profile: 
         ocv_shift = lambda c: dU_dc * c  # noqa: E731
     if not (np.isfinite(j0) and j0 > 0):
         raise ValueError(f"j0: got {j0!r}; the exchange current density must be positive (A/m^2)")
-    times = np.asarray(times, float)
-    if times.ndim != 1 or times.size == 0 or np.any(times <= 0) or np.any(np.diff(times) <= 0):
-        raise ValueError("times: must be increasing positive times (s)")
-    rho = np.hypot(system.top_xy[:, 0] - tip_xy[0], system.top_xy[:, 1] - tip_xy[1])
-    f, mask = tip_profile(rho, profile, width)
+    f, mask = contact_profile(system, tip_xy, profile, width)
     sel = mask & (system.top_area > 0)
     cells, f, area, g_half = system.top_index[sel], f[sel], system.top_area[sel], system.top_conductance[sel]
     n, m = system.n, cells.size
@@ -229,8 +226,7 @@ def integrate_butler_volmer(system: DiffusionSystem, times, *, tip_xy, profile: 
             raise RuntimeError("Butler-Volmer step: Newton did not converge in 50 iterations")
         return x
 
-    dt_base = float(dt0) if dt0 is not None else float(times[0]) / 1000.0
-    out, steps, rejected = _adaptive(be, np.zeros(n + m), times, breakpoints, rtol, None, dt_base)
+    times, out, steps, rejected = _adaptive(be, np.zeros(n + m), times, breakpoints, rtol, None, dt0)
     return TimeResult(times, out[:, :n], steps, rejected, 0)
 
 

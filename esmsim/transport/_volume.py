@@ -19,7 +19,7 @@ from ..microstructure._grid import Grid
 from ..microstructure._voxel import Microstructure
 from ._tensor import assemble_tensor, grain_tensors
 
-__all__ = ["volume_tensors", "volume_system"]
+__all__ = ["volume_tensors", "volume_system", "voxel_cells"]
 
 
 def volume_tensors(ms: Microstructure, material) -> np.ndarray:
@@ -37,6 +37,17 @@ def volume_tensors(ms: Microstructure, material) -> np.ndarray:
                              "volume, or simulate a columnar film")
     grains = grain_tensors(ms.rotations, material.principal_diffusivities())
     return grains[ms.labels]
+
+
+def voxel_cells(ms: Microstructure, dz, xi, yi):
+    """Index (``np.ix_``) of the voxel behind every cell of the window ``xi x yi`` on graded z cells ``dz``:
+    each cell takes the voxel layer that holds its centre."""
+    dz = np.asarray(dz, float)
+    zc = np.cumsum(dz) - 0.5 * dz
+    if zc[-1] > ms.thickness:
+        raise ParameterError("dz", f"the z cells reach {dz.sum():g} m, deeper than the film ({ms.thickness:g} m)")
+    layer = np.minimum((zc / ms.spacing[2]).astype(int), ms.shape[2] - 1)
+    return np.ix_(np.asarray(xi), np.asarray(yi), layer)
 
 
 def volume_system(ms: Microstructure, material, dz, *, xi=None, yi=None, tensors=None, bottom="blocking"):
@@ -64,12 +75,7 @@ def volume_system(ms: Microstructure, material, dz, *, xi=None, yi=None, tensors
     whole = xi is None and yi is None
     xi = np.arange(ms.shape[0]) if xi is None else np.asarray(xi)
     yi = np.arange(ms.shape[1]) if yi is None else np.asarray(yi)
-    dz = np.asarray(dz, float)
-    zc = np.cumsum(dz) - 0.5 * dz
-    if zc[-1] > ms.thickness:
-        raise ParameterError("dz", f"the z cells reach {dz.sum():g} m, deeper than the film ({ms.thickness:g} m)")
-    layer = np.minimum((zc / ms.spacing[2]).astype(int), ms.shape[2] - 1)
-    sel = np.ix_(xi, yi, layer)
+    sel = voxel_cells(ms, dz, xi, yi)
     grid = Grid(np.full(xi.size, ms.spacing[0]), np.full(yi.size, ms.spacing[1]), dz)
     periodic = (ms.periodic, ms.periodic) if whole else (False, False)
     system = assemble_tensor(grid, T[sel], active=~ms.void[sel], periodic=periodic, bottom=bottom)
