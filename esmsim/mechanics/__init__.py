@@ -1,5 +1,6 @@
 """Mechanics: Vegard eigenstrain to surface displacement."""
 
+from ._fft import SurfaceKernel, surface_displacement_fft
 from ._halfspace import box_kernel, nucleus_of_strain, surface_displacement_points
 
-__all__ = ["box_kernel", "nucleus_of_strain", "surface_displacement_points"]
+__all__ = ["SurfaceKernel", "surface_displacement_fft", "box_kernel", "nucleus_of_strain", "surface_displacement_points"]
