@@ -1,6 +1,7 @@
 """Mechanics: Vegard eigenstrain to surface displacement."""
 
+from ._contact import SILICON_TIP, Contact, hertz_contact
 from ._fft import SurfaceKernel, surface_displacement_fft
 from ._halfspace import box_kernel, nucleus_of_strain, surface_displacement_points
 
-__all__ = ["SurfaceKernel", "surface_displacement_fft", "box_kernel", "nucleus_of_strain", "surface_displacement_points"]
+__all__ = ["Contact", "hertz_contact", "SILICON_TIP", "SurfaceKernel", "surface_displacement_fft", "box_kernel", "nucleus_of_strain", "surface_displacement_points"]
