@@ -1,7 +1,7 @@
 """Issue 2, item 7: homogeneous isotropic half-space under the potentiostatic Lorentzian tip.
 
 u3(0) = (1 + nu) beta C0 d F(Omega) within 2 % in amplitude and 1 degree in
-phase at Omega = 0.01, 1 and 100, with mesh convergence (see
+phase at Omega = 0.01, 1, 100 and 1e4, with mesh convergence (see
 validation/halfspace.py for the grid and the sources of the residual error).
 """
 
