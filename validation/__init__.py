@@ -22,6 +22,7 @@ CASES = {
     "gb_hart": ("gb_hart", True),
     "point_source": ("point_source", True),
     "disk_flux": ("disk_flux", True),
+    "relaxation": ("relaxation", True),
 }
 
 
