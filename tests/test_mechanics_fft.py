@@ -6,6 +6,7 @@ import pytest
 from esmsim._errors import ParameterError
 from esmsim.mechanics import SurfaceKernel, box_kernel, surface_displacement_fft
 from esmsim.microstructure import graded_widths
+from esmsim_validation.mechanics_fem import gaussian_cells, rotation
 
 NU = 0.25
 
@@ -135,24 +136,6 @@ def _boussinesq_stress(X, Y, Z, nu):
     return S
 
 
-def _gaussian_cells(shape, h, centre, w):
-    """Cell averages of exp(-|x - centre|^2 / w^2) on cubic cells of side h (exact, via erf)."""
-    from scipy.special import erf
-
-    out = 1.0
-    for a in range(3):
-        e = np.arange(shape[a] + 1) * h - centre[a]
-        m = np.sqrt(np.pi) / 2 * w * np.diff(erf(e / w)) / h
-        out = np.multiply.outer(out, m) if a else m
-    return out
-
-
-def _rotation(axis, angle):
-    axis = np.asarray(axis, float) / np.linalg.norm(axis)
-    K = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    return np.eye(3) + np.sin(angle) * K + (1 - np.cos(angle)) * K @ K
-
-
 def test_anisotropic_normal_displacement_matches_real_space_reciprocity():
     """A Gaussian Li bump under a rotated grain with LiCoO2's Vegard tensor: the Fourier reciprocity path
     against the real-space formula u_out = -Int c beta : sigma^B dV with Johnson's Boussinesq stresses,
@@ -160,8 +143,8 @@ def test_anisotropic_normal_displacement_matches_real_space_reciprocity():
     (piecewise-constant averages, an O(h^2) effect, measured ~1e-3)."""
     h, n, w = 1e-9, 64, 4e-9
     centre = np.array([38e-9, 29e-9, 11e-9])
-    c = _gaussian_cells((n, n, 32), h, centre, w)
-    R = _rotation([1, 2, 0.5], 0.9)
+    c = gaussian_cells((n, n, 32), h, centre, w)
+    R = rotation([1, 2, 0.5], 0.9)
     beta = R @ np.diag([9.6e-8, 9.6e-8, -9.3e-7]) @ R.T
     u = SurfaceKernel((n, n), (h, h), np.full(32, h), nu=NU).displacement_vector(c, beta)
     pt = np.array([(32 + 0.5) * h, (32 + 0.5) * h])

@@ -23,6 +23,7 @@ CASES = {
     "point_source": ("point_source", True),
     "disk_flux": ("disk_flux", True),
     "relaxation": ("relaxation", True),
+    "mechanics_fem": ("mechanics_fem", True),
 }
 
 
