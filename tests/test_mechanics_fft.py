@@ -228,3 +228,43 @@ def test_tensor_forms_agree_and_bad_beta_is_refused():
     assert np.allclose(a, b, rtol=0, atol=1e-15 * np.abs(a).max())
     with pytest.raises(ParameterError, match="beta"):
         K.displacement_vector(c, np.eye(2))
+
+
+# ---- film on a rigid substrate ------------------------------------------------------------------------------
+
+def test_film_uniform_layer_is_the_constrained_film():
+    """A laterally uniform isotropic layer in a film on a rigid substrate: u_out = (1 + nu)/(1 - nu) e t
+    (PHYSICS.md sec. 3), and u_out = (e_zz + nu/(1 - nu)(e_xx + e_yy)) t for a tensor."""
+    t = 2e-9
+    c = np.zeros((8, 8, 3))
+    c[:, :, 1] = 1.0
+    K = SurfaceKernel((8, 8), (2e-9, 2e-9), [1e-9, t, 3e-9], nu=NU, film_thickness=10e-9)
+    assert np.allclose(K.displacement(c, 1e-3), (1 + NU) / (1 - NU) * 1e-3 * t, rtol=1e-9)
+    b = np.diag([1.0, 2.0, 3.0])
+    u = K.displacement_vector(c, b)
+    assert np.allclose(u[2], (3 + NU / (1 - NU) * 3) * t, rtol=1e-9)
+
+
+def test_thick_film_is_a_half_space():
+    """Every mode but k = 0 tends to the half-space as H grows. The k = 0 mode (a uniform layer) does not:
+    in a laterally infinite film it is constrained, (1 + nu)/(1 - nu) e t, whatever H, while the half-space
+    kernel takes the large-disk limit 2 (1 + nu) e t; the fields here have no k = 0 part."""
+    rng = np.random.default_rng(5)
+    dz = graded_widths(0.3e-9, 1.3, 10e-9)
+    c = rng.normal(size=(10, 10, dz.size))
+    c -= c.mean(axis=(0, 1))
+    b = rng.normal(size=(3, 3))
+    b = b + b.T
+    kw = dict(nu=NU)
+    half = SurfaceKernel((10, 10), (2e-9, 2e-9), dz, **kw)
+    thick = SurfaceKernel((10, 10), (2e-9, 2e-9), dz, film_thickness=5e-6, **kw)
+    thin = SurfaceKernel((10, 10), (2e-9, 2e-9), dz, film_thickness=dz.sum(), **kw)
+    for f in (lambda K: K.displacement(c, 1.0), lambda K: K.displacement_vector(c, b)):
+        ref = f(half)
+        assert np.abs(f(thick) - ref).max() < 1e-9 * np.abs(ref).max()
+        assert np.abs(f(thin) - ref).max() > 0.01 * np.abs(ref).max()  # a 10 nm film under 2 nm pixels
+
+
+def test_film_thinner_than_the_layers_is_refused():
+    with pytest.raises(ParameterError, match="film_thickness"):
+        SurfaceKernel((4, 4), (1e-9, 1e-9), [1e-9, 2e-9], nu=NU, film_thickness=2e-9)

@@ -49,9 +49,16 @@ class SurfaceKernel:
         Largest alias order per axis in the Fourier sum (shallow layers).
     near : int
         Half-width (pixels) of the exact real-space correction around each pixel.
+    film_thickness : float, optional
+        Thickness H (m) of a film bonded to a rigid substrate (u = 0 at z = H): the limit of a substrate
+        much stiffer than the film. The layers must lie within the film. Default: a half-space.
+        The film's kernel is the half-space kernel plus the (smooth) difference of the two, from the
+        exact Fourier-space solution of the film (:func:`_factors`); at k = 0 it is the laterally
+        constrained film, ``u_out = t (e_zz + nu / (1 - nu) (e_xx + e_yy))``.
     """
 
-    def __init__(self, shape, spacing, dz, *, nu: float, aliases: int = 3, near: int = 4):
+    def __init__(self, shape, spacing, dz, *, nu: float, aliases: int = 3, near: int = 4,
+                 film_thickness: float | None = None):
         nx, ny = (int(n) for n in shape)
         hx, hy = (float(h) for h in spacing)
         dz = np.asarray(dz, dtype=float).ravel()
@@ -67,6 +74,12 @@ class SurfaceKernel:
             raise ParameterError("aliases/near", f"got {aliases}, {near}; must be >= 0")
         self.shape, self.spacing, self.nu = (nx, ny), (hx, hy), float(nu)
         self.z_edges = np.concatenate([[0.0], np.cumsum(dz)])
+        if film_thickness is not None:
+            film_thickness = float(film_thickness)
+            if not (np.isfinite(film_thickness) and film_thickness >= self.z_edges[-1] * (1 - 1e-12)):
+                raise ParameterError("film_thickness", f"got {film_thickness!r} m; must be finite and at least the "
+                                                       f"depth of the layers ({self.z_edges[-1]:g} m)")
+        self.film = film_thickness
         qx = np.fft.fftfreq(nx) * nx  # integer DFT indices, in [-n/2, n/2)
         qy = np.fft.rfftfreq(ny) * ny
         nzl = dz.size
@@ -90,7 +103,31 @@ class SurfaceKernel:
         kern *= 2 * (1 + self.nu)
         if near > 0:
             kern = kern + self._near_correction(kern, int(near))
+        if self.film is not None:
+            kern = kern + self._film_correction(aliases)
         self._kernel = kern  # rfft2 layout: (nz, nx, ny // 2 + 1)
+
+    def _film_correction(self, cap):
+        """Per-layer DFT of (film - half-space) kernels for an isotropic eigenstrain (smooth: images at 2H - z)."""
+        nx, ny = self.shape
+        hx, hy = self.spacing
+        H = self.film
+        corr = np.zeros((self.z_edges.size - 1, nx, self._qy.size), complex)
+        for p in range(corr.shape[0]):
+            z0, z1 = self.z_edges[p], self.z_edges[p + 1]
+            M, _ = _alias_order(2 * H - z1, max(hx, hy), cap)
+            for ax, wx in _aliases(self._qx, nx, M):
+                for ay, wy in _aliases(self._qy, ny, M):
+                    kx = 2 * np.pi * ax[:, None] / (nx * hx)
+                    ky = 2 * np.pi * ay[None, :] / (ny * hy)
+                    k = np.hypot(kx, ky)
+                    weight = (wx * np.sinc(ax / nx))[:, None] * (wy * np.sinc(ay / ny))[None, :]
+                    film, half = _factors(kx, ky, self.nu, H)[2], _factors(kx, ky, self.nu, None)[2]
+                    basis = _basis(k, z0, z1, H)
+                    for j in range(4):
+                        diff = film[j][:3].sum(0) - (half[j][:3].sum(0) if j < 2 else 0.0)
+                        corr[p] += diff * basis[j] * weight
+        return corr
 
     def _near_correction(self, kern, near):
         """DFT of (exact - truncated) kernel values at the pixel offsets within ``near`` of each pixel."""
@@ -217,6 +254,8 @@ class SurfaceKernel:
             E_full = np.stack([np.fft.rfft2(e[..., i, j]) for i, j in comp])
             E_dev = np.stack([np.fft.rfft2(dev[..., i, j]) for i, j in comp])
             M, _ = _alias_order(z0, h, cap)
+            if self.film is not None:  # the film's long-wavelength part needs at least the m = 0 alias
+                M = max(M, _alias_order(2 * self.film - z1, h, cap)[0])
             for ax, wx in _aliases(qx, nx, M):
                 sx = wx * np.sinc(ax / nx)
                 for ay, wy in _aliases(qy, ny, M):
@@ -228,15 +267,14 @@ class SurfaceKernel:
                     if key in base:
                         fac = base[key]
                     else:
-                        fac = _stress_factors(kx, ky, self.nu)
+                        fac = _factors(kx, ky, self.nu, self.film)
                         if key == (0, 0):
                             base[key] = fac
-                    I0 = _layer_factor(k, z0, z1) * weight
-                    I1 = _layer_factor1(k, z0, z1) * weight
+                    basis = [b * weight for b in _basis(k, z0, z1, self.film)]
                     for n in range(3):
-                        a, g = fac[n]
                         E = E_dev if n == 2 else E_full
-                        out[n] += np.einsum("c...,c...->...", a, E) * I0 + np.einsum("c...,c...->...", g, E) * I1
+                        for coef, b in zip(fac[n], basis):
+                            out[n] += np.einsum("c...,c...->...", coef, E) * b
         out[2] += iso
         return np.fft.irfft2(out, s=(nx, ny), axes=(1, 2))
 
@@ -304,6 +342,98 @@ def _stress_factors(kx, ky, nu):
                 res[n][part][:, zero] = avg[n][part].real.mean(axis=1)[:, None]
     res[2] = (-res[2][0], -res[2][1])  # u_out = -u_z
     return res
+
+
+def _factors(kx, ky, nu, H):
+    """Per output (u_x, u_y, u_out): coefficient arrays (6, ...) of the layer integrals of :func:`_basis`.
+
+    Half-space (``H is None``): ``[a, g]`` of :func:`_stress_factors` (integrals of exp(-kz) and
+    kz exp(-kz)). Film of thickness H on a rigid substrate: four arrays, for exp(-kz), kz exp(-kz),
+    exp(k(z - H)) and kz exp(k(z - H)). The film's general solution for a mode along x' (derived for
+    this module from the Navier equations; kappa = 3 - 4 nu) has the families
+    ``u = (1, 0, i) e-``, ``(t, 0, i (kappa + t)) e-``, ``(1, 0, -i) e+``, ``(t, 0, i (kappa - t)) e+`` with
+    ``t = k z``, and ``u_y = e-, e+``; the four P-SV amplitudes solve ``sigma_xz = -f_x``,
+    ``sigma_zz = -f_z`` at z = 0 and ``u = 0`` at z = H, the SH ones ``sigma_yz = -f_y`` and ``u_y(H) = 0``.
+    At k = 0 the constrained film: ``u_out = e_zz + nu/(1 - nu) (e_xx + e_yy)``, ``u_x = -2 e_xz``,
+    ``u_y = -2 e_yz`` per unit thickness.
+    """
+    if H is None:
+        return _stress_factors(kx, ky, nu)
+    kx, ky = np.broadcast_arrays(np.asarray(kx, float), np.asarray(ky, float))
+    k = np.hypot(kx, ky)
+    small = k * H < 1e-6
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cth = np.where(k == 0, 1.0, kx / np.where(k == 0, 1.0, k))
+        sth = np.where(k == 0, 0.0, ky / np.where(k == 0, 1.0, k))
+    kH = np.where(small, 1.0, k * H)  # placeholder where the k = 0 limit is used
+    e = np.exp(-kH)
+    kap = 3 - 4 * nu
+    # P-SV matrix: rows sigma_xz(0), sigma_zz(0), u_x(H), u_z(H); columns a-, b-, a+, b+
+    A = np.zeros(k.shape + (4, 4), complex)
+    A[..., 0, :] = np.stack([np.full_like(e, -2.0), np.full_like(e, -2 * (1 - 2 * nu)), 2 * e, 2 * (2 * nu - 1) * e], -1)
+    A[..., 1, :] = np.stack([np.full_like(e, -2.0), np.full_like(e, -2 * (2 - 2 * nu)), -2 * e,
+                             -2 * (2 * nu - 2) * e], -1) * 1j
+    A[..., 2, :] = np.stack([e, kH * e, np.ones_like(e), kH], -1)
+    A[..., 3, :] = np.stack([e, (kap + kH) * e, -np.ones_like(e), kap - kH], -1) * 1j
+    res = []
+    for f in ((1, 0, 0), (0, 1, 0), (0, 0, 1)):
+        fx, fy, fz = f
+        f0 = cth * fx + sth * fy
+        f1 = -sth * fx + cth * fy
+        rhs = np.stack([-f0, np.full_like(f0, -float(fz)), np.zeros_like(f0), np.zeros_like(f0)], -1).astype(complex)
+        v = np.linalg.solve(A, rhs[..., None])[..., 0]
+        v1, v2, v3, v4 = (v[..., j] for j in range(4))
+        sm = f1 / (1 + e ** 2)
+        sp_ = -e * sm
+        z = np.zeros(k.shape, complex)
+        # local-frame coefficients of [e-, t e-, e+, t e+]; each a 3 x 3 tensor
+        loc = [np.array([[2j * v1 - 4j * nu * v2, 1j * sm, -2 * v1 - 2 * (1 - 2 * nu) * v2],
+                         [1j * sm, -4j * nu * v2, -sm + z],
+                         [-2 * v1 - 2 * (1 - 2 * nu) * v2, -sm + z, -2j * v1 - 2j * (2 - 2 * nu) * v2]]),
+               np.array([[2j * v2, z, -2 * v2], [z, z, z], [-2 * v2, z, -2j * v2]]),
+               np.array([[2j * v3 + 4j * nu * v4, 1j * sp_, 2 * v3 + 2 * (2 * nu - 1) * v4],
+                         [1j * sp_, 4j * nu * v4, sp_ + z],
+                         [2 * v3 + 2 * (2 * nu - 1) * v4, sp_ + z, -2j * v3 - 2j * (2 * nu - 2) * v4]]),
+               np.array([[2j * v4, z, 2 * v4], [z, z, z], [2 * v4, z, -2j * v4]])]
+        out = [_pack(_rotate(cth, sth, t)) for t in loc]
+        if np.any(small):  # k = 0 (and kH < 1e-6): the laterally constrained film, all in the e- integral
+            lim = np.zeros(6)
+            if fz:
+                lim[:3] = [-nu / (1 - nu), -nu / (1 - nu), -1.0]  # u_z; u_out = -u_z below
+            else:
+                lim[4 if fx else 5] = -2.0  # packed (xz, yz) components carry the factor 2: u = -2 e_xz
+            for j in range(4):
+                out[j][:, small] = (lim[:, None] if j == 0 else 0.0)
+        res.append(out)
+    res[2] = [-a for a in res[2]]
+    return res
+
+
+def _rotate(cth, sth, t):
+    """Sample-frame ``R t R^T`` (conjugated) of a local-frame tensor field ``t`` (3, 3, ...)."""
+    one, nil = np.ones(cth.shape), np.zeros(cth.shape)
+    R = np.array([[cth, -sth, nil], [sth, cth, nil], [nil, nil, one]])
+    return np.einsum("ik...,kl...,jl...->ij...", R, t, R).conj()
+
+
+def _pack(T):
+    """Components (xx, yy, zz, 2 xy, 2 xz, 2 yz) of a symmetric tensor field."""
+    return np.stack([T[0, 0], T[1, 1], T[2, 2], 2 * T[0, 1], 2 * T[0, 2], 2 * T[1, 2]])
+
+
+def _basis(k, z0, z1, H):
+    """Layer integrals of exp(-kz), kz exp(-kz) (and for a film exp(k(z - H)), kz exp(k(z - H))) (m)."""
+    out = [_layer_factor(k, z0, z1), _layer_factor1(k, z0, z1)]
+    if H is None:
+        return out
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        ez0, ez1 = np.exp(k * (z0 - H)), np.exp(k * (z1 - H))
+        i0 = (ez1 - ez0) / k
+        i1 = ((k * z1 - 1) * ez1 - (k * z0 - 1) * ez0) / k
+    small = k * H < 1e-3
+    out.append(np.where(k == 0, z1 - z0, i0))
+    out.append(np.where(small, k * (z1 ** 2 - z0 ** 2) / 2, i1))
+    return out
 
 
 def _factors_at(cth, sth, f, nu):
