@@ -39,7 +39,7 @@ def run_validation(out_dir="esmsim-validation", *, fast: bool = False, cases=Non
             print(r.line(), file=stream, flush=True)
         results.extend(res)
     n_pass = sum(r.passed for r in results)
-    lines = [f"# esmsim validation report", "",
+    lines = ["# esmsim validation report", "",
              f"esmsim {__version__}; {'fast subset' if fast else 'all cases'}; "
              f"{n_pass}/{len(results)} checks passed.", "", "| check | result | measured | expected | tolerance |",
              "|---|---|---|---|---|"]

@@ -93,5 +93,5 @@ def run(out_dir, fast: bool = True) -> list[CaseResult]:
             f"|u3| error {ea:+.2%}, phase error {ep:+.2f} deg at h0=d/{1 / levels[-1]:g} "
             f"(d/{1 / levels[0]:g}: {errs[0][0]:+.2%})",
             f"(1+nu) beta C0 d F(Omega) = {abs(expected(O)) * 1e12:.4g} pm/V at {np.degrees(np.angle(expected(O))):.2f} deg",
-            f"2 % amplitude, 1 deg phase, error decreasing with h0", fig_path))
+            "2 % amplitude, 1 deg phase, error decreasing with h0", fig_path))
     return results
