@@ -2,6 +2,7 @@
 
 from ._contact import SILICON_TIP, Contact, hertz_contact
 from ._fft import SurfaceKernel, surface_displacement_fft
+from ._points import boussinesq_stress, tensor_box_weights
 from ._halfspace import box_kernel, nucleus_of_strain, surface_displacement_points
 
-__all__ = ["Contact", "hertz_contact", "SILICON_TIP", "SurfaceKernel", "surface_displacement_fft", "box_kernel", "nucleus_of_strain", "surface_displacement_points"]
+__all__ = ["boussinesq_stress", "tensor_box_weights", "Contact", "hertz_contact", "SILICON_TIP", "SurfaceKernel", "surface_displacement_fft", "box_kernel", "nucleus_of_strain", "surface_displacement_points"]
