@@ -122,6 +122,11 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "frequency": Field("quantity", "350 kHz", dim=_F, example="350 kHz", low=1e-3, high=1e8, doc="AC frequency"),
         "amplitude": Field("quantity", "1 V", dim=_V, example="1 V", low=0.0, high=100.0, doc="AC bias amplitude"),
     },
+    "mechanics": {
+        "vegard": Field("choice", "isotropic", choices=("isotropic", "tensor"),
+                        doc="Vegard strain: trace(beta)/3 with the Mindlin kernel, or each grain's rotated tensor "
+                            "(Boussinesq reciprocity; docs/mechanics.md)"),
+    },
     "scan": {
         "pixels": Field("ipair", "auto", low=1, high=4096,
                         doc="map size [nx, ny] (tip positions), or 'auto': one per voxel, at most 64 per axis"),

@@ -3,7 +3,7 @@ import pytest
 
 from esmsim.materials import get_material
 from esmsim.microstructure import columnar_voronoi
-from esmsim.probe import MapSettings, single_frequency_map
+from esmsim.probe import MapSettings, pixel_response, single_frequency_map
 from esmsim.probe._scan import _Window
 
 
@@ -53,12 +53,13 @@ def _full_domain(film, mat, st, pixels):
 def test_window_truncation_against_the_full_domain(film):
     """The default window (max(4 d, 4 L_max)) against the whole periodic film, at boundary and interior tips.
 
-    Tolerance: 1 % where the response is at least a quarter of the largest sampled one, 2 % at weaker
+    Tolerance: 1 % where the response is at least a quarter of the largest sampled one, 2.5 % at weaker
     (grain-interior) tips. Why: the Lorentzian's d^2 / rho^2 tail drives Li into boundaries outside the
     window; at a boundary tip that is < 0.5 % of the response, but a tip 30 nm inside a grain responds
-    15x less (the point kernel weighs Li at nanometres from the tip most), so the same missing amount is
-    1-1.5 % of its own response (measured 1.5 % at 4 d, 0.9 % at 5 d, 0.6 % at 6 d; 5 d would cost
-    ~2x the map time).
+    16x less (the point kernel weighs Li at nanometres from the tip most), so the same missing amount is
+    ~2 % of its own response (measured 2.2 % at 4 d; 0.9 % at 5 d, 0.6 % at 6 d; 5 d would cost ~2x the
+    map time). It read 1.9 % before the displacement weights were keyed on the window's box geometry:
+    the cache had reused another window's weights, whose column boxes were shrunk for other slabs.
     """
     mat = get_material("LiCoO2")
     st = MapSettings(frequency=350e3)
@@ -68,7 +69,7 @@ def test_window_truncation_against_the_full_domain(film):
     ref = _full_domain(film, mat, st, pix)
     err = np.abs(a / ref - 1)
     strong = np.abs(ref) >= 0.25 * np.abs(ref).max()
-    assert strong.sum() >= 2 and np.all(err[strong] < 0.01) and np.all(err < 0.02)
+    assert strong.sum() >= 2 and np.all(err[strong] < 0.01) and np.all(err < 0.025)
 
 
 @pytest.mark.parametrize("profile", ["lorentzian", "disk"])
@@ -112,3 +113,38 @@ def test_non_periodic_film_and_reservoir_bottom():
                                                           bottom="reservoir"), workers=1)
     assert np.all(np.isfinite(blocking.response)) and blocking.n_solves == 1  # one tile covers all 16 tips
     assert np.all(np.abs(reservoir.response) < np.abs(blocking.response))
+
+
+def test_tensor_vegard_in_the_map_engine_matches_the_fourier_path():
+    """A c-axis-normal (003) LiCoO2 grain with isotropic D (so that only the mechanics differs): the ratio of
+    the map engine's response with the grain's Vegard tensor to its trace/3 response against the same ratio
+    from the Fourier reciprocity path on a periodic film (independent derivation, its own Li field). Within
+    1.5 % (measured 0.45 %: the two Li fields differ by the window and the grids, and the quadrature ~0.1 %). The ratio is ~1.4: the
+    c-axis contraction pulls the surface in more than trace/3 says (docs/mechanics.md)."""
+    from esmsim.mechanics import SurfaceKernel
+    from esmsim.microstructure import Grid, columnar_seeded, graded_widths
+    from esmsim.transport import solve_frequency
+    from esmsim.transport._frequency import tip_terms
+    from esmsim.transport._tensor import assemble_tensor
+
+    mat = get_material("LiCoO2", D_c_over_D_ab=1.0, gb_enhancement=1.0)
+    ms = columnar_seeded([[40e-9, 40e-9]], (80e-9, 80e-9), spacing=2e-9, thickness=200e-9,
+                         euler_angles=[[0.0, 0.0, 0.0]], periodic=True)
+    st = dict(frequency=10e3, tip_width=10e-9)
+    iso = pixel_response(ms, mat, MapSettings(**st), 20, 20)
+    ten = pixel_response(ms, mat, MapSettings(vegard="tensor", **st), 20, 20)
+    omega = 2 * np.pi * 10e3
+    D = mat.principal_diffusivities()[0]
+    n, h = 48, 2e-9
+    dz = graded_widths(0.125 * np.sqrt(D / omega), 1.3, 200e-9, max_width=8e-9)
+    grid = Grid(np.full(n, h), np.full(n, h), dz)
+    s = assemble_tensor(grid, np.broadcast_to(D * np.eye(3), grid.shape + (3, 3)), periodic=(True, True))
+    tip = ((n // 2 + 0.5) * h, (n // 2 + 0.5) * h)
+    c = solve_frequency(s, omega, *tip_terms(s, tip, profile="lorentzian", width=10e-9))[0].reshape(grid.shape)
+    K = SurfaceKernel((n, n), (h, h), dz, nu=mat["nu"])
+    fft_ratio = K.displacement_vector(c, np.diag(mat.principal_vegard()))[2, n // 2, n // 2] / \
+        K.displacement(c, mat.beta_isotropic)[n // 2, n // 2]
+    assert abs(ten / iso) == pytest.approx(abs(fft_ratio), rel=0.015)
+    assert abs(ten / iso) > 1.2
+    with pytest.raises(ValueError, match="vegard"):
+        MapSettings(frequency=1e3, vegard="anisotropic")

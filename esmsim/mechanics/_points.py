@@ -6,8 +6,9 @@ which c and beta are constant, each cell contributes ``W : beta c`` with ``W = -
 
 The trace of W is the Mindlin kernel, ``tr W = (1 + nu)/pi Int z / R^3 dV``, which
 :func:`~esmsim.mechanics.box_kernel` integrates exactly; only the deviatoric part of W is integrated
-numerically: tensor Gauss-Legendre (2 x 2 x 2) on boxes at least ``ratio`` times their size from the
-point, boxes nearer split into eight, down to ``depth`` levels (the last level with 3 x 3 x 3 points).
+numerically: the midpoint rule on boxes at least ``far`` times their size from the point, tensor
+Gauss-Legendre (2 x 2 x 2) on boxes at least ``ratio`` times their size away, boxes nearer split in
+halves along their long axes (flat boxes in-plane only), down to ``depth`` levels (the last level with 3 x 3 x 3 points).
 The integrand is singular like 1/R^2 at the point, which is integrable; the box under the tip is
 refined towards it. Tested against the Fourier reciprocity path and the real-space formula on a smooth
 field.
@@ -48,6 +49,7 @@ def boussinesq_stress(x, y, z, nu):
     return S
 
 
+_G1 = np.polynomial.legendre.leggauss(1)
 _G2 = np.polynomial.legendre.leggauss(2)
 _G3 = np.polynomial.legendre.leggauss(3)
 
@@ -69,7 +71,8 @@ def _gauss(boxes, point, nu, rule):
     return -np.einsum("ijnabc,abc->nij", S, W) * vol[:, None, None]
 
 
-def tensor_box_weights(boxes, point, nu: float, *, ratio: float = 3.0, depth: int = 6) -> np.ndarray:
+def tensor_box_weights(boxes, point, nu: float, *, ratio: float = 3.0, far: float = 8.0,
+                       depth: int = 6) -> np.ndarray:
     """Weights ``W`` (n, 3, 3) such that ``u_out = sum_boxes W : beta c`` at the surface point.
 
     Parameters
@@ -80,8 +83,10 @@ def tensor_box_weights(boxes, point, nu: float, *, ratio: float = 3.0, depth: in
         Surface point (m).
     nu : float
         Poisson's ratio.
-    ratio, depth
-        Refinement: boxes closer than ``ratio`` times their largest side are split, up to ``depth`` levels.
+    ratio, far, depth
+        Refinement: boxes closer than ``ratio`` times their largest side are split, up to ``depth`` levels;
+        boxes farther than ``far`` times it take one point (relative error ~ (size / distance)^2 / 4 of
+        a box whose share is itself ~ (size / distance)^2).
 
     Returns
     -------
@@ -102,25 +107,46 @@ def tensor_box_weights(boxes, point, nu: float, *, ratio: float = 3.0, depth: in
         dx = np.maximum(np.maximum(cur[:, 0] - p[0], p[0] - cur[:, 1]), 0.0)
         dy = np.maximum(np.maximum(cur[:, 2] - p[1], p[1] - cur[:, 3]), 0.0)
         dist = np.sqrt(dx ** 2 + dy ** 2 + cur[:, 4] ** 2)
-        done = (dist >= ratio * size) | (level == depth)
+        one = dist >= far * size
+        done = ((dist >= ratio * size) | (level == depth)) & ~one
+        if np.any(one):
+            np.add.at(W, owner[one], _gauss(cur[one], p, nu, _G1))
         if np.any(done):
             rule = _G2 if level < depth else _G3
             np.add.at(W, owner[done], _gauss(cur[done], p, nu, rule))
+        done |= one
         split = ~done
         if not np.any(split):
             break
-        cur, owner = _split(cur[split]), np.repeat(owner[split], 8)
+        pieces, owners = _split(cur[split]), []
+        src, own = cur[split], owner[split]
+        ext = src[:, 1::2] - src[:, ::2]
+        cut = ext >= 0.5 * ext.max(axis=1, keepdims=True)
+        for pattern in np.unique(cut, axis=0):
+            owners.append(np.repeat(own[np.all(cut == pattern, axis=1)], 2 ** int(pattern.sum())))
+        cur, owner = np.concatenate(pieces), np.concatenate(owners)
     tr = np.trace(W, axis1=1, axis2=2)
     exact = (1 + nu) / np.pi * box_kernel(b, (float(p[0]), float(p[1])))
     return W + ((exact - tr) / 3.0)[:, None, None] * np.eye(3)
 
 
 def _split(b):
-    """Each box into its eight octants, shape (8 n, 6)."""
-    xm, ym, zm = (b[:, 0] + b[:, 1]) / 2, (b[:, 2] + b[:, 3]) / 2, (b[:, 4] + b[:, 5]) / 2
+    """Each box halved along every axis at least half as long as its longest (flat boxes split in-plane
+    only): its 2, 4 or 8 parts, shape (m, 6)."""
+    ext = b[:, 1::2] - b[:, ::2]
+    cut = ext >= 0.5 * ext.max(axis=1, keepdims=True)
     out = []
-    for xa, xb in ((b[:, 0], xm), (xm, b[:, 1])):
-        for ya, yb in ((b[:, 2], ym), (ym, b[:, 3])):
-            for za, zb in ((b[:, 4], zm), (zm, b[:, 5])):
-                out.append(np.stack([xa, xb, ya, yb, za, zb], -1))
-    return np.stack(out, 1).reshape(-1, 6)
+    for pattern in np.unique(cut, axis=0):
+        sel = b[np.all(cut == pattern, axis=1)]
+        parts = [sel]
+        for a in np.flatnonzero(pattern):
+            new = []
+            for q in parts:
+                mid = 0.5 * (q[:, 2 * a] + q[:, 2 * a + 1])
+                lo, hi = q.copy(), q.copy()
+                lo[:, 2 * a + 1] = mid
+                hi[:, 2 * a] = mid
+                new += [lo, hi]
+            parts = new
+        out.append(np.stack(parts, 1).reshape(-1, 6))
+    return out

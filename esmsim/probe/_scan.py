@@ -10,6 +10,7 @@ give the same answer for the same grain, so they are solved once per grain.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -19,6 +20,7 @@ import numpy as np
 
 from ..materials import Material
 from ..mechanics._halfspace import box_kernel
+from ..mechanics._points import tensor_box_weights
 from ..microstructure._columnar import ColumnarMicrostructure
 from ..microstructure._grid import Grid, graded_widths
 from ..microstructure._orientations import rotate_diagonal
@@ -53,6 +55,10 @@ class MapSettings:
         Growth ratio of the graded z cells.
     z_first : float
         First z cell as a fraction of the thinnest diffusion length sqrt(D_zz / omega).
+    vegard : str
+        ``"isotropic"``: the Vegard tensor's trace/3 with the exact Mindlin box kernel (default);
+        ``"tensor"``: each grain's rotated Vegard tensor through the real-space Boussinesq reciprocity
+        (:func:`~esmsim.mechanics.tensor_box_weights`; boundary slabs and their bulk layers keep trace/3).
     """
 
     frequency: float
@@ -63,6 +69,11 @@ class MapSettings:
     bottom: str = "blocking"
     z_growth: float = 1.3
     z_first: float = 0.125
+    vegard: str = "isotropic"
+
+    def __post_init__(self):
+        if self.vegard not in ("isotropic", "tensor"):
+            raise ValueError(f"vegard: got {self.vegard!r}; allowed 'isotropic' or 'tensor'")
 
     def diffusion_lengths(self, material: Material, Dzz_min: float) -> tuple[float, float]:
         """``(L_min, L_max)`` in m: thinnest surface layer to resolve and deepest penetration."""
@@ -159,6 +170,10 @@ class _Window:
         self.C0 = 1.0 / material.dU_dc  # mol/m^3 per volt (PHYSICS.md sec. 2: C0 = V / |dU/dc|)
         self.pref = (1 + material["nu"]) / np.pi * material.beta_isotropic * self.C0
         self._bulk_weights = {}
+        if settings.vegard == "tensor":
+            B = rotate_diagonal(ms.rotations, material.principal_vegard())  # (n_grains, 3, 3), m^3/mol
+            self.beta_packed = np.stack([B[:, 0, 0], B[:, 1, 1], B[:, 2, 2], 2 * B[:, 0, 1], 2 * B[:, 0, 2],
+                                         2 * B[:, 1, 2]], -1)
         self.gb_factor = boundary_factors(ms, material)
 
     def _range(self, lo, hi, n):
@@ -211,15 +226,28 @@ class _Window:
                                             method="direct")[0]
         out = np.empty(len(tips), complex)
         nb = system.n_bulk
+        # the column boxes depend on where slabs sit, not only on the window's shape: key on their geometry
+        geometry = hashlib.sha1(system.boxes[:nb].tobytes()).digest()
+        tensor = self.settings.vegard == "tensor"
+        if tensor:
+            beta_cells = np.repeat(self.beta_packed[lab].reshape(-1, 6), grid.shape[2], axis=0)  # (nb, 6)
         for t, tip in enumerate(tips):
-            key = (grid.shape, tip)
+            key = (geometry, tip)
             if key not in self._bulk_weights:
-                self._bulk_weights[key] = box_kernel(system.boxes[:nb], tip)
+                if tensor:
+                    W = tensor_box_weights(system.boxes[:nb], tip, self.material["nu"])
+                    self._bulk_weights[key] = np.stack([W[:, 0, 0], W[:, 1, 1], W[:, 2, 2], W[:, 0, 1], W[:, 0, 2],
+                                                        W[:, 1, 2]], -1).astype(np.float32)
+                else:
+                    self._bulk_weights[key] = box_kernel(system.boxes[:nb], tip)
             w = self._bulk_weights[key]
-            u = w @ c[:nb, t] + box_kernel(system.boxes[nb:], tip) @ c[nb:, t]
+            u = box_kernel(system.boxes[nb:], tip) @ c[nb:, t]
             if system.extra_boxes is not None:  # bulk boundary layers beside the slabs
                 u += box_kernel(system.extra_boxes, tip) @ (system.extra_map @ c[:, t])
-            out[t] = self.pref * u
+            if tensor:  # W : beta per cell, in m^3/mol x m; the slabs above keep trace/3
+                out[t] = self.pref * u + self.C0 * (np.einsum("nc,nc->n", w, beta_cells) @ c[:nb, t])
+            else:
+                out[t] = self.pref * (u + w @ c[:nb, t])
         return out.reshape(ix.size, iy.size)
 
     def solve(self, ix: int, iy: int) -> complex:
