@@ -8,10 +8,19 @@ from __future__ import annotations
 import numpy as np
 from scipy import integrate, special
 
-__all__ = ["lorentzian_response_factor", "halfspace_lorentzian_u3"]
+__all__ = ["lorentzian_response_factor", "halfspace_lorentzian_u3", "hertz_weight"]
 
 
-def lorentzian_response_factor(Omega: float) -> complex:
+def hertz_weight(x):
+    """Mean of ``J0(k rho)`` over a contact disk of radius a weighted by the Hertz pressure
+    ``sqrt(1 - rho^2 / a^2)``: ``3 (sin x - x cos x) / x^3`` with ``x = k a`` (1 at x = 0)."""
+    x = np.asarray(x, float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        val = 3 * (np.sin(x) - x * np.cos(x)) / x ** 3
+    return np.where(x < 1e-3, 1 - x ** 2 / 10, val)
+
+
+def lorentzian_response_factor(Omega: float, contact: float = 0.0) -> complex:
     """``F(Omega) = 2 Int_0^inf s K0(s) / (s + sqrt(s^2 + i Omega)) ds`` (PHYSICS.md sec. 5, item 7).
 
     Derived by Hankel transform for a homogeneous isotropic half-space whose
@@ -19,10 +28,16 @@ def lorentzian_response_factor(Omega: float) -> complex:
     ``Omega = omega d^2 / D``. Limits: F(0) = pi/2, F -> 2/sqrt(i Omega) for
     Omega -> inf. Evaluated by adaptive quadrature to ~1e-10 relative.
 
+    With ``contact = a / d > 0`` the displacement is averaged over a contact disk of radius a weighted by
+    the Hertz pressure (what a rigid tip in contact senses, by reciprocity): the integrand takes the factor
+    :func:`hertz_weight` ``(s a / d)`` (the Hankel transform of the weight).
+
     Parameters
     ----------
     Omega : float
         Dimensionless frequency (>= 0).
+    contact : float
+        Contact radius over the Lorentzian width, a / d (>= 0; 0: the point under the tip).
 
     Returns
     -------
@@ -32,7 +47,8 @@ def lorentzian_response_factor(Omega: float) -> complex:
         raise ValueError(f"Omega: got {Omega}; must be >= 0")
 
     def integrand(s):
-        return 2.0 * s * special.k0(s) / (s + np.sqrt(s * s + 1j * Omega))
+        w = hertz_weight(s * contact) if contact > 0 else 1.0
+        return 2.0 * s * special.k0(s) * w / (s + np.sqrt(s * s + 1j * Omega))
 
     pts = sorted({0.0, min(1.0, np.sqrt(Omega)) if Omega > 0 else 1.0, 1.0, 50.0})
     total = 0.0 + 0.0j

@@ -115,6 +115,9 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "profile": Field("choice", "lorentzian", choices=("lorentzian", "point_charge", "disk"), doc="field profile f(rho)"),
         "width": Field("quantity", "10 nm", dim=_L, example="10 nm", low=1e-10, high=1e-6,
                        doc="field width d (disk: contact radius)"),
+        "contact_radius": Field("quantity", "0 nm", dim=_L, example="3 nm", low=0.0, high=1e-6,
+                                doc="Hertz contact radius: the displacement is averaged over the contact with the "
+                                    "Hertz pressure (0: the point under the tip)"),
         "condition": Field("choice", "potentiostatic", choices=("potentiostatic",),
                            doc="tip boundary condition (Butler-Volmer and galvanostatic come with the transport engine)"),
     },

@@ -107,7 +107,8 @@ def map_settings(config: Config) -> MapSettings:
     n, s, t = config["numerics"], config["scan"], config["tip"]
     return MapSettings(frequency=config["excitation"]["frequency"], tip_profile=t["profile"], tip_width=t["width"],
                        pixels=s["pixels"], window=s["window"], bottom=s["bottom"], z_growth=n["z_growth"],
-                       z_first=n["z_first"], vegard=config["mechanics"]["vegard"])
+                       z_first=n["z_first"], vegard=config["mechanics"]["vegard"],
+                       contact_radius=t["contact_radius"])
 
 
 def map_dataset(ms: ColumnarMicrostructure, material: Material, settings: MapSettings, result: MapResult,

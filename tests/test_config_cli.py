@@ -103,7 +103,7 @@ def test_validation_runner_writes_report(tmp_path):
     assert status == 0
     lines = buf.getvalue().splitlines()
     assert lines[0].startswith("mechanics_nucleus_of_strain: PASS ")
-    assert (tmp_path / "report.md").read_text().count("| PASS |") == 2
+    assert (tmp_path / "report.md").read_text().count("| PASS |") == 3  # nucleus, plate, FFT disk
     assert (tmp_path / "mechanics_point.png").exists()
 
 

@@ -1,8 +1,8 @@
 """Mechanics: Vegard eigenstrain to surface displacement."""
 
-from ._contact import SILICON_TIP, Contact, hertz_contact
+from ._contact import SILICON_TIP, Contact, hertz_average_points, hertz_contact
 from ._fft import SurfaceKernel, surface_displacement_fft
 from ._points import boussinesq_stress, tensor_box_weights
 from ._halfspace import box_kernel, nucleus_of_strain, surface_displacement_points
 
-__all__ = ["boussinesq_stress", "tensor_box_weights", "Contact", "hertz_contact", "SILICON_TIP", "SurfaceKernel", "surface_displacement_fft", "box_kernel", "nucleus_of_strain", "surface_displacement_points"]
+__all__ = ["boussinesq_stress", "tensor_box_weights", "Contact", "hertz_contact", "hertz_average_points", "SILICON_TIP", "SurfaceKernel", "surface_displacement_fft", "box_kernel", "nucleus_of_strain", "surface_displacement_points"]

@@ -15,7 +15,7 @@ import numpy as np
 
 from .._errors import ParameterError
 
-__all__ = ["Contact", "hertz_contact", "SILICON_TIP"]
+__all__ = ["Contact", "hertz_contact", "hertz_average_points", "SILICON_TIP"]
 
 SILICON_TIP = (169e9, 0.27)
 
@@ -77,3 +77,38 @@ def hertz_contact(force, tip_radius, sample_modulus, sample_nu, *, tip_modulus=S
     E_star = 1.0 / inv
     a = np.cbrt(3 * F * tip_radius / (4 * E_star))
     return Contact(radius=a, reduced_modulus=E_star, stiffness=2 * a * E_star, indentation=a ** 2 / tip_radius)
+
+
+def hertz_average_points(radius: float, n_radial: int = 3, n_angular: int = 8):
+    """Quadrature of the Hertz-pressure-weighted mean over a contact disk.
+
+    A rigid tip pressed on the surface senses, by reciprocity, the surface displacement averaged with the
+    contact pressure ``p(rho) ~ sqrt(1 - rho^2 / a^2)``. Radially Gauss-Jacobi in ``u = rho^2 / a^2``
+    (weight ``sqrt(1 - u)``, exact for polynomials of degree ``2 n_radial - 1`` in u), angularly
+    ``n_angular`` equally spaced points.
+
+    Parameters
+    ----------
+    radius : float
+        Contact radius a (m), >= 0 (0 gives the single point at the centre).
+    n_radial, n_angular : int
+
+    Returns
+    -------
+    offsets : ndarray, shape (m, 2)
+        Points relative to the tip (m).
+    weights : ndarray, shape (m,)
+        Summing to 1.
+    """
+    from scipy.special import roots_jacobi
+
+    if not (np.isfinite(radius) and radius >= 0):
+        raise ParameterError("contact radius", f"got {radius!r} m; must be finite and >= 0")
+    if radius == 0:
+        return np.zeros((1, 2)), np.ones(1)
+    x, w = roots_jacobi(int(n_radial), 0.5, 0.0)
+    r = radius * np.sqrt((1 + x) / 2)
+    th = 2 * np.pi * (np.arange(n_angular) + 0.5) / n_angular
+    R, T = np.meshgrid(r, th, indexing="ij")
+    weights = np.repeat(w / w.sum(), n_angular) / n_angular
+    return np.column_stack([(R * np.cos(T)).ravel(), (R * np.sin(T)).ravel()]), weights

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..materials import Material
 from ..mechanics._halfspace import box_kernel
+from ..mechanics._contact import hertz_average_points
 from ..mechanics._points import tensor_box_weights
 from ..microstructure._columnar import ColumnarMicrostructure
 from ..microstructure._grid import Grid, graded_widths
@@ -59,6 +60,11 @@ class MapSettings:
         ``"isotropic"``: the Vegard tensor's trace/3 with the exact Mindlin box kernel (default);
         ``"tensor"``: each grain's rotated Vegard tensor through the real-space Boussinesq reciprocity
         (:func:`~esmsim.mechanics.tensor_box_weights`; boundary slabs and their bulk layers keep trace/3).
+    contact_radius : float
+        Radius a (m) of the tip-surface contact (e.g. from :func:`~esmsim.mechanics.hertz_contact`): the
+        displacement is averaged over the contact disk with the Hertz pressure ``sqrt(1 - rho^2/a^2)`` as
+        weight (24-point quadrature), which is what a rigid tip in contact senses. 0 (default): the point
+        under the tip.
     """
 
     frequency: float
@@ -70,10 +76,13 @@ class MapSettings:
     z_growth: float = 1.3
     z_first: float = 0.125
     vegard: str = "isotropic"
+    contact_radius: float = 0.0
 
     def __post_init__(self):
         if self.vegard not in ("isotropic", "tensor"):
             raise ValueError(f"vegard: got {self.vegard!r}; allowed 'isotropic' or 'tensor'")
+        if not (np.isfinite(self.contact_radius) and 0 <= self.contact_radius < self.tip_width * 10):
+            raise ValueError(f"contact_radius: got {self.contact_radius!r} m; allowed 0 <= a < 10 tip widths")
 
     def diffusion_lengths(self, material: Material, Dzz_min: float) -> tuple[float, float]:
         """``(L_min, L_max)`` in m: thinnest surface layer to resolve and deepest penetration."""
@@ -170,11 +179,20 @@ class _Window:
         self.C0 = 1.0 / material.dU_dc  # mol/m^3 per volt (PHYSICS.md sec. 2: C0 = V / |dU/dc|)
         self.pref = (1 + material["nu"]) / np.pi * material.beta_isotropic * self.C0
         self._bulk_weights = {}
+        self.contact_offsets, self.contact_weights = hertz_average_points(settings.contact_radius)
         if settings.vegard == "tensor":
             B = rotate_diagonal(ms.rotations, material.principal_vegard())  # (n_grains, 3, 3), m^3/mol
             self.beta_packed = np.stack([B[:, 0, 0], B[:, 1, 1], B[:, 2, 2], 2 * B[:, 0, 1], 2 * B[:, 0, 2],
                                          2 * B[:, 1, 2]], -1)
         self.gb_factor = boundary_factors(ms, material)
+
+    def _averaged(self, weights_at, tip):
+        """``weights_at`` (a function of a surface point) averaged over the contact disk's quadrature."""
+        total = None
+        for (dx, dy), w in zip(self.contact_offsets, self.contact_weights):
+            term = w * weights_at((tip[0] + dx, tip[1] + dy))
+            total = term if total is None else total + term
+        return total
 
     def _range(self, lo, hi, n):
         return window_range(lo, hi, self.hw, n, self.ms.periodic)
@@ -235,15 +253,15 @@ class _Window:
             key = (geometry, tip)
             if key not in self._bulk_weights:
                 if tensor:
-                    W = tensor_box_weights(system.boxes[:nb], tip, self.material["nu"])
+                    W = self._averaged(lambda p: tensor_box_weights(system.boxes[:nb], p, self.material["nu"]), tip)
                     self._bulk_weights[key] = np.stack([W[:, 0, 0], W[:, 1, 1], W[:, 2, 2], W[:, 0, 1], W[:, 0, 2],
                                                         W[:, 1, 2]], -1).astype(np.float32)
                 else:
-                    self._bulk_weights[key] = box_kernel(system.boxes[:nb], tip)
+                    self._bulk_weights[key] = self._averaged(lambda p: box_kernel(system.boxes[:nb], p), tip)
             w = self._bulk_weights[key]
-            u = box_kernel(system.boxes[nb:], tip) @ c[nb:, t]
+            u = self._averaged(lambda p: box_kernel(system.boxes[nb:], p), tip) @ c[nb:, t]
             if system.extra_boxes is not None:  # bulk boundary layers beside the slabs
-                u += box_kernel(system.extra_boxes, tip) @ (system.extra_map @ c[:, t])
+                u += self._averaged(lambda p: box_kernel(system.extra_boxes, p), tip) @ (system.extra_map @ c[:, t])
             if tensor:  # W : beta per cell, in m^3/mol x m; the slabs above keep trace/3
                 out[t] = self.pref * u + self.C0 * (np.einsum("nc,nc->n", w, beta_cells) @ c[:nb, t])
             else:
