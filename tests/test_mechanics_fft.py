@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from esmsim._errors import ParameterError
-from esmsim.mechanics import SurfaceKernel, box_kernel, surface_displacement_fft
+from esmsim.mechanics import SurfaceKernel, box_kernel, boussinesq_stress, surface_displacement_fft
 from esmsim.microstructure import graded_widths
 from esmsim_validation.mechanics_fem import gaussian_cells, rotation
 
@@ -116,26 +116,6 @@ def test_bad_input_names_the_field(kwargs, field):
 
 # ---- tensor Vegard coefficient: reciprocity with Boussinesq / Cerruti in Fourier space ----------------------
 
-def _boussinesq_stress(X, Y, Z, nu):
-    """Stress (3, 3, ...) of a unit inward normal point force at the surface origin, z into the body
-    (Johnson, Contact Mechanics, eq. 3.49; the independent reference)."""
-    r = np.hypot(X, Y)
-    R = np.sqrt(r ** 2 + Z ** 2)
-    srr = ((1 - 2 * nu) * (1 / r ** 2 - Z / (R * r ** 2)) - 3 * Z * r ** 2 / R ** 5) / (2 * np.pi)
-    stt = -(1 - 2 * nu) * (1 / r ** 2 - Z / (R * r ** 2) - Z / R ** 3) / (2 * np.pi)
-    szz = -3 * Z ** 3 / (2 * np.pi * R ** 5)
-    srz = -3 * r * Z ** 2 / (2 * np.pi * R ** 5)
-    co, si = X / r, Y / r
-    S = np.empty((3, 3) + X.shape)
-    S[0, 0] = srr * co ** 2 + stt * si ** 2
-    S[1, 1] = srr * si ** 2 + stt * co ** 2
-    S[0, 1] = S[1, 0] = (srr - stt) * co * si
-    S[0, 2] = S[2, 0] = srz * co
-    S[1, 2] = S[2, 1] = srz * si
-    S[2, 2] = szz
-    return S
-
-
 def test_anisotropic_normal_displacement_matches_real_space_reciprocity():
     """A Gaussian Li bump under a rotated grain with LiCoO2's Vegard tensor: the Fourier reciprocity path
     against the real-space formula u_out = -Int c beta : sigma^B dV with Johnson's Boussinesq stresses,
@@ -155,7 +135,7 @@ def test_anisotropic_normal_displacement_matches_real_space_reciprocity():
     X, Y, Z = np.meshgrid(ax[0] - pt[0], ax[1] - pt[1], az, indexing="ij")
     W = np.multiply.outer(np.multiply.outer(wg * 5 * w, wg * 5 * w), wg * 0.5 * (z1 - z0))
     cs = np.exp(-((X + pt[0] - centre[0]) ** 2 + (Y + pt[1] - centre[1]) ** 2 + (Z - centre[2]) ** 2) / w ** 2)
-    S = _boussinesq_stress(X, Y, Z, NU)
+    S = boussinesq_stress(X, Y, Z, NU)  # checked on its own in test_mechanics_points (equilibrium, force)
     ref = -np.sum(W * cs * np.einsum("ij,ij...->...", beta, S))
     iso_only = -np.sum(W * cs * np.trace(beta) / 3 * np.trace(S))
     assert abs(ref - iso_only) > 0.2 * abs(ref)  # the anisotropy matters here
