@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 
@@ -57,9 +58,9 @@ class MapSettings:
     z_first : float
         First z cell as a fraction of the thinnest diffusion length sqrt(D_zz / omega).
     vegard : str
-        ``"isotropic"``: the Vegard tensor's trace/3 with the exact Mindlin box kernel (default);
-        ``"tensor"``: each grain's rotated Vegard tensor through the real-space Boussinesq reciprocity
-        (:func:`~esmsim.mechanics.tensor_box_weights`; boundary slabs and their bulk layers keep trace/3).
+        ``"tensor"`` (default): each grain's rotated Vegard tensor through the real-space Boussinesq
+        reciprocity (:func:`~esmsim.mechanics.tensor_box_weights`; boundary slabs and their bulk layers
+        keep trace/3); ``"isotropic"``: the tensor's trace/3 with the exact Mindlin box kernel.
     contact_radius : float
         Radius a (m) of the tip-surface contact (e.g. from :func:`~esmsim.mechanics.hertz_contact`): the
         displacement is averaged over the contact disk with the Hertz pressure ``sqrt(1 - rho^2/a^2)`` as
@@ -75,7 +76,7 @@ class MapSettings:
     bottom: str = "blocking"
     z_growth: float = 1.3
     z_first: float = 0.125
-    vegard: str = "isotropic"
+    vegard: str = "tensor"
     contact_radius: float = 0.0
 
     def __post_init__(self):
@@ -119,6 +120,19 @@ class MapResult:
     iy: np.ndarray
     n_solves: int
     seconds: float
+
+
+_WEIGHT_CACHE = 128  # displacement weights kept per window engine (windows of identical geometry reuse them)
+
+
+def contact_average(weights_at, tip, offsets, weights):
+    """``weights_at`` (a function of a surface point) averaged over the contact quadrature
+    (:func:`~esmsim.mechanics.hertz_average_points`) around ``tip``."""
+    total = None
+    for (dx, dy), w in zip(offsets, weights):
+        term = w * weights_at((tip[0] + dx, tip[1] + dy))
+        total = term if total is None else total + term
+    return total
 
 
 def grain_diffusivities(ms: ColumnarMicrostructure, material: Material) -> np.ndarray:
@@ -178,7 +192,7 @@ class _Window:
         self.hw = int(np.ceil(self.window / h))
         self.C0 = 1.0 / material.dU_dc  # mol/m^3 per volt (PHYSICS.md sec. 2: C0 = V / |dU/dc|)
         self.pref = (1 + material["nu"]) / np.pi * material.beta_isotropic * self.C0
-        self._bulk_weights = {}
+        self._bulk_weights: OrderedDict = OrderedDict()  # (box geometry, tip) -> weights; bounded
         self.contact_offsets, self.contact_weights = hertz_average_points(settings.contact_radius)
         if settings.vegard == "tensor":
             B = rotate_diagonal(ms.rotations, material.principal_vegard())  # (n_grains, 3, 3), m^3/mol
@@ -187,12 +201,7 @@ class _Window:
         self.gb_factor = boundary_factors(ms, material)
 
     def _averaged(self, weights_at, tip):
-        """``weights_at`` (a function of a surface point) averaged over the contact disk's quadrature."""
-        total = None
-        for (dx, dy), w in zip(self.contact_offsets, self.contact_weights):
-            term = w * weights_at((tip[0] + dx, tip[1] + dy))
-            total = term if total is None else total + term
-        return total
+        return contact_average(weights_at, tip, self.contact_offsets, self.contact_weights)
 
     def _range(self, lo, hi, n):
         return window_range(lo, hi, self.hw, n, self.ms.periodic)
@@ -255,9 +264,12 @@ class _Window:
                 if tensor:
                     W = self._averaged(lambda p: tensor_box_weights(system.boxes[:nb], p, self.material["nu"]), tip)
                     self._bulk_weights[key] = np.stack([W[:, 0, 0], W[:, 1, 1], W[:, 2, 2], W[:, 0, 1], W[:, 0, 2],
-                                                        W[:, 1, 2]], -1).astype(np.float32)
+                                                        W[:, 1, 2]], -1)
                 else:
                     self._bulk_weights[key] = self._averaged(lambda p: box_kernel(system.boxes[:nb], p), tip)
+                if len(self._bulk_weights) > _WEIGHT_CACHE:
+                    self._bulk_weights.popitem(last=False)
+            self._bulk_weights.move_to_end(key)
             w = self._bulk_weights[key]
             u = self._averaged(lambda p: box_kernel(system.boxes[nb:], p), tip) @ c[nb:, t]
             if system.extra_boxes is not None:  # bulk boundary layers beside the slabs

@@ -6,11 +6,14 @@ import numpy as np
 
 from .._errors import ParameterError
 from ..materials import Material
+from ..mechanics._contact import hertz_average_points
 from ..mechanics._halfspace import box_kernel
+from ..mechanics._points import tensor_box_weights
+from ..microstructure._orientations import rotate_diagonal
 from ..microstructure._voxel import Microstructure
 from ..transport._frequency import solve_frequency, tip_terms
 from ..transport._volume import volume_system, volume_tensors, voxel_cells
-from ._scan import MapSettings, _z_widths, window_range
+from ._scan import MapSettings, _z_widths, contact_average, window_range
 
 __all__ = ["volume_response"]
 
@@ -22,7 +25,9 @@ def volume_response(ms: Microstructure, material: Material, settings: MapSetting
     Each tip is solved on a lateral window of half-width ``settings.window_for(material)`` around it
     (the whole film where that is wider), graded z cells as in the map engine, the full-tensor operator
     (grain boundaries are not represented in volumes yet: the material must have ``gb_enhancement = 1``),
-    and the isotropic Mindlin kernel for the displacement (pores and cracks carry no Li).
+    and the displacement as in the map engine: each voxel's grain Vegard tensor (``settings.vegard =
+    "tensor"``) or its trace/3 with the Mindlin kernel, averaged over ``settings.contact_radius``; pores and
+    cracks carry no Li.
 
     Parameters
     ----------
@@ -54,6 +59,10 @@ def volume_response(ms: Microstructure, material: Material, settings: MapSetting
     hw = int(np.ceil(settings.window_for(material) / ms.spacing[0]))
     C0 = 1.0 / material.dU_dc
     pref = (1 + material["nu"]) / np.pi * material.beta_isotropic * C0
+    tensor = settings.vegard == "tensor"
+    if tensor:
+        B = rotate_diagonal(ms.rotations, material.principal_vegard())  # (n_grains, 3, 3), m^3/mol
+    offsets, weights = hertz_average_points(settings.contact_radius)
     out = []
     hx, hy = ms.spacing[:2]
     for x, y in tips:
@@ -80,5 +89,11 @@ def volume_response(ms: Microstructure, material: Material, settings: MapSetting
         else:
             diag, b = tip_terms(system, tip, profile=settings.tip_profile, width=settings.tip_width)
             c = solve_frequency(system, omega, diag, b)[0]
-        out.append(pref * (box_kernel(system.boxes, tip) @ c))
+        if tensor:
+            cols = (np.arange(ms.shape[0]), np.arange(ms.shape[1])) if whole else (xi, yi)
+            beta = B[ms.labels[voxel_cells(ms, dz, *cols)]].reshape(-1, 3, 3)
+            W = contact_average(lambda p: tensor_box_weights(system.boxes, p, material["nu"]), tip, offsets, weights)
+            out.append(C0 * (np.einsum("nij,nij->n", W, beta) @ c))
+        else:
+            out.append(pref * (contact_average(lambda p: box_kernel(system.boxes, p), tip, offsets, weights) @ c))
     return np.asarray(out)
