@@ -17,11 +17,10 @@ straddles the boundary, and the discretisation at the boundary faces. (An
 earlier version counted the slab's volume twice in the mechanics and showed
 a 5-7 % false contrast here; this check is what caught it.)
 
-The two neutral maps use the trace/3 Vegard model (``vegard = "isotropic"``) to isolate transport: with
-each grain's Vegard tensor (the default) neighbouring grains differ by up to 40 % in response (orientation
-contrast, docs/mechanics.md), a tip on a boundary sees both, and the neutral contrast reads 1.037, a real
-mechanical signature of the boundary's orientation step rather than a transport effect. The fast-boundary
-map uses the default tensor model.
+The maps use the trace/3 Vegard model (``vegard = "isotropic"``), which isolates transport: with each
+grain's Vegard tensor (``vegard = "tensor"``) neighbouring grains differ by up to 40 % in response
+(orientation contrast, docs/mechanics.md), a tip on a boundary sees both, and the neutral contrast reads
+1.037, a real mechanical signature of the boundary's orientation step rather than a transport effect.
 """
 
 from __future__ import annotations
@@ -67,7 +66,7 @@ def maps(fast: bool = True, workers=None):
     for s in (1e4, 1.0, "iso"):
         mat = get_material("LiCoO2", gb_enhancement=1.0, D_c_over_D_ab=1.0) if s == "iso" else \
             get_material("LiCoO2", gb_enhancement=s)
-        st = MapSettings(frequency=350e3, pixels=n, vegard="tensor" if s == 1e4 else "isotropic")
+        st = MapSettings(frequency=350e3, pixels=n, vegard="isotropic")
         res = single_frequency_map(ms, mat, st, workers=workers)
         # interior tips: farther than 3 d from any boundary (the tip field's reach, not the solve window)
         out[s] = (map_dataset(ms, mat, st, res), 3 * st.tip_width)
