@@ -150,3 +150,33 @@ def test_tensor_vegard_in_the_map_engine_matches_the_fourier_path():
     assert abs(ten / iso) > 1.2
     with pytest.raises(ValueError, match="vegard"):
         MapSettings(frequency=1e3, vegard="anisotropic")
+
+
+def test_tensor_weight_table_matches_per_tip_quadrature():
+    """The tile's table of deviatoric weights over tip offsets (volume-scaled in columns shrunk beside slabs)
+    against the quadrature of every tip's own boxes, on a polycrystal with fast boundaries: within 0.5 % of
+    the response (measured 2e-5 - 5e-5, against tensor effects of 2-31 % at these tips)."""
+    from esmsim.mechanics._points import tensor_box_weights
+
+    class Direct(_Window):
+        def _deviatoric(self, lab, grid, system, ix, iy, ox, oy, c):
+            nb, h = system.n_bulk, grid.dx[0]
+            beta = np.repeat(self.beta_dev[lab].reshape(-1, 3, 3), grid.shape[2], axis=0)
+            out = []
+            for t, (a, b) in enumerate((a, b) for a in ix for b in iy):
+                tip = ((ox + a - ix[0] + 0.5) * h, (oy + b - iy[0] + 0.5) * h)
+                W = tensor_box_weights(system.boxes[:nb], tip, self.material["nu"])
+                W -= (np.trace(W, axis1=1, axis2=2) / 3)[:, None, None] * np.eye(3)
+                out.append(self.C0 * (np.einsum("nij,nij->n", W, beta) @ c[:nb, t]))
+            return np.array(out)
+
+    ms = columnar_voronoi((80e-9, 80e-9), spacing=4e-9, thickness=60e-9, grain_size=30e-9, rng=5)
+    mat = get_material("LiCoO2")
+    st = MapSettings(frequency=350e3, vegard="tensor")
+    ij = np.argwhere(ms.labels != np.roll(ms.labels, -1, axis=0))[3]  # a tile at a boundary
+    ix, iy = np.arange(ij[0], ij[0] + 2), np.arange(ij[1], ij[1] + 2)
+    a = _Window(ms, mat, st).solve_tile(ix, iy)
+    b = Direct(ms, mat, st).solve_tile(ix, iy)
+    iso = _Window(ms, mat, MapSettings(frequency=350e3, vegard="isotropic")).solve_tile(ix, iy)
+    assert np.max(np.abs(a / b - 1)) < 5e-3
+    assert np.max(np.abs(a / iso - 1)) > 5e-3  # the tensor part is there
