@@ -126,7 +126,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "amplitude": Field("quantity", "1 V", dim=_V, example="1 V", low=0.0, high=100.0, doc="AC bias amplitude"),
     },
     "mechanics": {
-        "vegard": Field("choice", "tensor", choices=("tensor", "isotropic"),
+        "vegard": Field("choice", "isotropic", choices=("isotropic", "tensor"),
                         doc="Vegard strain: trace(beta)/3 with the Mindlin kernel, or each grain's rotated tensor "
                             "(Boussinesq reciprocity; docs/mechanics.md)"),
     },

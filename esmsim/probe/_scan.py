@@ -58,11 +58,14 @@ class MapSettings:
     z_first : float
         First z cell as a fraction of the thinnest diffusion length sqrt(D_zz / omega).
     vegard : str
-        ``"tensor"`` (default): each grain's rotated Vegard tensor through the real-space Boussinesq
-        reciprocity (:func:`~esmsim.mechanics.tensor_box_weights`; one table of weights over tip offsets
-        per tile; boundary slabs and their bulk layers keep trace/3): a (003) LiCoO2 grain responds 1.4x
-        its trace/3 value, a (110) grain 0.8x. ``"isotropic"``: trace/3 with the exact Mindlin box kernel
-        (the demo map 15 % faster).
+        ``"isotropic"`` (default): trace/3 of the Vegard tensor with the exact Mindlin box kernel.
+        ``"tensor"``: each grain's rotated Vegard tensor for the column cells, through the real-space
+        Boussinesq reciprocity (:func:`~esmsim.mechanics.tensor_box_weights`; one table of weights over
+        tip offsets per tile): a (003) LiCoO2 grain responds 1.4x its trace/3 value, a (110) grain 0.8x.
+        Not the default yet: the boundary slabs and their sub-grid bulk layers still take trace/3, and at
+        boundary tips of fast-boundary films the column cells' deep Li (under the tip, where the kernel
+        weighs beta_zz ~5x more than trace/3) then dominates and turns the phase by ~100 degrees, a mix
+        of two Vegard models that is not yet physics.
     contact_radius : float
         Radius a (m) of the tip-surface contact (e.g. from :func:`~esmsim.mechanics.hertz_contact`): the
         displacement is averaged over the contact disk with the Hertz pressure ``sqrt(1 - rho^2/a^2)`` as
@@ -78,7 +81,7 @@ class MapSettings:
     bottom: str = "blocking"
     z_growth: float = 1.3
     z_first: float = 0.125
-    vegard: str = "tensor"
+    vegard: str = "isotropic"
     contact_radius: float = 0.0
 
     def __post_init__(self):
