@@ -180,3 +180,14 @@ def test_tensor_weight_table_matches_per_tip_quadrature():
     iso = _Window(ms, mat, MapSettings(frequency=350e3, vegard="isotropic")).solve_tile(ix, iy)
     assert np.max(np.abs(a / b - 1)) < 5e-3
     assert np.max(np.abs(a / iso - 1)) > 5e-3  # the tensor part is there
+
+
+def test_tensor_mode_with_an_isotropic_vegard_tensor_is_the_isotropic_mode():
+    """With beta_c = beta_a every deviatoric part vanishes: bulk table, slabs and their sub-grid layers
+    together must give the trace/3 response to round-off (fast boundaries, tips on and off them)."""
+    ms = columnar_voronoi((80e-9, 80e-9), spacing=4e-9, thickness=60e-9, grain_size=30e-9, rng=5)
+    mat = get_material("LiCoO2", beta_c=9.6e-8)
+    ix, iy = np.arange(8, 11), np.arange(3, 5)
+    a = _Window(ms, mat, MapSettings(frequency=350e3, vegard="tensor")).solve_tile(ix, iy)
+    b = _Window(ms, mat, MapSettings(frequency=350e3, vegard="isotropic")).solve_tile(ix, iy)
+    assert np.max(np.abs(a / b - 1)) < 1e-12

@@ -63,6 +63,8 @@ class DiffusionSystem:
     extra_map : scipy.sparse matrix, shape (m, n), optional
         Concentration (mol/m^3) of each extra box as a linear function of the unknowns; the mechanics
         adds ``kernel(extra_boxes) @ (extra_map @ c)``.
+    extra_cells : ndarray of int, shape (m,), optional
+        The bulk cell (unknown index) each extra box belongs to: its grain's Vegard tensor applies.
     """
 
     K: sp.csr_matrix
@@ -75,6 +77,7 @@ class DiffusionSystem:
     top_area: np.ndarray | None = None
     extra_boxes: np.ndarray | None = None
     extra_map: sp.spmatrix | None = None
+    extra_cells: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -233,7 +236,7 @@ def assemble(
     top_a = [area[2][:, :, 0].ravel()]
     n = nb
 
-    extra_boxes = extra_map = None
+    extra_boxes = extra_map = extra_cells = None
     if have_gb:
         nf = boundaries.n_faces
         n = nb + nf * nz
@@ -303,8 +306,8 @@ def assemble(
         tile = lambda v: np.tile(v, nf)  # noqa: E731
         boxes.append(np.stack([rep(sx0), rep(sx1), rep(sy0), rep(sy1), tile(ze[:-1]), tile(ze[1:])], -1))
         if layers:
-            extra_boxes, extra_map = _layer_boxes(layers, ax, fx, fy, dw, half_t, ze, gidx, face_area, boxes[0],
-                                                  volume, omega, n)
+            extra_boxes, extra_map, extra_cells = _layer_boxes(layers, ax, fx, fy, dw, half_t, ze, gidx, face_area,
+                                                               boxes[0], volume, omega, n)
 
     a, b, g = np.concatenate(la), np.concatenate(lb), np.concatenate(lg)
     la.clear(), lb.clear(), lg.clear()  # keep one copy of the links while the matrix is built
@@ -312,7 +315,7 @@ def assemble(
     del a, b, g
     return DiffusionSystem(K, volume, np.concatenate(top_index), np.concatenate(top_xy),
                            np.concatenate(top_g), np.concatenate(boxes), nb, np.concatenate(top_a),
-                           extra_boxes, extra_map)
+                           extra_boxes, extra_map, extra_cells)
 
 
 def _layer_boxes(layers, ax, fx, fy, dw, half_t, ze, gidx, face_area, bulk_boxes, volume, omega, n):
@@ -321,7 +324,7 @@ def _layer_boxes(layers, ax, fx, fy, dw, half_t, ze, gidx, face_area, bulk_boxes
     Layer Li ``M = theta g (c_slab - c_cell) / (i omega)`` sits in a box of the face's area and
     width ``ell`` against the slab; the same amount is removed from the cell's own box.
     """
-    rows, cols, vals, out_boxes = [], [], [], []
+    rows, cols, vals, out_boxes, out_cells = [], [], [], [], []
     z0 = np.broadcast_to(ze[:-1], gidx.shape)
     z1 = np.broadcast_to(ze[1:], gidx.shape)
     base = 0
@@ -348,6 +351,7 @@ def _layer_boxes(layers, ax, fx, fy, dw, half_t, ze, gidx, face_area, bulk_boxes
         cols += [gidx.ravel(), cell, gidx.ravel(), cell]
         vals += [conc_layer, -conc_layer, -conc_cell, conc_cell]
         out_boxes += [layer, bulk_boxes[cell]]
+        out_cells += [cell, cell]
         base += 2 * m
     M = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(base, n))
-    return np.concatenate(out_boxes), M
+    return np.concatenate(out_boxes), M, np.concatenate(out_cells)
