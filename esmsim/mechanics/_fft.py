@@ -92,14 +92,8 @@ class SurfaceKernel:
             z0, z1 = self.z_edges[p], self.z_edges[p + 1]
             M, self._truncated[p] = _alias_order(z0, h, aliases)
             self.alias_orders[p] = M
-            for ax, wx in _aliases(qx, nx, M):
-                sx = wx * np.sinc(ax / nx)
-                kx = 2 * np.pi * ax / (nx * hx)
-                for ay, wy in _aliases(qy, ny, M):
-                    sy = wy * np.sinc(ay / ny)
-                    ky = 2 * np.pi * ay / (ny * hy)
-                    k = np.hypot(kx[:, None], ky[None, :])
-                    kern[p] += _layer_factor(k, z0, z1) * (sx[:, None] * sy[None, :])
+            for _, _, _, k, weight in _alias_waves(qx, qy, self.shape, self.spacing, M):
+                kern[p] += _layer_factor(k, z0, z1) * weight
         kern *= 2 * (1 + self.nu)
         if near > 0:
             kern = kern + self._near_correction(kern, int(near))
@@ -116,17 +110,12 @@ class SurfaceKernel:
         for p in range(corr.shape[0]):
             z0, z1 = self.z_edges[p], self.z_edges[p + 1]
             M, _ = _alias_order(2 * H - z1, max(hx, hy), cap)
-            for ax, wx in _aliases(self._qx, nx, M):
-                for ay, wy in _aliases(self._qy, ny, M):
-                    kx = 2 * np.pi * ax[:, None] / (nx * hx)
-                    ky = 2 * np.pi * ay[None, :] / (ny * hy)
-                    k = np.hypot(kx, ky)
-                    weight = (wx * np.sinc(ax / nx))[:, None] * (wy * np.sinc(ay / ny))[None, :]
-                    film, half = _factors(kx, ky, self.nu, H)[2], _factors(kx, ky, self.nu, None)[2]
-                    basis = _basis(k, z0, z1, H)
-                    for j in range(4):
-                        diff = film[j][:3].sum(0) - (half[j][:3].sum(0) if j < 2 else 0.0)
-                        corr[p] += diff * basis[j] * weight
+            for _, kx, ky, k, weight in _alias_waves(self._qx, self._qy, self.shape, self.spacing, M):
+                film = _factors(kx, ky, self.nu, H)[2]
+                # the half-space factors' trace is 2 (1 + nu) for exp(-kz) and 0 for kz exp(-kz) at every k
+                half = (2 * (1 + self.nu), 0.0, 0.0, 0.0)
+                for j, b in enumerate(_basis(k, z0, z1, H)):
+                    corr[p] += (film[j][:3].sum(0) - half[j]) * b * weight
         return corr
 
     def _near_correction(self, kern, near):
@@ -256,25 +245,18 @@ class SurfaceKernel:
             M, _ = _alias_order(z0, h, cap)
             if self.film is not None:  # the film's long-wavelength part needs at least the m = 0 alias
                 M = max(M, _alias_order(2 * self.film - z1, h, cap)[0])
-            for ax, wx in _aliases(qx, nx, M):
-                sx = wx * np.sinc(ax / nx)
-                for ay, wy in _aliases(qy, ny, M):
-                    key = (int(ax[0]), int(ay[0]))
-                    kx = 2 * np.pi * ax[:, None] / (nx * hx)
-                    ky = 2 * np.pi * ay[None, :] / (ny * hy)
-                    k = np.hypot(kx, ky)
-                    weight = sx[:, None] * (wy * np.sinc(ay / ny))[None, :]
-                    if key in base:
-                        fac = base[key]
-                    else:
-                        fac = _factors(kx, ky, self.nu, self.film)
-                        if key == (0, 0):
-                            base[key] = fac
-                    basis = [b * weight for b in _basis(k, z0, z1, self.film)]
-                    for n in range(3):
-                        E = E_dev if n == 2 else E_full
-                        for coef, b in zip(fac[n], basis):
-                            out[n] += np.einsum("c...,c...->...", coef, E) * b
+            for key, kx, ky, k, weight in _alias_waves(qx, qy, self.shape, self.spacing, M):
+                if key in base:
+                    fac = base[key]
+                else:
+                    fac = _factors(kx, ky, self.nu, self.film)
+                    if key == (0, 0):
+                        base[key] = fac
+                basis = [b * weight for b in _basis(k, z0, z1, self.film)]
+                for n in range(3):
+                    E = E_dev if n == 2 else E_full
+                    for coef, b in zip(fac[n], basis):
+                        out[n] += np.einsum("c...,c...->...", coef, E) * b
         out[2] += iso
         return np.fft.irfft2(out, s=(nx, ny), axes=(1, 2))
 
@@ -285,6 +267,18 @@ class SurfaceKernel:
             term = np.fft.rfft2(e[:, :, p], axes=(0, 1)) * kern[p]
             acc = term if acc is None else acc + term
         return np.fft.irfft2(acc, s=(nx, ny), axes=(0, 1))
+
+
+def _alias_waves(qx, qy, shape, spacing, M):
+    """Every alias pair of the DFT grid up to order M: ``(key, kx, ky, |k|, weight)`` with the pixel sinc
+    factors and alias weights in ``weight`` (arrays broadcast to (nx, ny // 2 + 1)); ``key`` names the pair."""
+    (nx, ny), (hx, hy) = shape, spacing
+    for ax, wx in _aliases(qx, nx, M):
+        sx = wx * np.sinc(ax / nx)
+        kx = 2 * np.pi * ax[:, None] / (nx * hx)
+        for ay, wy in _aliases(qy, ny, M):
+            ky = 2 * np.pi * ay[None, :] / (ny * hy)
+            yield (int(ax[0]), int(ay[0])), kx, ky, np.hypot(kx, ky), sx[:, None] * (wy * np.sinc(ay / ny))[None, :]
 
 
 def _alias_order(z0, h, cap):
@@ -448,13 +442,7 @@ def _factors_at(cth, sth, f, nu):
     g = np.array([[f2 - 1j * f0, z, f0 + 1j * f2],
                   [z, z, z],
                   [f0 + 1j * f2, z, 1j * f0 - f2]])
-    one, nil = np.ones(cth.shape), np.zeros(cth.shape)
-    R = np.array([[cth, -sth, nil], [sth, cth, nil], [nil, nil, one]])
-    out = []
-    for t in (a, g):
-        T = np.einsum("ik...,kl...,jl...->ij...", R, t, R).conj()
-        out.append(np.stack([T[0, 0], T[1, 1], T[2, 2], 2 * T[0, 1], 2 * T[0, 2], 2 * T[1, 2]]))
-    return tuple(out)
+    return _pack(_rotate(cth, sth, a)), _pack(_rotate(cth, sth, g))
 
 
 def _layer_tensors(beta, shape):
