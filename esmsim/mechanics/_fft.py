@@ -25,6 +25,7 @@ import numpy as np
 
 from .._errors import ParameterError
 from ._halfspace import box_kernel
+from ._points import deviator
 
 __all__ = ["SurfaceKernel", "surface_displacement_fft"]
 
@@ -238,7 +239,7 @@ class SurfaceKernel:
             e = c[:, :, p, None, None] * layer_beta(p)  # (nx, ny, 3, 3)
             tr = np.trace(e, axis1=-2, axis2=-1)
             iso += np.fft.rfft2(tr / 3.0) * self._kernel[p]
-            dev = e - (tr / 3.0)[..., None, None] * np.eye(3)
+            dev = deviator(e)
             comp = [(0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2)]
             E_full = np.stack([np.fft.rfft2(e[..., i, j]) for i, j in comp])
             E_dev = np.stack([np.fft.rfft2(dev[..., i, j]) for i, j in comp])
@@ -364,7 +365,8 @@ def _factors(kx, ky, nu, H):
     kap = 3 - 4 * nu
     # P-SV matrix: rows sigma_xz(0), sigma_zz(0), u_x(H), u_z(H); columns a-, b-, a+, b+
     A = np.zeros(k.shape + (4, 4), complex)
-    A[..., 0, :] = np.stack([np.full_like(e, -2.0), np.full_like(e, -2 * (1 - 2 * nu)), 2 * e, 2 * (2 * nu - 1) * e], -1)
+    A[..., 0, :] = np.stack([np.full_like(e, -2.0), np.full_like(e, -2 * (1 - 2 * nu)), 2 * e,
+                             2 * (2 * nu - 1) * e], -1)
     A[..., 1, :] = np.stack([np.full_like(e, -2.0), np.full_like(e, -2 * (2 - 2 * nu)), -2 * e,
                              -2 * (2 * nu - 2) * e], -1) * 1j
     A[..., 2, :] = np.stack([e, kH * e, np.ones_like(e), kH], -1)

@@ -8,7 +8,8 @@ The trace of W is the Mindlin kernel, ``tr W = (1 + nu)/pi Int z / R^3 dV``, whi
 :func:`~esmsim.mechanics.box_kernel` integrates exactly; only the deviatoric part of W is integrated
 numerically: the midpoint rule on boxes at least ``far`` times their size from the point, tensor
 Gauss-Legendre (2 x 2 x 2) on boxes at least ``ratio`` times their size away, boxes nearer split in
-halves along their long axes (flat boxes in-plane only), down to ``depth`` levels (the last level with 3 x 3 x 3 points).
+halves along their long axes (flat boxes in-plane only), down to ``depth`` levels (the last level
+with 3 x 3 x 3 points).
 The integrand is singular like 1/R^2 at the point, which is integrable; the box under the tip is
 refined towards it. Tested against the Fourier reciprocity path and the real-space formula on a smooth
 field.
@@ -20,11 +21,18 @@ import numpy as np
 
 from ._halfspace import box_kernel
 
-__all__ = ["boussinesq_stress", "tensor_box_weights"]
+__all__ = ["boussinesq_stress", "tensor_box_weights", "deviator"]
+
+
+def deviator(T):
+    """Deviatoric part ``T - trace(T)/3 I`` of 3 x 3 tensors (last two axes)."""
+    T = np.asarray(T)
+    return T - (np.trace(T, axis1=-2, axis2=-1) / 3.0)[..., None, None] * np.eye(3)
 
 
 def boussinesq_stress(x, y, z, nu):
-    """Stress (3, 3, ...) at (x, y, z) (m, z into the body) of a unit inward normal force at the origin (N/m^2 per N)."""
+    """Stress (3, 3, ...) at (x, y, z) (m, z into the body) of a unit inward normal force at the origin
+    (N/m^2 per N)."""
     x, y, z = np.broadcast_arrays(np.asarray(x, float), np.asarray(y, float), np.asarray(z, float))
     r2 = x * x + y * y
     r = np.sqrt(r2)
@@ -118,26 +126,22 @@ def tensor_box_weights(boxes, point, nu: float, *, ratio: float = 3.0, far: floa
         split = ~done
         if not np.any(split):
             break
-        pieces, owners = _split(cur[split]), []
-        src, own = cur[split], owner[split]
-        ext = src[:, 1::2] - src[:, ::2]
-        cut = ext >= 0.5 * ext.max(axis=1, keepdims=True)
-        for pattern in np.unique(cut, axis=0):
-            owners.append(np.repeat(own[np.all(cut == pattern, axis=1)], 2 ** int(pattern.sum())))
-        cur, owner = np.concatenate(pieces), np.concatenate(owners)
+        cur, owner = _split(cur[split], owner[split])
     tr = np.trace(W, axis1=1, axis2=2)
     exact = (1 + nu) / np.pi * box_kernel(b, (float(p[0]), float(p[1])))
     return W + ((exact - tr) / 3.0)[:, None, None] * np.eye(3)
 
 
-def _split(b):
+def _split(b, owner):
     """Each box halved along every axis at least half as long as its longest (flat boxes split in-plane
-    only): its 2, 4 or 8 parts, shape (m, 6)."""
+    only): its 2, 4 or 8 parts, shape (m, 6), and the owner of each part."""
     ext = b[:, 1::2] - b[:, ::2]
     cut = ext >= 0.5 * ext.max(axis=1, keepdims=True)
-    out = []
+    out, owners = [], []
     for pattern in np.unique(cut, axis=0):
-        sel = b[np.all(cut == pattern, axis=1)]
+        mine = np.all(cut == pattern, axis=1)
+        sel = b[mine]
+        owners.append(np.repeat(owner[mine], 2 ** int(pattern.sum())))
         parts = [sel]
         for a in np.flatnonzero(pattern):
             new = []
@@ -149,4 +153,4 @@ def _split(b):
                 new += [lo, hi]
             parts = new
         out.append(np.stack(parts, 1).reshape(-1, 6))
-    return out
+    return np.concatenate(out), np.concatenate(owners)

@@ -22,7 +22,7 @@ import numpy as np
 from ..materials import Material
 from ..mechanics._halfspace import box_kernel
 from ..mechanics._contact import hertz_average_points
-from ..mechanics._points import tensor_box_weights
+from ..mechanics._points import deviator, tensor_box_weights
 from ..microstructure._columnar import ColumnarMicrostructure
 from ..microstructure._grid import Grid, graded_widths
 from ..microstructure._orientations import rotate_diagonal
@@ -200,7 +200,7 @@ class _Window:
         self.contact_offsets, self.contact_weights = hertz_average_points(settings.contact_radius)
         if settings.vegard == "tensor":
             B = rotate_diagonal(ms.rotations, material.principal_vegard())  # (n_grains, 3, 3), m^3/mol
-            self.beta_dev = B - (np.trace(B, axis1=1, axis2=2) / 3)[:, None, None] * np.eye(3)
+            self.beta_dev = deviator(B)
         self.gb_factor = boundary_factors(ms, material)
 
     def _averaged(self, weights_at, tip):
@@ -294,8 +294,7 @@ class _Window:
         DI, DJ, K = np.meshgrid(di, dj, np.arange(nz), indexing="ij")
         boxes = np.stack([(DI - 0.5) * h, (DI + 0.5) * h, (DJ - 0.5) * h, (DJ + 0.5) * h, ze[K], ze[K + 1]],
                          -1).reshape(-1, 6)
-        W = self._averaged(lambda p: tensor_box_weights(boxes, p, self.material["nu"]), (0.0, 0.0))
-        W = W - (np.trace(W, axis1=1, axis2=2) / 3)[:, None, None] * np.eye(3)
+        W = deviator(self._averaged(lambda p: tensor_box_weights(boxes, p, self.material["nu"]), (0.0, 0.0)))
         table = W.reshape(di.size, dj.size, nz, 3, 3)
         beta = self.beta_dev[lab]  # (nxw, nyw, 3, 3)
         nb = system.n_bulk
@@ -315,8 +314,7 @@ class _Window:
                 if ci.size:
                     cells = ((ci * nyw + cj)[:, None] * nz + np.arange(nz)[None, :]).ravel()
                     tip = ((ti + 0.5) * h, (tj + 0.5) * h)
-                    Wn = self._averaged(lambda p: tensor_box_weights(b[cells], p, self.material["nu"]), tip)
-                    Wn = Wn - (np.trace(Wn, axis1=1, axis2=2) / 3)[:, None, None] * np.eye(3)
+                    Wn = deviator(self._averaged(lambda p: tensor_box_weights(b[cells], p, self.material["nu"]), tip))
                     bc = np.repeat(beta[ci, cj], nz, axis=0)
                     w.reshape(-1)[cells] = np.einsum("nab,nab->n", Wn, bc)
                 out[t] = self.C0 * (w.ravel() @ c[:nb, t])
@@ -345,8 +343,7 @@ class _Window:
             amounts.append(system.extra_map)
         for t, tip in enumerate(tips):
             for bx, be, amap in zip(boxes, beta, amounts):
-                W = self._averaged(lambda p: tensor_box_weights(bx, p, self.material["nu"]), tip)
-                W = W - (np.trace(W, axis1=1, axis2=2) / 3)[:, None, None] * np.eye(3)
+                W = deviator(self._averaged(lambda p: tensor_box_weights(bx, p, self.material["nu"]), tip))
                 conc = c[nb:, t] if amap is None else amap @ c[:, t]
                 out[t] += self.C0 * (np.einsum("nab,nab->n", W, be) @ conc)
         return out
