@@ -63,8 +63,11 @@ def lorentzian_response_factor(Omega: float, contact: float = 0.0) -> complex:
     return complex(total + re + 1j * im)
 
 
-def halfspace_lorentzian_u3(*, frequency: float, D: float, width: float, C0: float, beta: float, nu: float) -> complex:
-    """Complex outward displacement under the tip, ``u3(0) = (1 + nu) beta C0 d F(omega d^2 / D)`` (m).
+def halfspace_lorentzian_u3(*, frequency: float, D: float, width: float, C0: float, beta: float, nu: float,
+                            contact_radius: float = 0.0) -> complex:
+    """Complex outward displacement under the tip, ``u3(0) = (1 + nu) beta C0 d F(omega d^2 / D)`` (m),
+    or its Hertz-weighted mean over a contact of radius ``contact_radius`` (see
+    :func:`lorentzian_response_factor`).
 
     Parameters
     ----------
@@ -80,6 +83,8 @@ def halfspace_lorentzian_u3(*, frequency: float, D: float, width: float, C0: flo
         Isotropic Vegard coefficient (m^3/mol).
     nu : float
         Poisson's ratio.
+    contact_radius : float
+        Contact radius a (m); 0: the point under the tip.
     """
     Omega = 2 * np.pi * frequency * width ** 2 / D
-    return (1 + nu) * beta * C0 * width * lorentzian_response_factor(Omega)
+    return (1 + nu) * beta * C0 * width * lorentzian_response_factor(Omega, contact_radius / width)
