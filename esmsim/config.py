@@ -46,9 +46,11 @@ class Field:
     low: float | None = None
     high: float | None = None
     doc: str = ""
+    unit: str | None = None  # quantities whose dimension is simplest given as a unit, e.g. "m/V**2"
 
 
 _L, _F, _V = "[length]", "1 / [time]", "[mass] * [length] ** 2 / [current] / [time] ** 3"
+_N = "[mass] * [length] / [time] ** 2"
 
 SCHEMA: dict[str, dict[str, Field]] = {
     "simulation": {
@@ -118,12 +120,58 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "contact_radius": Field("quantity", "0 nm", dim=_L, example="3 nm", low=0.0, high=1e-6,
                                 doc="Hertz contact radius: the displacement is averaged over the contact with the "
                                     "Hertz pressure (0: the point under the tip)"),
+        "radius": Field("quantity", "20 nm", dim=_L, example="20 nm", low=1e-9, high=1e-5,
+                        doc="tip radius of curvature (Hertz contact: contact stiffness, band excitation)"),
+        "force": Field("quantity", "20 nN", dim=_N, example="20 nN", low=1e-12, high=1e-5,
+                       doc="normal load of the tip on the surface"),
         "condition": Field("choice", "potentiostatic", choices=("potentiostatic",),
                            doc="tip boundary condition (Butler-Volmer and galvanostatic come with the transport engine)"),
     },
     "excitation": {
         "frequency": Field("quantity", "350 kHz", dim=_F, example="350 kHz", low=1e-3, high=1e8, doc="AC frequency"),
         "amplitude": Field("quantity", "1 V", dim=_V, example="1 V", low=0.0, high=100.0, doc="AC bias amplitude"),
+        "dc_bias": Field("quantity", "0 V", dim=_V, example="0.5 V", low=-100.0, high=100.0,
+                         doc="DC bias offset (enters the electrostatic artefact)"),
+        "mode": Field("choice", "single_frequency", choices=("single_frequency", "band_excitation"),
+                      doc="single-frequency map at excitation.frequency, or a band-excitation map around the "
+                          "contact resonance ([band_excitation], [cantilever]); BE ignores excitation.frequency"),
+    },
+    "cantilever": {
+        "spring_constant": Field("quantity", "3 N/m", unit="N/m", example="3 N/m", low=1e-3, high=1e4,
+                                 doc="static spring constant k_c"),
+        "free_resonance": Field("quantity", "80 kHz", dim=_F, example="80 kHz", low=1e2, high=1e8,
+                                doc="first free flexural resonance"),
+        "quality_factor": Field("float", 100.0, low=1.0, high=1e5, doc="quality factor of the contact resonance"),
+        "invols": Field("quantity", "50 nm/V", unit="m/V", example="50 nm/V", low=1e-12, high=1e-3,
+                        doc="inverse optical lever sensitivity (deflection per detector volt)"),
+        "mode": Field("int", 1, low=1, high=3, doc="contact mode used for band excitation"),
+    },
+    "band_excitation": {
+        "center": Field("quantity", "auto", dim=_F, example="350 kHz", low=1e2, high=1e8,
+                        doc="band centre, or 'auto': the contact resonance of the flat surface"),
+        "bandwidth": Field("quantity", "40 kHz", dim=_F, example="40 kHz", low=1.0, high=1e8, doc="drive band width"),
+        "bins": Field("int", 64, low=8, high=4096, doc="frequency bins across the band"),
+    },
+    "artefacts": {
+        "detector_noise": Field("quantity", "0 fm/Hz**0.5", unit="m/Hz**0.5", example="100 fm/Hz**0.5", low=0.0,
+                                high=1e-6, doc="white deflection-detector noise density"),
+        "thermal_noise": Field("bool", False, doc="cantilever thermal motion (contact mode as an SHO)"),
+        "temperature": Field("quantity", "300 K", unit="K", example="300 K", low=0.0, high=2000.0,
+                             doc="temperature of the thermal noise"),
+        "electrostatic": Field("quantity", "0 pm/V**2", unit="m/V**2", example="1 pm/V**2", low=0.0, high=1e-6,
+                               doc="electrostatic coupling k_es: deflection k_es (V_dc - V_cpd) V_ac"),
+        "electrostatic_phase": Field("angle", "0 deg", example="30 deg", low=-2 * math.pi, high=2 * math.pi,
+                                     doc="phase of the electrostatic deflection"),
+        "contact_potential": Field("quantity", "0 V", dim=_V, example="0.5 V", low=-10.0, high=10.0,
+                                   doc="tip-sample contact potential difference V_cpd"),
+        "topography_crosstalk": Field("bool", False,
+                                      doc="contact stiffness (f0, transfer) follows the local surface curvature"),
+        "drift": Field("pair", ("0 nm/s", "0 nm/s"), dim="[length] / [time]", example="0.05 nm/s", low=-1e-6,
+                       high=1e-6, doc="lateral drift velocity [vx, vy]"),
+        "line_offset": Field("quantity", "0 nm", dim=_L, example="0.3 nm", low=0.0, high=1e-6,
+                             doc="standard deviation of the height offset of each scan line"),
+        "line_gain": Field("float", 0.0, low=0.0, high=1.0,
+                           doc="standard deviation of the relative response gain of each scan line"),
     },
     "mechanics": {
         "vegard": Field("choice", "isotropic", choices=("isotropic", "tensor"),
@@ -136,6 +184,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "window": Field("quantity", "auto", dim=_L, example="30 nm", low=1e-9, high=1e-4,
                         doc="lateral half-width of the solve window around the tip, or 'auto'"),
         "bottom": Field("choice", "blocking", choices=("blocking", "reservoir"), doc="film bottom"),
+        "line_rate": Field("quantity", "1 Hz", dim=_F, example="1 Hz", low=1e-4, high=1e4,
+                           doc="scan lines per second (acquisition time, for drift)"),
     },
     "numerics": {
         "z_growth": Field("float", 1.3, low=1.01, high=2.0, doc="growth ratio of graded z cells"),
@@ -146,6 +196,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
     "output": {
         "directory": Field("str", "esmsim-out", doc="output folder"),
         "figure": Field("bool", True, doc="write the PNG figure"),
+        "usid": Field("bool", True, doc="band excitation: also write a USID HDF5 file (pyUSID/BGlib)"),
     },
 }
 
@@ -222,7 +273,7 @@ def _range(field: str, v: float, spec: Field, unit: str = "") -> float:
 
 
 def _si_unit(dim):
-    return {_L: "m", _F: "Hz", _V: "V"}.get(dim, "")
+    return {_L: "m", _F: "Hz", _V: "V", _N: "N"}.get(dim, "")
 
 
 def _parse_field(name: str, value, spec: Field):
@@ -234,7 +285,8 @@ def _parse_field(name: str, value, spec: Field):
             if spec.default == "auto":
                 return None
             raise ConfigError(name, f"'auto' is not allowed here; give a value such as {spec.example!r}")
-        return _range(name, parse_quantity(value, field=name, dim=spec.dim, example=spec.example), spec, _si_unit(spec.dim))
+        return _range(name, parse_quantity(value, field=name, dim=spec.dim, unit=spec.unit, example=spec.example), spec,
+                      spec.unit or _si_unit(spec.dim))
     if k in ("points", "angles3"):
         width = 2 if k == "points" else 3
         if (not isinstance(value, (list, tuple)) or not value

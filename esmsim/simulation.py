@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +20,12 @@ from .materials import Material
 from .microstructure import (BOUNDARY_CLASSES, ColumnarMicrostructure, Microstructure, add_cracks, add_pores,
                              bicrystal, boundary_table, columnar_film, columnar_laguerre, columnar_seeded,
                              columnar_voronoi, laguerre, voronoi)
-from .probe import MapResult, MapSettings, single_frequency_map
+from .probe import Cantilever, MapResult, MapSettings, single_frequency_map
+from .probe._band import Artefacts, BandExcitation, band_excitation, contact_stiffness_map
 from .probe._scan import grain_diffusivities
 
 __all__ = ["build_microstructure", "build_topography", "map_settings", "map_dataset", "run", "RunOutput",
-           "write_microstructure"]
+           "write_microstructure", "instrument", "band_dataset"]
 
 
 def build_microstructure(config: Config):
@@ -109,6 +110,58 @@ def map_settings(config: Config) -> MapSettings:
                        pixels=s["pixels"], window=s["window"], bottom=s["bottom"], z_growth=n["z_growth"],
                        z_first=n["z_first"], vegard=config["mechanics"]["vegard"],
                        contact_radius=t["contact_radius"])
+
+
+def instrument(config: Config) -> tuple[Cantilever, BandExcitation, Artefacts]:
+    """The cantilever, drive band and artefacts a config describes."""
+    c, b, a = config["cantilever"], config["band_excitation"], config["artefacts"]
+    return (Cantilever(spring_constant=c["spring_constant"], free_resonance=c["free_resonance"],
+                       quality_factor=c["quality_factor"], invols=c["invols"], mode=c["mode"]),
+            BandExcitation(center=b["center"], bandwidth=b["bandwidth"], bins=b["bins"]),
+            Artefacts(**{k: a[k] for k in a}))
+
+
+def band_dataset(ds, be: dict, cantilever: Cantilever, band: BandExcitation, artefacts: Artefacts, *,
+                 k_clean: float, contact_radius):
+    """Add band-excitation spectra, SHO truth and fits (:func:`~esmsim.probe._band.band_excitation`) to a map dataset.
+
+    Dimensions ``y, x, frequency``; spectra in detector volts, split into real and imaginary parts.
+    """
+    from dataclasses import asdict
+
+    yx, yxf = ("y", "x"), ("y", "x", "frequency")
+    ds = ds.assign_coords(frequency=("frequency", be["frequency"], {"units": "Hz", "long_name": "drive bin"}))
+
+    def spec(name, z, what):
+        ds[f"{name}_real"] = (yxf, z.real.transpose(1, 0, 2), {"units": "V", "long_name": f"Re of {what}"})
+        ds[f"{name}_imag"] = (yxf, z.imag.transpose(1, 0, 2), {"units": "V", "long_name": f"Im of {what}"})
+
+    spec("be", be["recorded"], "band-excitation detector signal as recorded (with artefacts)")
+    spec("be_clean", be["clean"], "band-excitation detector signal without artefacts (ground truth)")
+    t = be["truth"]
+    units = {"amplitude": "V", "frequency": "Hz", "quality": "1", "phase": "rad"}
+    for key, u in units.items():
+        ds[f"sho_{key}_true"] = (yx, np.asarray(t[key], float).T, {
+            "units": u, "long_name": f"SHO {key} of the clean spectra (ground truth; BGlib convention)"})
+    if be["fit"] is not None:
+        for key, field in zip((*units, "r2"), ("Amplitude [V]", "Frequency [Hz]", "Quality Factor", "Phase [rad]",
+                                               "R2 Criterion")):
+            ds[f"sho_{key}"] = (yx, be["fit"][field].astype(float).T, {
+                "units": units.get(key, "1"), "long_name": f"SHO fit of the recorded spectra: {field}"})
+    ds["contact_stiffness"] = (yx, be["k_recorded"].T, {"units": "N/m", "long_name": "contact stiffness k* as recorded"})
+    ds["contact_radius"] = (yx, np.asarray(contact_radius, float).T, {
+        "units": "m", "long_name": "Hertz contact radius with the local surface curvature"})
+    ds["height"] = (yx, be["height"].T, {"units": "m", "long_name": "height channel as recorded (tip on the surface)"})
+    ds["line_gain"] = (("y",), be["line_gain"], {"long_name": "response gain of each scan line (artefact)"})
+    ds.attrs.update({
+        "title": "synthetic band-excitation ESM map (esmsim)",
+        "sho_convention": "H(f) = A exp(i phi) f0^2 / (f^2 - i f f0 / Q - f0^2) (BGlib): |H(f0)| = A Q, "
+                          "H(0) = -A exp(i phi) = the quasi-static detector signal",
+        "band_center_Hz": be["center"], "contact_stiffness_flat_N_per_m": float(k_clean),
+        "electrostatic_offset_V": [float(np.real(be["electrostatic"])), float(np.imag(be["electrostatic"]))],
+        "cantilever": asdict(cantilever), "band_excitation": asdict(band), "artefacts": asdict(artefacts),
+    })
+    return ds
 
 
 def map_dataset(ms: ColumnarMicrostructure, material: Material, settings: MapSettings, result: MapResult,
@@ -200,6 +253,7 @@ class RunOutput:
     netcdf: Path
     figure: Path | None
     seconds: float
+    usid: Path | None = None
 
 
 def run(config: Config, *, out_dir=None, workers: int | None = None, progress: bool = False) -> RunOutput:
@@ -219,7 +273,7 @@ def run(config: Config, *, out_dir=None, workers: int | None = None, progress: b
     -------
     RunOutput
     """
-    from .io import map_figure, write_netcdf
+    from .io import band_figure, map_figure, write_netcdf
 
     t0 = time.perf_counter()
     out = Path(out_dir if out_dir is not None else config["output"]["directory"])
@@ -228,18 +282,46 @@ def run(config: Config, *, out_dir=None, workers: int | None = None, progress: b
         ms = ms.as_columnar()  # the transport engine takes columnar films (3-D transport: issue 4)
     material = config.material()
     settings = map_settings(config)
+    height = build_topography(config, ms)
+    band_mode = config["excitation"]["mode"] == "band_excitation"
+    if band_mode:
+        from .mechanics import hertz_contact
+
+        cantilever, band, artefacts = instrument(config)
+        tip = config["tip"]
+        flat = hertz_contact(tip["force"], tip["radius"], material["E"], material["nu"])
+        center = band.center if band.center is not None else float(cantilever.resonance(flat.stiffness))
+        settings = replace(settings, frequency=center)
     w = workers if workers is not None else (config["numerics"]["workers"] or None)
     result = single_frequency_map(ms, material, settings, workers=w, tile=config["numerics"]["tile"], progress=progress)
     ds = map_dataset(ms, material, settings, result, attrs={
         "config": config.source, "config_si": json.loads(json.dumps(config.values)),
         "seed": config["simulation"]["seed"], "bias_amplitude_V": config["excitation"]["amplitude"]})
-    ds["topography"] = (("y_voxel", "x_voxel"), build_topography(config, ms).T,
+    ds["topography"] = (("y_voxel", "x_voxel"), height.T,
                         {"units": "m", "long_name": "surface height, positive out of the sample (ground truth)"})
     name = config["simulation"]["name"]
+    usid = None
+    if band_mode:
+        radius, k_local = contact_stiffness_map(height, ms.spacing[0], tip["radius"], tip["force"], material["E"],
+                                                material["nu"], curvature=True, periodic=ms.periodic)
+        pix = np.ix_(result.ix, result.iy)
+        step = ms.spacing[0] * (result.ix[1] - result.ix[0]) if len(result.ix) > 1 else ms.spacing[0]
+        be = band_excitation(result.response, float(flat.stiffness), k_local[pix], height[pix], cantilever=cantilever,
+                             band=band, artefacts=artefacts, bias_ac=config["excitation"]["amplitude"],
+                             bias_dc=config["excitation"]["dc_bias"], pixel_size=step,
+                             line_rate=config["scan"]["line_rate"], periodic=ms.periodic,
+                             seed=config["simulation"]["seed"])
+        ds = band_dataset(ds, be, cantilever, band, artefacts, k_clean=float(flat.stiffness),
+                          contact_radius=radius[pix] if artefacts.topography_crosstalk
+                          else np.full(result.response.shape, float(flat.radius)))
+        if config["output"]["usid"]:
+            from .io import write_usid
+
+            usid = write_usid(ds, out / f"{name}_be.h5")
     nc = write_netcdf(ds, out / f"{name}.nc")
     fig = None
     if config["output"]["figure"]:
-        fig = map_figure(ds, out / f"{name}.png", title=(
-            f"{name}: {material.name}, f = {settings.frequency / 1e3:g} kHz, "
-            f"D_gb/D = {material['gb_enhancement']:g}, d = {settings.tip_width * 1e9:g} nm"))
-    return RunOutput(ds, nc, fig, time.perf_counter() - t0)
+        title = (f"{name}: {material.name}, {'band centre' if band_mode else 'f ='} {settings.frequency / 1e3:.4g} kHz, "
+                 f"D_gb/D = {material['gb_enhancement']:g}, d = {settings.tip_width * 1e9:g} nm")
+        fig = (band_figure if band_mode else map_figure)(ds, out / f"{name}.png", title=title)
+    return RunOutput(ds, nc, fig, time.perf_counter() - t0, usid)

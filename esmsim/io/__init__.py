@@ -1,7 +1,9 @@
 """Reading and writing ESM datasets and figures."""
 
 from ._dataset import SIGN_CONVENTION, atomic_path, read_netcdf, write_netcdf
-from ._figures import map_figure, microstructure_figure
+from ._figures import band_figure, map_figure, microstructure_figure
 from ._microstructure import load_microstructure, save_microstructure
+from ._usid import write_usid
 
-__all__ = ["SIGN_CONVENTION", "atomic_path", "read_netcdf", "write_netcdf", "map_figure", "microstructure_figure", "load_microstructure", "save_microstructure"]
+__all__ = ["SIGN_CONVENTION", "atomic_path", "read_netcdf", "write_netcdf", "band_figure", "map_figure",
+           "microstructure_figure", "load_microstructure", "save_microstructure", "write_usid"]

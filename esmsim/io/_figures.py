@@ -8,7 +8,7 @@ import numpy as np
 
 from ._dataset import atomic_path
 
-__all__ = ["map_figure", "microstructure_figure"]
+__all__ = ["map_figure", "band_figure", "microstructure_figure"]
 
 
 def map_figure(ds, path, *, title: str | None = None) -> Path:
@@ -49,6 +49,66 @@ def map_figure(ds, path, *, title: str | None = None) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
+    return path
+
+
+def _scale_bar(ax, width_nm):
+    """A physical scale bar (a round length near 1/4 of the image width) in the lower right corner."""
+    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+
+    target = width_nm / 4
+    length = max(v for v in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000) if v <= max(target, 1))
+    ax.add_artist(AnchoredSizeBar(ax.transData, length, f"{length} nm", "lower right", pad=0.4, color="white",
+                                  frameon=False, size_vertical=width_nm / 120))
+
+
+def band_figure(ds, path, *, title: str | None = None) -> Path:
+    """Six panels of a band-excitation map: height, SHO amplitude, phase and resonance (fits of the recorded
+    spectra) with the true boundaries overlaid, ground-truth grains and the true Li response; physical scale
+    bars and colour bars with units. Written atomically as PNG."""
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    x = ds["x"].values * 1e9
+    y = ds["y"].values * 1e9
+    dx = x[1] - x[0] if x.size > 1 else 1.0
+    dy = y[1] - y[0] if y.size > 1 else 1.0
+    ext = [x[0] - dx / 2, x[-1] + dx / 2, y[0] - dy / 2, y[-1] + dy / 2]
+    xv, yv = ds["x_voxel"].values * 1e9, ds["y_voxel"].values * 1e9
+    vext = [xv[0] - (xv[1] - xv[0]) / 2, xv[-1] + (xv[1] - xv[0]) / 2, yv[0] - (yv[1] - yv[0]) / 2,
+            yv[-1] + (yv[1] - yv[0]) / 2]
+    bmask = ds["boundary_mask"].values > 0
+    fit = "sho_amplitude" in ds
+    sfx = "" if fit else "_true"
+    panels = [
+        ("height", ds["height"].values * 1e9, "height (nm)", "copper", "height channel"),
+        ("amp", ds[f"sho_amplitude{sfx}"].values * 1e3, "SHO amplitude A (mV)", "inferno",
+         "BE amplitude" + (" (fit)" if fit else " (truth)")),
+        ("phase", np.degrees(ds[f"sho_phase{sfx}"].values), "SHO phase (deg)", "twilight_shifted", "BE phase"),
+        ("f0", ds[f"sho_frequency{sfx}"].values / 1e3, "resonance f0 (kHz)", "viridis", "contact resonance"),
+        ("grains", None, None, None, f"grains ({ds.sizes['grain']}) and boundaries (ground truth)"),
+        ("true", ds["amplitude"].values * 1e12, "|u3| (pm/V)", "inferno", "Li response |u3| (ground truth)"),
+    ]
+    fig = Figure(figsize=(14, 8.6), layout="constrained")
+    axes = fig.subplots(2, 3).ravel()
+    for ax, (key, data, label, cmap, name) in zip(axes, panels):
+        if key == "grains":
+            rgb = matplotlib.colormaps["tab20"](np.mod(ds["grain_labels"].values, 20))[..., :3]
+            rgb[bmask] = 0.15
+            ax.imshow(rgb, origin="lower", extent=vext, interpolation="nearest")
+        else:
+            lo, hi = np.nanpercentile(data, [1, 99]) if key in ("amp", "true", "f0") else (None, None)
+            im = ax.imshow(data, origin="lower", extent=ext, cmap=cmap, interpolation="nearest", vmin=lo, vmax=hi)
+            fig.colorbar(im, ax=ax, label=label, shrink=0.85)
+            if key in ("amp", "phase", "f0"):
+                ax.contour(xv, yv, bmask.astype(float), levels=[0.5], colors="cyan", linewidths=0.5, alpha=0.6)
+        _scale_bar(ax, ext[1] - ext[0])
+        ax.set(title=name, xlabel="x (nm)", ylabel="y (nm)")
+    if title:
+        fig.suptitle(title)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     return path
 
 

@@ -1,6 +1,8 @@
-"""The instrument: tip positions, maps and their settings."""
+"""The instrument: tip positions, maps and their settings; the cantilever and band excitation."""
 
+from ._cantilever import Cantilever, contact_resonance, contact_wavenumber, fit_sho, sho_parameters, sho_response
 from ._scan import MapResult, MapSettings, map_pixels, pixel_response, single_frequency_map
 from ._volume import volume_response
 
-__all__ = ["MapResult", "MapSettings", "map_pixels", "pixel_response", "single_frequency_map", "volume_response"]
+__all__ = ["Cantilever", "contact_resonance", "contact_wavenumber", "fit_sho", "sho_parameters", "sho_response",
+           "MapResult", "MapSettings", "map_pixels", "pixel_response", "single_frequency_map", "volume_response"]

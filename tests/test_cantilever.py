@@ -1,0 +1,118 @@
+"""Cantilever in contact: the contact-mode equation against an independent beam FEM; BGlib's SHO and its fit."""
+
+import numpy as np
+import pytest
+
+from esmsim._errors import ParameterError
+from esmsim.probe import Cantilever, contact_resonance, contact_wavenumber, fit_sho, sho_parameters, sho_response
+from esmsim.probe._cantilever import FREE_ROOTS, PINNED_ROOTS, SHO_FIELDS
+
+
+def beam_fem_wavenumbers(alpha, n_el=60, n_modes=2):
+    """Independent engine: Hermite-cubic Euler-Bernoulli FEM of a clamped beam (EI = L = rho A = 1) with an
+    end spring 3 alpha (k* L^3 / EI = 3 k*/k_c); eigenvalues are x^4."""
+    from scipy.linalg import eigh
+
+    h = 1.0 / n_el
+    ke = np.array([[12, 6 * h, -12, 6 * h], [6 * h, 4 * h * h, -6 * h, 2 * h * h],
+                   [-12, -6 * h, 12, -6 * h], [6 * h, 2 * h * h, -6 * h, 4 * h * h]]) / h ** 3
+    me = np.array([[156, 22 * h, 54, -13 * h], [22 * h, 4 * h * h, 13 * h, -3 * h * h],
+                   [54, 13 * h, 156, -22 * h], [-13 * h, -3 * h * h, -22 * h, 4 * h * h]]) * h / 420
+    n = 2 * (n_el + 1)
+    K, M = np.zeros((n, n)), np.zeros((n, n))
+    for e in range(n_el):
+        s = slice(2 * e, 2 * e + 4)
+        K[s, s] += ke
+        M[s, s] += me
+    K[-2, -2] += 3 * alpha  # spring on the tip deflection
+    K, M = K[2:, 2:], M[2:, 2:]  # clamped: w(0) = w'(0) = 0
+    lam = eigh(K, M, eigvals_only=True)[:n_modes]
+    return lam ** 0.25
+
+
+def test_limits_are_the_free_and_pinned_beams():
+    x = contact_wavenumber([0.0, np.inf])
+    np.testing.assert_allclose(x, [FREE_ROOTS[0], PINNED_ROOTS[0]], rtol=1e-12)
+    for m in (2, 3):
+        np.testing.assert_allclose(contact_wavenumber([0.0, np.inf], m), [FREE_ROOTS[m - 1], PINNED_ROOTS[m - 1]],
+                                   rtol=1e-12)
+    # the tabulated roots themselves
+    x = np.array(FREE_ROOTS)
+    np.testing.assert_allclose(1 + np.cos(x) * np.cosh(x), 0, atol=1e-9)
+    x = np.array(PINNED_ROOTS)
+    np.testing.assert_allclose(np.tan(x) - np.tanh(x), 0, atol=1e-9)
+
+
+@pytest.mark.parametrize("alpha", [0.1, 1.0, 10.0, 100.0, 1000.0])
+def test_contact_modes_match_beam_fem(alpha):
+    # 60 Hermite elements: eigenvalue error O(h^4) ~ 1e-8, so 1e-6 tests the equation (a sign error in
+    # the spring term or a missing factor 3 moves x by > 1 %).
+    fem = beam_fem_wavenumbers(alpha)
+    ours = [contact_wavenumber(alpha, 1), contact_wavenumber(alpha, 2)]
+    np.testing.assert_allclose(ours, fem, rtol=1e-6)
+
+
+def test_resonance_scales_as_x_squared_and_rises_with_stiffness():
+    c = Cantilever(spring_constant=2.0, free_resonance=70e3)
+    k = np.array([0.0, 2.0, 20.0, 200.0, 2e4])
+    f = contact_resonance(k, c)
+    assert f[0] == pytest.approx(70e3)
+    assert np.all(np.diff(f) > 0)
+    assert f[-1] == pytest.approx(70e3 * (PINNED_ROOTS[0] / FREE_ROOTS[0]) ** 2, rel=2e-3)
+    np.testing.assert_allclose(c.resonance(k), f)
+    assert c.transfer(2.0) == pytest.approx(0.5)
+
+
+def test_sho_convention_of_bglib():
+    A, f0, Q, phi = 2e-3, 340e3, 120.0, 0.4
+    H0 = sho_response(f0, A, f0, Q, phi)
+    assert abs(H0) == pytest.approx(A * Q, rel=1e-12)
+    assert np.angle(H0) == pytest.approx(phi + np.pi / 2, rel=1e-12)
+    assert sho_response(1e-3, A, f0, Q, phi) == pytest.approx(-A * np.exp(1j * phi), rel=1e-9)
+    amp, ph = sho_parameters(-A * np.exp(1j * phi))
+    assert amp == pytest.approx(A) and ph == pytest.approx(phi)
+
+
+def test_fit_recovers_noise_free_parameters():
+    rng = np.random.default_rng(0)
+    f = np.linspace(320e3, 360e3, 64)
+    n = 300
+    A = rng.uniform(0.5, 2, n) * 1e-3
+    f0 = rng.uniform(328e3, 352e3, n)
+    Q = rng.uniform(50, 250, n)
+    phi = rng.uniform(-3, 3, n)
+    fit = fit_sho(f, sho_response(f, A[:, None], f0[:, None], Q[:, None], phi[:, None]).reshape(15, 20, 64))
+    assert fit.shape == (15, 20) and fit.dtype.names == SHO_FIELDS
+    fit = fit.ravel()
+    # float32 output (BGlib's sho32): round-off 6e-8 relative
+    for name, true in zip(SHO_FIELDS, (A, f0, Q)):
+        np.testing.assert_allclose(fit[name], true, rtol=1e-5)
+    np.testing.assert_allclose(fit["Phase [rad]"], phi, atol=1e-5)
+    assert fit["R2 Criterion"].min() > 1 - 1e-6
+
+
+def test_fit_with_noise_is_unbiased_within_its_scatter():
+    rng = np.random.default_rng(1)
+    f = np.linspace(320e3, 360e3, 64)
+    n = 400
+    A, f0, Q, phi = 1e-3, 340e3, 100.0, 0.3
+    H = sho_response(f, A, f0, Q, phi)
+    noise = 0.03 * A * Q * (rng.normal(size=(n, 64)) + 1j * rng.normal(size=(n, 64))) / np.sqrt(2)
+    fit = fit_sho(f, H + noise)
+    # 3 % of the peak per bin: the scatter of f0 is ~ f0/Q * 0.03 / sqrt(bins in the peak) ~ 30 Hz; the mean
+    # of 400 fits must sit within 5 standard errors of the truth (a biased or wrong fit is off by far more)
+    for name, true in zip(SHO_FIELDS, (A, f0, Q)):
+        v = fit[name].astype(float)
+        assert abs(v.mean() - true) < 5 * v.std() / np.sqrt(n) + 1e-4 * true, name
+    assert fit["R2 Criterion"].min() > 0.9
+
+
+def test_bad_inputs_name_the_field():
+    with pytest.raises(ParameterError, match="cantilever.quality_factor"):
+        Cantilever(quality_factor=0.0)
+    with pytest.raises(ParameterError, match="cantilever.mode"):
+        Cantilever(mode=4)
+    with pytest.raises(ParameterError, match="alpha"):
+        contact_wavenumber(-1.0)
+    with pytest.raises(ParameterError, match="spectra"):
+        fit_sho(np.linspace(1, 2, 10), np.zeros((3, 9), complex))
