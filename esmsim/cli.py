@@ -47,13 +47,22 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run_config(config, out, workers) -> int:
+    import numpy as np
+
     from .simulation import run
 
     res = run(config, out_dir=out, workers=workers, progress=sys.stderr.isatty())
     amp = res.dataset["amplitude"].values * 1e12
     print(f"esmsim: map of {amp.shape[1]} x {amp.shape[0]} tip positions in {res.seconds:.1f} s; "
-          f"amplitude {amp.min():.3g} .. {amp.max():.3g} pm/V (median {float(__import__('numpy').median(amp)):.3g})")
+          f"amplitude {amp.min():.3g} .. {amp.max():.3g} pm/V (median {float(np.median(amp)):.3g})")
+    ds = res.dataset
+    if "sho_frequency" in ds:
+        f0 = ds["sho_frequency"].values / 1e3
+        print(f"esmsim: band excitation around {ds.attrs['band_center_Hz'] / 1e3:.4g} kHz; fitted f0 "
+              f"{f0.min():.4g} .. {f0.max():.4g} kHz, Q median {float(np.median(ds['sho_quality'].values)):.3g}")
     print(f"esmsim: wrote dataset {res.netcdf}")
+    if res.usid is not None:
+        print(f"esmsim: wrote USID    {res.usid}")
     if res.figure is not None:
         print(f"esmsim: wrote figure  {res.figure}")
     return 0

@@ -139,3 +139,14 @@ def test_microstructure_file_reference(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path / "bad.toml")
     assert info.value.field == "microstructure.file" and "cannot read" in info.value.message
+
+
+def test_every_config_field_is_documented():
+    from pathlib import Path
+
+    from esmsim.config import SCHEMA
+
+    doc = (Path(__file__).parents[1] / "docs" / "config.md").read_text()
+    missing = [f"{sec}.{key}" for sec, fields in SCHEMA.items() for key in fields
+               if f"`{sec}.{key}`" not in doc and not (sec == "material" and key == "overrides")]
+    assert not missing, f"fields missing from docs/config.md: {missing}"
