@@ -107,6 +107,10 @@ class Material:
     def __post_init__(self):
         object.__setattr__(self, "parameters", MappingProxyType(dict(self.parameters)))
 
+    def __reduce__(self):
+        # a mappingproxy does not pickle: rebuild from a plain dict (process pools, Dask workers)
+        return (Material, (self.name, self.symmetry, dict(self.parameters)))
+
     # -- access ---------------------------------------------------------
     def __getitem__(self, key: str) -> float:
         return self._record(key).value

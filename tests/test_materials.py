@@ -72,3 +72,13 @@ def test_symmetry_specific_keys():
     lfp = get_material("LiFePO4")
     assert np.argmax(lfp.principal_diffusivities()) == 1  # fast b channels
     assert get_material().dU_dc == pytest.approx(1.0 / 49943)
+
+
+def test_materials_pickle_for_worker_processes():
+    import pickle
+
+    from esmsim.materials import get_material
+
+    m = get_material("LiCoO2").replace(D_ab=1e-14)
+    back = pickle.loads(pickle.dumps(m))
+    assert back == m and back["D_ab"] == 1e-14 and back.parameters["D_ab"].source == "user override"

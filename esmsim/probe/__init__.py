@@ -1,8 +1,9 @@
 """The instrument: tip positions, maps and their settings; the cantilever and band excitation."""
 
 from ._cantilever import Cantilever, contact_resonance, contact_wavenumber, fit_sho, sho_parameters, sho_response
+from ._spectroscopy import frequency_spectroscopy
 from ._scan import MapResult, MapSettings, map_pixels, pixel_response, single_frequency_map
 from ._volume import volume_response
 
-__all__ = ["Cantilever", "contact_resonance", "contact_wavenumber", "fit_sho", "sho_parameters", "sho_response",
+__all__ = ["Cantilever", "contact_resonance", "contact_wavenumber", "fit_sho", "sho_parameters", "sho_response", "frequency_spectroscopy",
            "MapResult", "MapSettings", "map_pixels", "pixel_response", "single_frequency_map", "volume_response"]

@@ -232,16 +232,10 @@ class _Window:
         ``ix`` and ``iy`` are increasing microstructure pixel indices spanning
         less than the film.
         """
-        ms, st = self.ms, self.settings
+        st = self.settings
         ix, iy = np.asarray(ix), np.asarray(iy)
-        lab, ox, oy, xi, yi = self._labels(ix, iy, indices=True)
-        h = ms.spacing[0]
-        grid = Grid(np.full(lab.shape[0], h), np.full(lab.shape[1], h), self.dz)
-        D = np.broadcast_to(self.Dg[lab][:, :, None, :], grid.shape + (3,))
-        net = boundary_network(lab, h, h, periodic=False, normal=ms.boundary_normal)
-        D_gb = self.material.D_gb * self.gb_factor[net.grains[:, 0], net.grains[:, 1]]
-        system = assemble(grid, D, bottom=st.bottom, boundaries=net, D_gb=D_gb, gb_width=self.material["gb_width"],
-                          omega=2 * np.pi * st.frequency, boundary_position=self._boundary_position(net, xi, yi))
+        lab, ox, oy, grid, net, system = self.system(ix, iy, omega=2 * np.pi * st.frequency)
+        h = self.ms.spacing[0]
         tips = [((ox + a - ix[0] + 0.5) * h, (oy + b - iy[0] + 0.5) * h) for a in ix for b in iy]
         # Tips whose surface condition (where it applies) is the same share one factorisation: all tips
         # for profiles that apply everywhere (Lorentzian, point charge), one group per tip for a disk.
@@ -255,25 +249,57 @@ class _Window:
             c[:, members] = solve_frequency(system, 2 * np.pi * st.frequency, diag, rhs[:, members],
                                             method="direct")[0]
         out = np.empty(len(tips), complex)
-        nb = system.n_bulk
-        # the column boxes depend on where slabs sit, not only on the window's shape: key on their geometry
-        geometry = hashlib.sha1(system.boxes[:nb].tobytes()).digest()
         if st.vegard == "tensor":
             dev = self._deviatoric(lab, grid, system, ix, iy, ox, oy, c)
             dev += self._deviatoric_boundaries(lab, net, system, tips, c)
         for t, tip in enumerate(tips):
-            key = (geometry, tip)
-            if key not in self._bulk_weights:
-                self._bulk_weights[key] = self._averaged(lambda p: box_kernel(system.boxes[:nb], p), tip)
-                if len(self._bulk_weights) > _WEIGHT_CACHE:
-                    self._bulk_weights.popitem(last=False)
-            self._bulk_weights.move_to_end(key)
-            u = self._bulk_weights[key] @ c[:nb, t]
-            u += self._averaged(lambda p: box_kernel(system.boxes[nb:], p), tip) @ c[nb:, t]
-            if system.extra_boxes is not None:  # bulk boundary layers beside the slabs
-                u += self._averaged(lambda p: box_kernel(system.extra_boxes, p), tip) @ (system.extra_map @ c[:, t])
-            out[t] = self.pref * u + (dev[t] if st.vegard == "tensor" else 0.0)
+            out[t] = self.C0 * self.isotropic_displacement(system, tip, c[:, t]) + (
+                dev[t] if st.vegard == "tensor" else 0.0)
         return out.reshape(ix.size, iy.size)
+
+    def system(self, ix, iy, *, omega):
+        """The window of tips ``ix x iy`` (increasing pixel indices) and its assembled diffusion system.
+
+        Parameters
+        ----------
+        omega : float or None
+            Angular frequency (rad/s) of the sub-grid boundary layers; None: time domain (quasi-static).
+
+        Returns
+        -------
+        lab, ox, oy, grid, net, system
+            Labels of the window, offsets of ``(ix[0], iy[0])`` in it, the grid, the boundary network and
+            the :class:`~esmsim.transport.DiffusionSystem`.
+        """
+        ms = self.ms
+        lab, ox, oy, xi, yi = self._labels(np.atleast_1d(ix), np.atleast_1d(iy), indices=True)
+        h = ms.spacing[0]
+        grid = Grid(np.full(lab.shape[0], h), np.full(lab.shape[1], h), self.dz)
+        D = np.broadcast_to(self.Dg[lab][:, :, None, :], grid.shape + (3,))
+        net = boundary_network(lab, h, h, periodic=False, normal=ms.boundary_normal)
+        D_gb = self.material.D_gb * self.gb_factor[net.grains[:, 0], net.grains[:, 1]]
+        system = assemble(grid, D, bottom=self.settings.bottom, boundaries=net, D_gb=D_gb,
+                          gb_width=self.material["gb_width"], omega=omega,
+                          boundary_position=self._boundary_position(net, xi, yi))
+        return lab, ox, oy, grid, net, system
+
+    def isotropic_displacement(self, system, tip, c):
+        """Outward surface displacement (m per mol/m^3 of ``c``) at ``tip`` from concentration ``c`` (real or
+        complex, all unknowns of ``system``) with the isotropic Vegard coefficient trace(beta)/3, averaged
+        over the contact when the settings give a contact radius."""
+        nb = system.n_bulk
+        # the column boxes depend on where slabs sit, not only on the window's shape: key on their geometry
+        key = (hashlib.sha1(system.boxes[:nb].tobytes()).digest(), tip)
+        if key not in self._bulk_weights:
+            self._bulk_weights[key] = self._averaged(lambda p: box_kernel(system.boxes[:nb], p), tip)
+            if len(self._bulk_weights) > _WEIGHT_CACHE:
+                self._bulk_weights.popitem(last=False)
+        self._bulk_weights.move_to_end(key)
+        u = self._bulk_weights[key] @ c[:nb]
+        u += self._averaged(lambda p: box_kernel(system.boxes[nb:], p), tip) @ c[nb:]
+        if system.extra_boxes is not None:  # bulk boundary layers beside the slabs
+            u += self._averaged(lambda p: box_kernel(system.extra_boxes, p), tip) @ (system.extra_map @ c)
+        return self.pref / self.C0 * u
 
     def _deviatoric(self, lab, grid, system, ix, iy, ox, oy, c):
         """Deviatoric Vegard part of u at every tip of a tile, m/V: ``C0 sum W_dev : beta_dev c`` over the
