@@ -13,10 +13,9 @@ from esmsim.probe import MapSettings, frequency_spectroscopy, pixel_response
 def test_single_grain_spectrum_follows_the_halfspace_law():
     # one isotropic grain, 100 nm thick: at 1 kHz - 1 MHz the diffusion length (<= 1 nm) and the tip
     # field (window 4 d) stay far from the bottom and the window sides, so the homogeneous half-space
-    # closed form u3 = (1 + nu) beta C0 d F(omega d^2 / D) applies. 3 % / 2 degrees: the map engine's
-    # default grids (z_first = 0.125, growth 1.3, 5 nm columns for d = 10 nm) are the ones validated
-    # against this law at 2 % / 1 degree with refinement (docs/validation.md, halfspace), the lateral
-    # 5 nm column under a 10 nm Lorentzian adds ~1 %.
+    # closed form u3 = (1 + nu) beta C0 d F(omega d^2 / D) applies. Measured -0.7 % / -0.3 deg with the
+    # map engine's default grids (z_first = 0.125, growth 1.3, 5 nm columns for d = 10 nm); 1.5 % / 1 deg
+    # leaves room for the discretisation, which the halfspace validation case refines separately.
     mat = get_material("LiCoO2").replace(D_c_over_D_ab=1.0)
     ms = columnar_seeded([[60e-9, 60e-9]], (120e-9, 120e-9), spacing=5e-9, thickness=100e-9, periodic=True,
                          euler_angles=[[0.0, 0.0, 0.0]])
@@ -27,8 +26,8 @@ def test_single_grain_spectrum_follows_the_halfspace_law():
     np.testing.assert_allclose(u[0], u[1], rtol=1e-9)  # one grain, periodic: every pixel is the same
     ref = np.array([halfspace_lorentzian_u3(frequency=fk, D=mat.D_reference, width=10e-9, C0=1 / mat.dU_dc,
                                             beta=mat.beta_isotropic, nu=mat["nu"]) for fk in f])
-    np.testing.assert_allclose(np.abs(u[0]), np.abs(ref), rtol=0.03)
-    np.testing.assert_allclose(np.angle(u[0] / ref), 0, atol=np.radians(2))
+    np.testing.assert_allclose(np.abs(u[0]), np.abs(ref), rtol=0.015)
+    np.testing.assert_allclose(np.angle(u[0] / ref), 0, atol=np.radians(1))
     # the same solve as a map pixel at that frequency
     assert u[0, 2] == pytest.approx(pixel_response(ms, mat, MapSettings(frequency=1e6, window=40e-9), 12, 12),
                                     rel=1e-12)
