@@ -184,6 +184,12 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "window": Field("quantity", "auto", dim=_L, example="30 nm", low=1e-9, high=1e-4,
                         doc="lateral half-width of the solve window around the tip, or 'auto'"),
         "bottom": Field("choice", "blocking", choices=("blocking", "reservoir"), doc="film bottom"),
+        "size": Field("pair", None, dim=_L, example="200 nm", low=1e-9, high=1e-3,
+                      doc="scan size [Lx, Ly], or 'auto': the whole film with tips on voxel centres"),
+        "center": Field("pair", None, dim=_L, example="160 nm", low=-1e-3, high=1e-3,
+                        doc="scan centre on the film [x, y], or 'auto': the film centre"),
+        "rotation": Field("angle", "0 deg", example="30 deg", low=-2 * math.pi, high=2 * math.pi,
+                          doc="scan angle: the scan's x axis from the film's x axis, counter-clockwise"),
         "line_rate": Field("quantity", "1 Hz", dim=_F, example="1 Hz", low=1e-4, high=1e4,
                            doc="scan lines per second (acquisition time, for drift)"),
     },
@@ -305,6 +311,8 @@ def _parse_field(name: str, value, spec: Field):
             raise ConfigError(name, f"got {value!r}; expected three numbers, not all zero, e.g. [0, 0, 1]")
         return tuple(float(v) for v in value)
     if k == "pair":
+        if value == "auto" and spec.default is None:
+            return None
         if not isinstance(value, (list, tuple)) or len(value) != 2:
             raise ConfigError(name, f"got {value!r}; expected a list of two values, e.g. [{spec.example!r}, {spec.example!r}]")
         return tuple(_range(f"{name}[{i}]", parse_quantity(v, field=f"{name}[{i}]", dim=spec.dim, example=spec.example),
@@ -498,8 +506,9 @@ def parse_config(data: Mapping, *, base_dir=None) -> Config:
     n_pix = [int(round(s / ms["spacing"])) for s in ms["size"]]
     if values["scan"]["pixels"] is None:
         values["scan"]["pixels"] = tuple(min(n, 64) for n in n_pix)
+    voxel_scan = values["scan"]["size"] is None and values["scan"]["center"] is None and not values["scan"]["rotation"]
     for i, (p, n) in enumerate(zip(values["scan"]["pixels"], n_pix)):
-        if p > n:
+        if p > n and voxel_scan:
             raise ConfigError(f"scan.pixels[{i}]", f"got {p}; the film has only {n} voxels along this axis "
                                                    f"(size / spacing), so at most {n} tip positions")
     if cfg.material()["gb_width"] >= ms["spacing"]:

@@ -20,12 +20,12 @@ from .materials import Material
 from .microstructure import (BOUNDARY_CLASSES, ColumnarMicrostructure, Microstructure, add_cracks, add_pores,
                              bicrystal, boundary_table, columnar_film, columnar_laguerre, columnar_seeded,
                              columnar_voronoi, laguerre, voronoi)
-from .probe import Cantilever, MapResult, MapSettings, single_frequency_map
+from .probe import Cantilever, MapResult, MapSettings, ScanGrid, single_frequency_map
 from .probe._band import Artefacts, BandExcitation, band_excitation, contact_stiffness_map
 from .probe._scan import grain_diffusivities
 
 __all__ = ["build_microstructure", "build_topography", "map_settings", "map_dataset", "run", "RunOutput",
-           "write_microstructure", "instrument", "band_dataset"]
+           "write_microstructure", "instrument", "band_dataset", "scan_grid"]
 
 
 def build_microstructure(config: Config):
@@ -112,6 +112,12 @@ def map_settings(config: Config) -> MapSettings:
                        contact_radius=t["contact_radius"])
 
 
+def scan_grid(config: Config) -> ScanGrid:
+    """The :class:`~esmsim.probe.ScanGrid` of a config."""
+    s = config["scan"]
+    return ScanGrid(pixels=s["pixels"], size=s["size"], center=s["center"], rotation=s["rotation"])
+
+
 def instrument(config: Config) -> tuple[Cantilever, BandExcitation, Artefacts]:
     """The cantilever, drive band and artefacts a config describes."""
     c, b, a = config["cantilever"], config["band_excitation"], config["artefacts"]
@@ -178,8 +184,11 @@ def map_dataset(ms: ColumnarMicrostructure, material: Material, settings: MapSet
     from .io import SIGN_CONVENTION
 
     xv, yv = ms.pixel_centers()
-    X, Y = np.meshgrid(xv[result.ix], yv[result.iy], indexing="ij")
-    tip_grain = ms.labels[np.ix_(result.ix, result.iy)]
+    P = result.tip_positions(ms)
+    X, Y = P[..., 0], P[..., 1]
+    vox = np.minimum((P / np.array(ms.spacing[:2])).astype(int), np.array(ms.shape[:2]) - 1)
+    tip_grain = ms.labels[vox[..., 0], vox[..., 1]]
+    sx, sy = result.scan_axes(ms)
     Dg = grain_diffusivities(ms, material)
     incl = ms.c_axis_inclination
     resp = result.response.T  # (y, x)
@@ -215,8 +224,10 @@ def map_dataset(ms: ColumnarMicrostructure, material: Material, settings: MapSet
             "boundary_area": (b_dims, bt["area"], {"units": "m^2", "long_name": "boundary area through the film"}),
         },
         coords={
-            "x": ("x", xv[result.ix], {"units": "m"}),
-            "y": ("y", yv[result.iy], {"units": "m"}),
+            "x": ("x", sx, {"units": "m", "long_name": "image x (scan frame)"}),
+            "y": ("y", sy, {"units": "m", "long_name": "image y (scan frame)"}),
+            "x_film": (yx, X.T, {"units": "m", "long_name": "tip x on the film"}),
+            "y_film": (yx, Y.T, {"units": "m", "long_name": "tip y on the film"}),
             "x_voxel": ("x_voxel", xv, {"units": "m"}),
             "y_voxel": ("y_voxel", yv, {"units": "m"}),
             "grain": ("grain", np.arange(ms.n_grains)),
@@ -243,6 +254,17 @@ def map_dataset(ms: ColumnarMicrostructure, material: Material, settings: MapSet
     if attrs:
         ds.attrs.update(attrs)
     return ds
+
+
+def _sampler(ms, result: MapResult):
+    """A function giving a voxel field (nx_vox, ny_vox) at the map's tips: the voxels of a voxel-centred map,
+    bilinear interpolation for a scan off the voxel centres."""
+    if result.positions is None:
+        return lambda field: np.asarray(field)[np.ix_(result.ix, result.iy)]
+    from .probe._scan import _voxel_stencil
+
+    ix, iy, _, interp = _voxel_stencil(ms, result.positions)
+    return lambda field: interp(np.asarray(field)[np.ix_(ix, iy)])
 
 
 @dataclass(frozen=True)
@@ -293,7 +315,8 @@ def run(config: Config, *, out_dir=None, workers: int | None = None, progress: b
         center = band.center if band.center is not None else float(cantilever.resonance(flat.stiffness))
         settings = replace(settings, frequency=center)
     w = workers if workers is not None else (config["numerics"]["workers"] or None)
-    result = single_frequency_map(ms, material, settings, workers=w, tile=config["numerics"]["tile"], progress=progress)
+    result = single_frequency_map(ms, material, settings, workers=w, tile=config["numerics"]["tile"], progress=progress,
+                                  scan=scan_grid(config))
     ds = map_dataset(ms, material, settings, result, attrs={
         "config": config.source, "config_si": json.loads(json.dumps(config.values)),
         "seed": config["simulation"]["seed"], "bias_amplitude_V": config["excitation"]["amplitude"]})
@@ -304,15 +327,17 @@ def run(config: Config, *, out_dir=None, workers: int | None = None, progress: b
     if band_mode:
         radius, k_local = contact_stiffness_map(height, ms.spacing[0], tip["radius"], tip["force"], material["E"],
                                                 material["nu"], curvature=True, periodic=ms.periodic)
-        pix = np.ix_(result.ix, result.iy)
-        step = ms.spacing[0] * (result.ix[1] - result.ix[0]) if len(result.ix) > 1 else ms.spacing[0]
-        be = band_excitation(result.response, float(flat.stiffness), k_local[pix], height[pix], cantilever=cantilever,
+        at_tips = _sampler(ms, result)
+        sx = result.scan_axes(ms)[0]
+        step = sx[1] - sx[0] if sx.size > 1 else ms.spacing[0]
+        be = band_excitation(result.response, float(flat.stiffness), at_tips(k_local), at_tips(height),
+                             cantilever=cantilever,
                              band=band, artefacts=artefacts, bias_ac=config["excitation"]["amplitude"],
                              bias_dc=config["excitation"]["dc_bias"], pixel_size=step,
                              line_rate=config["scan"]["line_rate"], periodic=ms.periodic,
                              seed=config["simulation"]["seed"])
         ds = band_dataset(ds, be, cantilever, band, artefacts, k_clean=float(flat.stiffness),
-                          contact_radius=radius[pix] if artefacts.topography_crosstalk
+                          contact_radius=at_tips(radius) if artefacts.topography_crosstalk
                           else np.full(result.response.shape, float(flat.radius)))
         if config["output"]["usid"]:
             from .io import write_usid

@@ -74,10 +74,10 @@ def band_figure(ds, path, *, title: str | None = None) -> Path:
     dx = x[1] - x[0] if x.size > 1 else 1.0
     dy = y[1] - y[0] if y.size > 1 else 1.0
     ext = [x[0] - dx / 2, x[-1] + dx / 2, y[0] - dy / 2, y[-1] + dy / 2]
-    xv, yv = ds["x_voxel"].values * 1e9, ds["y_voxel"].values * 1e9
-    vext = [xv[0] - (xv[1] - xv[0]) / 2, xv[-1] + (xv[1] - xv[0]) / 2, yv[0] - (yv[1] - yv[0]) / 2,
-            yv[-1] + (yv[1] - yv[0]) / 2]
-    bmask = ds["boundary_mask"].values > 0
+    # ground truth in the scan frame (rotated or offset scans too): boundaries within half a pixel
+    dist = ds["boundary_distance"].values * 1e9
+    half = 0.5 * max(abs(dx), abs(dy))
+    bmask = dist < half
     fit = "sho_amplitude" in ds
     sfx = "" if fit else "_true"
     panels = [
@@ -93,15 +93,15 @@ def band_figure(ds, path, *, title: str | None = None) -> Path:
     axes = fig.subplots(2, 3).ravel()
     for ax, (key, data, label, cmap, name) in zip(axes, panels):
         if key == "grains":
-            rgb = matplotlib.colormaps["tab20"](np.mod(ds["grain_labels"].values, 20))[..., :3]
+            rgb = matplotlib.colormaps["tab20"](np.mod(ds["grain_id"].values, 20))[..., :3]
             rgb[bmask] = 0.15
-            ax.imshow(rgb, origin="lower", extent=vext, interpolation="nearest")
+            ax.imshow(rgb, origin="lower", extent=ext, interpolation="nearest")
         else:
             lo, hi = np.nanpercentile(data, [1, 99]) if key in ("amp", "true", "f0") else (None, None)
             im = ax.imshow(data, origin="lower", extent=ext, cmap=cmap, interpolation="nearest", vmin=lo, vmax=hi)
             fig.colorbar(im, ax=ax, label=label, shrink=0.85)
             if key in ("amp", "phase", "f0"):
-                ax.contour(xv, yv, bmask.astype(float), levels=[0.5], colors="cyan", linewidths=0.5, alpha=0.6)
+                ax.contour(x, y, dist, levels=[half], colors="cyan", linewidths=0.5, alpha=0.6)
         _scale_bar(ax, ext[1] - ext[0])
         ax.set(title=name, xlabel="x (nm)", ylabel="y (nm)")
     if title:

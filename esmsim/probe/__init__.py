@@ -2,8 +2,8 @@
 
 from ._cantilever import Cantilever, contact_resonance, contact_wavenumber, fit_sho, sho_parameters, sho_response
 from ._spectroscopy import frequency_spectroscopy
-from ._scan import MapResult, MapSettings, map_pixels, pixel_response, single_frequency_map
+from ._scan import MapResult, MapSettings, ScanGrid, map_pixels, pixel_response, single_frequency_map
 from ._volume import volume_response
 
 __all__ = ["Cantilever", "contact_resonance", "contact_wavenumber", "fit_sho", "sho_parameters", "sho_response", "frequency_spectroscopy",
-           "MapResult", "MapSettings", "map_pixels", "pixel_response", "single_frequency_map", "volume_response"]
+           "MapResult", "MapSettings", "ScanGrid", "map_pixels", "pixel_response", "single_frequency_map", "volume_response"]

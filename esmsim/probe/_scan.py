@@ -31,7 +31,7 @@ from ..transport._boundaries import boundary_network
 from ..transport._frequency import solve_frequency, tip_rhs
 from ..transport._operator import assemble
 
-__all__ = ["MapSettings", "MapResult", "single_frequency_map", "pixel_response"]
+__all__ = ["MapSettings", "MapResult", "ScanGrid", "single_frequency_map", "pixel_response"]
 
 
 @dataclass(frozen=True)
@@ -112,11 +112,16 @@ class MapResult:
     response : ndarray, complex, shape (nx, ny)
         Outward surface displacement per volt of AC bias (m/V), ``u3 = Re[response V exp(i omega t)]``.
     ix, iy : ndarray of int
-        Microstructure pixel indices of the tip positions along x and y.
+        Microstructure pixel indices of the tip positions along x and y (of the voxel-centred solves that a
+        rotated or offset scan interpolates).
     n_solves : int
         Number of factorised windows (tiles; single-grain tiles share one solve per grain).
     seconds : float
         Wall time of the map (s).
+    positions : ndarray (nx, ny, 2), optional
+        Film coordinates of the tips of a :class:`ScanGrid` scan (m).
+    scan_x, scan_y : ndarray, optional
+        Scan-frame pixel coordinates (m).
     """
 
     response: np.ndarray
@@ -124,6 +129,25 @@ class MapResult:
     iy: np.ndarray
     n_solves: int
     seconds: float
+    positions: np.ndarray | None = None
+    scan_x: np.ndarray | None = None
+    scan_y: np.ndarray | None = None
+
+    def tip_positions(self, ms) -> np.ndarray:
+        """Film coordinates (m) of the tip at every map pixel, shape (nx, ny, 2)."""
+        if self.positions is not None:
+            return self.positions
+        xv, yv = ms.pixel_centers()
+        X, Y = np.meshgrid(xv[self.ix], yv[self.iy], indexing="ij")
+        return np.stack([X, Y], -1)
+
+    def scan_axes(self, ms) -> tuple[np.ndarray, np.ndarray]:
+        """Image coordinates (m) along x and y: film coordinates of the voxel-centred default scan, the
+        scan frame (from its corner) otherwise."""
+        if self.scan_x is not None:
+            return self.scan_x, self.scan_y
+        xv, yv = ms.pixel_centers()
+        return xv[self.ix], yv[self.iy]
 
 
 _WEIGHT_CACHE = 128  # displacement weights kept per window engine (windows of identical geometry reuse them)
@@ -431,6 +455,7 @@ def single_frequency_map(
     workers: int | None = None,
     tile: int = 8,
     progress: bool = False,
+    scan: "ScanGrid | None" = None,
 ) -> MapResult:
     """Compute the complex ESM response at every pixel of a map.
 
@@ -446,19 +471,38 @@ def single_frequency_map(
         share one window and one LU factorisation (one right-hand side per tip).
     progress : bool
         Show a progress bar with ETA (tqdm) on stderr.
+    scan : ScanGrid, optional
+        A scan of given physical size, centre and rotation (:class:`ScanGrid`). Default: ``settings.pixels``
+        tip positions spread evenly over the film, each on a voxel centre.
 
     Returns
     -------
     MapResult
     """
     t0 = time.perf_counter()
-    ix, iy = map_pixels(ms.shape, settings.pixels)
+    if scan is not None and not scan.on_voxels:
+        P = scan.positions(ms)
+        ix, iy, needed, interp = _voxel_stencil(ms, P)
+        resp, n = _grid_response(ms, material, settings, ix, iy, needed=needed, workers=workers, tile=tile,
+                                 progress=progress)
+        return MapResult(interp(resp), ix, iy, n, time.perf_counter() - t0, positions=P,
+                         scan_x=scan.axis(0, ms), scan_y=scan.axis(1, ms))
+    ix, iy = map_pixels(ms.shape, scan.pixels if scan is not None else settings.pixels)
+    resp, n = _grid_response(ms, material, settings, ix, iy, workers=workers, tile=tile, progress=progress)
+    return MapResult(resp, ix, iy, n, time.perf_counter() - t0)
+
+
+def _grid_response(ms, material, settings, ix, iy, *, needed=None, workers=None, tile=8, progress=False):
+    """Responses at the tip pixels ``ix x iy`` (NaN where ``needed`` is False and its whole tile is unneeded)
+    and the number of solves."""
     win = _Window(ms, material, settings)
     T = max(1, int(tile))
     tasks, tiles = [], []
     for a0 in range(0, ix.size, T):
         for b0 in range(0, iy.size, T):
             sa, sb = slice(a0, a0 + T), slice(b0, b0 + T)
+            if needed is not None and not needed[sa, sb].any():
+                continue
             g = win.single_grain(ix[sa], iy[sb])
             key = ("grain", g) if g is not None else ("tile", a0, b0)
             tiles.append((key, sa, sb))
@@ -487,7 +531,101 @@ def single_frequency_map(
                     bar.update(1)
     if bar is not None:
         bar.close()
-    resp = np.empty((ix.size, iy.size), complex)
+    resp = np.full((ix.size, iy.size), np.nan + 0j)
     for key, sa, sb in tiles:
         resp[sa, sb] = results[key]
-    return MapResult(resp, ix, iy, len(tasks), time.perf_counter() - t0)
+    return resp, len(tasks)
+
+
+@dataclass(frozen=True)
+class ScanGrid:
+    """A raster scan: pixel grid of given physical size, centre and rotation on the film (SI units).
+
+    Attributes
+    ----------
+    pixels : (int, int)
+        Pixels along the scan's fast (x) and slow (y) axes.
+    size : (float, float) or None
+        Scan size (m); None: the whole film.
+    center : (float, float) or None
+        Scan centre on the film (m); None: the film centre.
+    rotation : float
+        Scan angle (rad): the scan's x axis is the film's x axis rotated counter-clockwise.
+
+    Tip positions off voxel centres take the response interpolated bilinearly between the four
+    surrounding voxel-centred solves (the engine resolves the microstructure at voxel size).
+    """
+
+    pixels: tuple[int, int]
+    size: tuple[float, float] | None = None
+    center: tuple[float, float] | None = None
+    rotation: float = 0.0
+
+    @property
+    def on_voxels(self) -> bool:
+        """True for the default scan (whole film, unrotated): tips on voxel centres, no interpolation."""
+        return self.size is None and self.center is None and self.rotation == 0.0
+
+    def axis(self, k: int, ms) -> np.ndarray:
+        """Scan-frame coordinate (m) of the pixel centres along axis k, from the scan's corner."""
+        L = self.size[k] if self.size is not None else ms.extent[k]
+        return (np.arange(self.pixels[k]) + 0.5) * L / self.pixels[k]
+
+    def positions(self, ms) -> np.ndarray:
+        """Film coordinates (m) of every pixel centre, shape (nx, ny, 2).
+
+        Raises
+        ------
+        ParameterError
+            A pixel off a non-periodic film.
+        """
+        from .._errors import ParameterError
+
+        ext = np.array(ms.extent[:2], float)
+        size = np.array(self.size if self.size is not None else ext, float)
+        center = np.array(self.center if self.center is not None else ext / 2, float)
+        u = (np.arange(self.pixels[0]) + 0.5) / self.pixels[0] - 0.5
+        v = (np.arange(self.pixels[1]) + 0.5) / self.pixels[1] - 0.5
+        U, V = np.meshgrid(u * size[0], v * size[1], indexing="ij")
+        c, s = np.cos(self.rotation), np.sin(self.rotation)
+        P = np.stack([center[0] + c * U - s * V, center[1] + s * U + c * V], -1)
+        if ms.periodic:
+            return np.mod(P, ext)
+        h = np.array(ms.spacing[:2])
+        if np.any(P < h / 2 - 1e-12) or np.any(P > ext - h / 2 + 1e-12):
+            raise ParameterError("scan.size", f"the scan (size {size.tolist()} m, centre {center.tolist()} m, "
+                                              f"rotation {np.degrees(self.rotation):g} deg) leaves the non-periodic "
+                                              f"film's voxel centres [{h[0] / 2:g}, {ext[0] - h[0] / 2:g}] m")
+        return P
+
+
+def _voxel_stencil(ms, P):
+    """Voxel indices whose responses a bilinear interpolation at positions ``P`` needs, the mask of those
+    needed, and the interpolation (a function of the (len(ix), len(iy)) responses)."""
+    h = np.array(ms.spacing[:2])
+    n = np.array(ms.shape[:2])
+    g = P / h - 0.5  # index coordinates of the voxel centres
+    i0 = np.floor(g).astype(int)
+    w = g - i0
+    corners = [(0, 0), (1, 0), (0, 1), (1, 1)]
+    idx = []
+    for a, b in corners:
+        j = i0 + np.array([a, b])
+        j = np.mod(j, n) if ms.periodic else np.clip(j, 0, n - 1)
+        idx.append(j)
+    ix = np.unique(np.concatenate([j[..., 0].ravel() for j in idx]))
+    iy = np.unique(np.concatenate([j[..., 1].ravel() for j in idx]))
+    pos_x = {v: k for k, v in enumerate(ix)}
+    pos_y = {v: k for k, v in enumerate(iy)}
+    lx = [np.vectorize(pos_x.get)(j[..., 0]) for j in idx]
+    ly = [np.vectorize(pos_y.get)(j[..., 1]) for j in idx]
+    needed = np.zeros((ix.size, iy.size), bool)
+    for a, b in zip(lx, ly):
+        needed[a, b] = True
+    wx, wy = w[..., 0], w[..., 1]
+    weights = [(1 - wx) * (1 - wy), wx * (1 - wy), (1 - wx) * wy, wx * wy]
+
+    def interp(values):
+        return sum(wk * values[a, b] for wk, a, b in zip(weights, lx, ly))
+
+    return ix, iy, needed, interp
