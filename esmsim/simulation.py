@@ -149,12 +149,19 @@ def band_dataset(ds, be: dict, cantilever: Cantilever, band: BandExcitation, art
     for key, u in units.items():
         ds[f"sho_{key}_true"] = (yx, np.asarray(t[key], float).T, {
             "units": u, "long_name": f"SHO {key} of the clean spectra (ground truth; BGlib convention)"})
-    if be["fit"] is not None:
-        for key, field in zip((*units, "r2"), ("Amplitude [V]", "Frequency [Hz]", "Quality Factor", "Phase [rad]",
-                                               "R2 Criterion")):
-            ds[f"sho_{key}"] = (yx, be["fit"][field].astype(float).T, {
-                "units": units.get(key, "1"), "long_name": f"SHO fit of the recorded spectra: {field}"})
-    ds["contact_stiffness"] = (yx, be["k_recorded"].T, {"units": "N/m", "long_name": "contact stiffness k* as recorded"})
+    passes = [("", be)] + ([("_retrace", be["retrace"])] if "retrace" in be else [])
+    for sfx, rec in passes:
+        what = "retrace" if sfx else "recorded"
+        if sfx:
+            spec("be_retrace", rec["recorded"], "band-excitation detector signal of the retrace (with artefacts)")
+            ds["height_retrace"] = (yx, rec["height"].T, {"units": "m", "long_name": "height channel, retrace"})
+        if rec["fit"] is not None:
+            for key, field in zip((*units, "r2"), ("Amplitude [V]", "Frequency [Hz]", "Quality Factor",
+                                                   "Phase [rad]", "R2 Criterion")):
+                ds[f"sho_{key}{sfx}"] = (yx, rec["fit"][field].astype(float).T, {
+                    "units": units.get(key, "1"), "long_name": f"SHO fit of the {what} spectra: {field}"})
+        ds[f"contact_stiffness{sfx}"] = (yx, rec["k_recorded"].T, {
+            "units": "N/m", "long_name": f"contact stiffness k* as recorded ({what})"})
     ds["contact_radius"] = (yx, np.asarray(contact_radius, float).T, {
         "units": "m", "long_name": "Hertz contact radius with the local surface curvature"})
     ds["height"] = (yx, be["height"].T, {"units": "m", "long_name": "height channel as recorded (tip on the surface)"})
@@ -335,7 +342,7 @@ def run(config: Config, *, out_dir=None, workers: int | None = None, progress: b
                              band=band, artefacts=artefacts, bias_ac=config["excitation"]["amplitude"],
                              bias_dc=config["excitation"]["dc_bias"], pixel_size=step,
                              line_rate=config["scan"]["line_rate"], periodic=ms.periodic,
-                             seed=config["simulation"]["seed"])
+                             seed=config["simulation"]["seed"], retrace=config["scan"]["retrace"])
         ds = band_dataset(ds, be, cantilever, band, artefacts, k_clean=float(flat.stiffness),
                           contact_radius=at_tips(radius) if artefacts.topography_crosstalk
                           else np.full(result.response.shape, float(flat.radius)))

@@ -13,6 +13,7 @@ Layout (Universal Spectroscopy and Imaging Data, pycroscopy ecosystem)::
         Bin_Frequencies   float32 (bins,)
         Raw_Data-SHO_Fit_000/Fit        compound (positions, 1), BGlib's sho32 fields (esmsim's fit)
         Raw_Data-SHO_Truth_000/Truth    compound (positions, 1), the ground truth, same fields (R2 = 1)
+    /Measurement_000/Channel_001        the retrace (when recorded): Raw_Data, its ancillaries and its Fit
 
 Each main dataset carries ``quantity`` and ``units`` and object references to
 its four ancillary datasets, whose ``labels`` and ``units`` attributes name
@@ -119,23 +120,29 @@ def write_usid(ds, path) -> Path:
                 "quality_factor": float(cl.get("quality_factor", np.nan)),
                 "seed": int(ds.attrs.get("seed", 0)), "bins_requested": int(band.get("bins", nf)),
             })
-            ch = meas.create_group("Channel_000")
-            pos = _ancillary(ch, "Position", pos_ind, pos_val, ["X", "Y"], ["m", "m"])
-            spec = _ancillary(ch, "Spectroscopic", np.arange(nf, dtype=np.uint32)[None, :],
-                              f.astype(np.float32)[None, :], ["Frequency"], ["Hz"])
-            ch.create_dataset("Bin_Frequencies", data=f.astype(np.float32))
-            ch.create_dataset("Bin_Indices", data=np.arange(nf, dtype=np.uint32))
-            for name, var in (("Raw_Data", "be"), ("Raw_Data_Clean", "be_clean")):
-                z = (ds[f"{var}_real"].values + 1j * ds[f"{var}_imag"].values).reshape(ny * nx, nf)
-                _main(ch, name, z.astype(np.complex64), "Cantilever deflection", "V", pos, spec)
-            for group, dname, suffix in (("Raw_Data-SHO_Fit_000", "Fit", ""), ("Raw_Data-SHO_Truth_000", "Truth",
-                                                                                   "_true")):
-                if suffix == "" and "sho_amplitude" not in ds:
-                    continue
-                g = ch.create_group(group)
-                _str_attrs(g, tool="esmsim", source_dataset="Raw_Data",
-                           algorithm="Levenberg-Marquardt on the complex SHO" if suffix == "" else "ground truth")
-                rspec = _ancillary(g, "Spectroscopic", np.zeros((1, 1), np.uint32), np.zeros((1, 1), np.float32),
-                                   ["Single_Step"], ["a.u."])
-                _main(g, dname, _sho_table(ds, suffix), "SHO parameters", "compound", pos, rspec)
+            # Channel_000: the trace (and the clean data, the truth); Channel_001: the retrace, if recorded
+            channels = [("Channel_000", "be", (("Raw_Data_Clean", "be_clean"),),
+                         (("Raw_Data-SHO_Fit_000", "Fit", ""), ("Raw_Data-SHO_Truth_000", "Truth", "_true")))]
+            if "be_retrace_real" in ds:
+                channels.append(("Channel_001", "be_retrace", (), (("Raw_Data-SHO_Fit_000", "Fit", "_retrace"),)))
+            for chname, var, extra, tables in channels:
+                ch = meas.create_group(chname)
+                _str_attrs(ch, direction="retrace" if "retrace" in var else "trace")
+                pos = _ancillary(ch, "Position", pos_ind, pos_val, ["X", "Y"], ["m", "m"])
+                spec = _ancillary(ch, "Spectroscopic", np.arange(nf, dtype=np.uint32)[None, :],
+                                  f.astype(np.float32)[None, :], ["Frequency"], ["Hz"])
+                ch.create_dataset("Bin_Frequencies", data=f.astype(np.float32))
+                ch.create_dataset("Bin_Indices", data=np.arange(nf, dtype=np.uint32))
+                for name, v in (("Raw_Data", var), *extra):
+                    z = (ds[f"{v}_real"].values + 1j * ds[f"{v}_imag"].values).reshape(ny * nx, nf)
+                    _main(ch, name, z.astype(np.complex64), "Cantilever deflection", "V", pos, spec)
+                for group, dname, suffix in tables:
+                    if f"sho_amplitude{suffix}" not in ds:
+                        continue
+                    g = ch.create_group(group)
+                    _str_attrs(g, tool="esmsim", source_dataset="Raw_Data",
+                               algorithm="ground truth" if suffix == "_true" else "Levenberg-Marquardt on the complex SHO")
+                    rspec = _ancillary(g, "Spectroscopic", np.zeros((1, 1), np.uint32), np.zeros((1, 1), np.float32),
+                                       ["Single_Step"], ["a.u."])
+                    _main(g, dname, _sho_table(ds, suffix), "SHO parameters", "compound", pos, rspec)
     return path

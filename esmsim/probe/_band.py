@@ -19,7 +19,8 @@ Model choices (docs/probe.md):
   deflection ``k_es (V_dc - V_cpd) V_ac`` added to the quasi-static signal;
 - thermal noise of the contact mode as an SHO of modal stiffness
   :meth:`Cantilever.modal_stiffness`, uncorrelated with the drive;
-- drift shifts where each pixel is sampled, linearly in acquisition time;
+- drift shifts where each pixel is sampled, linearly in acquisition time
+  (trace and retrace share each line period);
   line offsets (height) and line gains (response) are per scan line.
 """
 
@@ -174,7 +175,8 @@ def _resample(field, dx, dy, periodic):
 
 def band_excitation(response, k_clean, k_local, height, *, cantilever: Cantilever, band: BandExcitation,
                     artefacts: Artefacts, bias_ac: float, bias_dc: float = 0.0, pixel_size: float = 1.0,
-                    line_rate: float = 1.0, periodic: bool = True, seed: int = 0, fit: bool = True) -> dict:
+                    line_rate: float = 1.0, periodic: bool = True, seed: int = 0, fit: bool = True,
+                    retrace: bool = False) -> dict:
     """Band-excitation spectra of a map, clean and as recorded, with the SHO truth and fits.
 
     Parameters
@@ -192,13 +194,18 @@ def band_excitation(response, k_clean, k_local, height, *, cantilever: Cantileve
     bias_ac, bias_dc : float
         AC amplitude and DC offset of the tip bias (V).
     pixel_size : (float) m; line_rate : Hz
-        For the drift: pixel (i, j) is recorded at ``t = (j + i / nx) / line_rate`` (x fast, trace only).
+        For the drift: a line period ``1 / line_rate`` holds the trace and the retrace, so trace pixel
+        (i, j) is recorded at ``t = (j + i / (2 nx)) / line_rate`` and retrace pixel (i, j) at
+        ``(j + 1/2 + (nx - 1 - i) / (2 nx)) / line_rate``.
     periodic : bool
         Wrap drifted positions (periodic film) or hold the edge value.
     seed : int
         Seed of the artefacts' random numbers (noise, line offsets and gains); bit-for-bit reproducible.
     fit : bool
         Fit the SHO to the recorded spectra (:func:`fit_sho`).
+    retrace : bool
+        Also record the retrace: its own noise and drift, the same line gains and height offsets (the tip
+        state of the line).
 
     Returns
     -------
@@ -206,7 +213,8 @@ def band_excitation(response, k_clean, k_local, height, *, cantilever: Cantileve
         ``frequency`` (nbins,), ``center``, ``clean`` and ``recorded`` spectra (nx, ny, nbins) in volts,
         ``truth`` (SHO of the clean data: amplitude V, frequency Hz, quality, phase rad), ``fit``
         (structured, recorded data; None without ``fit``), ``height`` as recorded, ``k_recorded``,
-        ``electrostatic`` (complex V offset before the resonance), ``line_gain``, ``drift`` (pixel shifts).
+        ``electrostatic`` (complex V offset before the resonance), ``line_gain``, ``drift`` (pixel shifts);
+        with ``retrace`` also ``retrace``: ``recorded``, ``fit``, ``height``, ``k_recorded``, ``drift`` of that pass.
     """
     rng = np.random.default_rng([seed, 6])  # stream 6: the instrument (not the microstructure's)
     cl = cantilever
@@ -222,18 +230,38 @@ def band_excitation(response, k_clean, k_local, height, *, cantilever: Cantileve
              "quality": np.full((nx, ny), cl.quality_factor), "phase": phi_t}
     clean = sho_response(f, A_t[..., None], f0_clean, cl.quality_factor, phi_t[..., None])
 
-    # recorded
+    # recorded: one line period 1/line_rate holds the trace (x increasing) and the retrace (x decreasing)
     a = artefacts
-    t = (np.arange(ny)[None, :] + np.arange(nx)[:, None] / nx) / line_rate
+    gain = 1 + a.line_gain * rng.standard_normal(ny) if a.line_gain else np.ones(ny)  # tip state per line
+    offset = a.line_offset * rng.standard_normal(ny) if a.line_offset else np.zeros(ny)
+    es = a.electrostatic * np.exp(1j * a.electrostatic_phase) * (bias_dc - a.contact_potential) * bias_ac / cl.invols
+    k_map = np.asarray(k_local, float) if a.topography_crosstalk else np.full((nx, ny), float(k_clean))
+    i, j = np.arange(nx)[:, None], np.arange(ny)[None, :]
+    passes = {"trace": (j + 0.5 * i / nx) / line_rate}
+    if retrace:
+        passes["retrace"] = (j + 0.5 + 0.5 * (nx - 1 - i) / nx) / line_rate
+    out = {"frequency": f, "center": center, "clean": clean, "truth": truth, "electrostatic": es, "line_gain": gain}
+    for name, t in passes.items():
+        rec = _record(response, k_map, height, t, f, cl, band, a, rng, gain=gain, offset=offset, es=es,
+                      bias_ac=bias_ac, pixel_size=pixel_size, periodic=periodic, fit=fit)
+        if name == "trace":
+            out.update(rec)
+        else:
+            out["retrace"] = rec
+    return out
+
+
+def _record(response, k_map, height, t, f, cl, band, a, rng, *, gain, offset, es, bias_ac, pixel_size, periodic,
+            fit):
+    """One recorded pass: drift (sampling at the drifted positions at times ``t``), line gain and offset,
+    electrostatic offset, detector and thermal noise; its SHO fit."""
+    nx, ny = response.shape
     dx, dy = (a.drift[0] * t / pixel_size, a.drift[1] * t / pixel_size)
     drifted = any(a.drift)
     resp = _resample(response, dx, dy, periodic) if drifted else response
-    k = np.asarray(k_local, float) if a.topography_crosstalk else np.full((nx, ny), float(k_clean))
-    k = _resample(k, dx, dy, periodic) if drifted else k
+    k = _resample(k_map, dx, dy, periodic) if drifted else k_map
     h = _resample(np.asarray(height, float), dx, dy, periodic) if drifted else np.asarray(height, float).copy()
-    es = a.electrostatic * np.exp(1j * a.electrostatic_phase) * (bias_dc - a.contact_potential) * bias_ac / cl.invols
-    gain = 1 + a.line_gain * rng.standard_normal(ny) if a.line_gain else np.ones(ny)
-    h = h + (a.line_offset * rng.standard_normal(ny))[None, :] if a.line_offset else h
+    h = h + offset[None, :]
     s = (resp * bias_ac * cl.transfer(k) / cl.invols + es) * gain[None, :]
     f0 = cl.resonance(k)
     A, phi = sho_parameters(s)
@@ -250,8 +278,5 @@ def band_excitation(response, k_clean, k_local, height, *, cantilever: Cantileve
     if a.detector_noise or a.thermal_noise:
         z = rng.standard_normal((2, nx, ny, f.size))
         recorded = recorded + np.sqrt(var / 2) * (z[0] + 1j * z[1])
-    return {
-        "frequency": f, "center": center, "clean": clean, "recorded": recorded, "truth": truth,
-        "fit": fit_sho(f, recorded) if fit else None, "height": h, "k_recorded": k,
-        "electrostatic": es, "line_gain": gain, "drift": (dx, dy),
-    }
+    return {"recorded": recorded, "fit": fit_sho(f, recorded) if fit else None, "height": h, "k_recorded": k,
+            "drift": (dx, dy)}
