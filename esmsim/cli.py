@@ -63,6 +63,8 @@ def _run_config(config, out, workers) -> int:
     print(f"esmsim: wrote dataset {res.netcdf}")
     if res.usid is not None:
         print(f"esmsim: wrote USID    {res.usid}")
+    if res.gwy is not None:
+        print(f"esmsim: wrote images  {res.gwy}")
     if res.figure is not None:
         print(f"esmsim: wrote figure  {res.figure}")
     return 0

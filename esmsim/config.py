@@ -204,6 +204,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "directory": Field("str", "esmsim-out", doc="output folder"),
         "figure": Field("bool", True, doc="write the PNG figure"),
         "usid": Field("bool", True, doc="band excitation: also write a USID HDF5 file (pyUSID/BGlib)"),
+        "gwy": Field("bool", False, doc="also write the image channels as a Gwyddion .gwy file (extra 'io')"),
     },
 }
 

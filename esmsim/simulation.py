@@ -283,6 +283,7 @@ class RunOutput:
     figure: Path | None
     seconds: float
     usid: Path | None = None
+    gwy: Path | None = None
 
 
 def run(config: Config, *, out_dir=None, workers: int | None = None, progress: bool = False) -> RunOutput:
@@ -351,9 +352,14 @@ def run(config: Config, *, out_dir=None, workers: int | None = None, progress: b
 
             usid = write_usid(ds, out / f"{name}_be.h5")
     nc = write_netcdf(ds, out / f"{name}.nc")
+    gwy = None
+    if config["output"]["gwy"]:
+        from .io import write_gwy
+
+        gwy = write_gwy(ds, out / f"{name}.gwy")
     fig = None
     if config["output"]["figure"]:
         title = (f"{name}: {material.name}, {'band centre' if band_mode else 'f ='} {settings.frequency / 1e3:.4g} kHz, "
                  f"D_gb/D = {material['gb_enhancement']:g}, d = {settings.tip_width * 1e9:g} nm")
         fig = (band_figure if band_mode else map_figure)(ds, out / f"{name}.png", title=title)
-    return RunOutput(ds, nc, fig, time.perf_counter() - t0, usid)
+    return RunOutput(ds, nc, fig, time.perf_counter() - t0, usid, gwy)

@@ -197,7 +197,7 @@ def be_run(tmp_path_factory):
         "artefacts": {"detector_noise": "100 fm/Hz**0.5", "topography_crosstalk": True, "line_gain": 0.01},
         "scan": {"pixels": [12, 10], "retrace": True},
         "numerics": {"workers": 1},
-        "output": {"directory": str(out)},
+        "output": {"directory": str(out), "gwy": True},
     })
     return run_sim(cfg)
 
@@ -253,3 +253,18 @@ def test_usid_file_is_read_by_pyusid(be_run):
         raw_rt = ds["be_retrace_real"].values + 1j * ds["be_retrace_imag"].values
         np.testing.assert_allclose(back, raw_rt.transpose(1, 0, 2).astype(np.complex64))
         assert not np.allclose(back, nd)
+
+
+def test_gwyddion_images_round_trip(be_run):
+    pytest.importorskip("gwyfile", reason="gwyfile is in the test and io extras")
+    from esmsim.io import read_gwy_channels
+
+    ds = be_run.dataset
+    ch = read_gwy_channels(be_run.gwy)
+    height, unit, xreal, yreal = ch["Height"]
+    assert unit == "m" and xreal == pytest.approx(60e-9) and yreal == pytest.approx(50e-9)
+    np.testing.assert_array_equal(height, ds["height"].values)
+    phase, unit, *_ = ch["BE phase (SHO fit)"]
+    assert unit == "deg"
+    np.testing.assert_allclose(phase, np.degrees(ds["sho_phase"].values))
+    np.testing.assert_array_equal(ch["Grain id (truth)"][0], ds["grain_id"].values)
