@@ -6,28 +6,7 @@ import pytest
 from esmsim._errors import ParameterError
 from esmsim.probe import Cantilever, contact_resonance, contact_wavenumber, fit_sho, sho_parameters, sho_response
 from esmsim.probe._cantilever import FREE_ROOTS, PINNED_ROOTS, SHO_FIELDS
-
-
-def beam_fem_wavenumbers(alpha, n_el=60, n_modes=2):
-    """Independent engine: Hermite-cubic Euler-Bernoulli FEM of a clamped beam (EI = L = rho A = 1) with an
-    end spring 3 alpha (k* L^3 / EI = 3 k*/k_c); eigenvalues are x^4."""
-    from scipy.linalg import eigh
-
-    h = 1.0 / n_el
-    ke = np.array([[12, 6 * h, -12, 6 * h], [6 * h, 4 * h * h, -6 * h, 2 * h * h],
-                   [-12, -6 * h, 12, -6 * h], [6 * h, 2 * h * h, -6 * h, 4 * h * h]]) / h ** 3
-    me = np.array([[156, 22 * h, 54, -13 * h], [22 * h, 4 * h * h, 13 * h, -3 * h * h],
-                   [54, 13 * h, 156, -22 * h], [-13 * h, -3 * h * h, -22 * h, 4 * h * h]]) * h / 420
-    n = 2 * (n_el + 1)
-    K, M = np.zeros((n, n)), np.zeros((n, n))
-    for e in range(n_el):
-        s = slice(2 * e, 2 * e + 4)
-        K[s, s] += ke
-        M[s, s] += me
-    K[-2, -2] += 3 * alpha  # spring on the tip deflection
-    K, M = K[2:, 2:], M[2:, 2:]  # clamped: w(0) = w'(0) = 0
-    lam = eigh(K, M, eigvals_only=True)[:n_modes]
-    return lam ** 0.25
+from esmsim_validation.cantilever import beam_fem_wavenumbers
 
 
 def test_limits_are_the_free_and_pinned_beams():

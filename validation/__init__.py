@@ -24,6 +24,7 @@ CASES = {
     "disk_flux": ("disk_flux", True),
     "relaxation": ("relaxation", True),
     "mechanics_fem": ("mechanics_fem", True),
+    "cantilever": ("cantilever", True),
 }
 
 
