@@ -34,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("config", help="path to the TOML config")
     r.add_argument("--out", default=None, help="output folder (default: [output] directory of the config)")
     r.add_argument("--workers", type=int, default=None, help="worker processes")
+    r.add_argument("--scheduler", default=None, help="Dask scheduler address: run the map on that cluster")
     v = sub.add_parser("validate", help="run the validation cases against closed-form results")
     v.add_argument("--fast", action="store_true", help="only the fast subset (as in CI)")
     v.add_argument("--out", default="esmsim-validation", help="report folder (default: esmsim-validation)")
@@ -46,12 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _run_config(config, out, workers) -> int:
+def _run_config(config, out, workers, scheduler=None) -> int:
     import numpy as np
 
     from .simulation import run
 
-    res = run(config, out_dir=out, workers=workers, progress=sys.stderr.isatty())
+    res = run(config, out_dir=out, workers=workers, progress=sys.stderr.isatty(), scheduler=scheduler)
     amp = res.dataset["amplitude"].values * 1e12
     print(f"esmsim: map of {amp.shape[1]} x {amp.shape[0]} tip positions in {res.seconds:.1f} s; "
           f"amplitude {amp.min():.3g} .. {amp.max():.3g} pm/V (median {float(np.median(amp)):.3g})")
@@ -83,7 +84,7 @@ def main(argv=None) -> int:
         if args.command == "run":
             from .config import load_config
 
-            return _run_config(load_config(args.config), args.out, args.workers)
+            return _run_config(load_config(args.config), args.out, args.workers, args.scheduler)
         if args.command == "validate":
             try:
                 from esmsim_validation import run_validation

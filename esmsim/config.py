@@ -199,6 +199,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "z_first": Field("float", 0.125, low=0.01, high=1.0, doc="first z cell / thinnest diffusion length"),
         "tile": Field("int", 8, low=1, high=64, doc="tip positions per tile side (one factorisation per tile)"),
         "workers": Field("int", 0, low=0, high=1024, doc="worker processes (0: one per CPU)"),
+        "scheduler": Field("str", None, doc="address of a Dask scheduler (e.g. 'tcp://10.0.0.1:8786') to run "
+                                            "the map's tiles on instead of local processes (extra 'cluster')"),
     },
     "output": {
         "directory": Field("str", "esmsim-out", doc="output folder"),

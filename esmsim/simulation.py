@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from ._errors import ParameterError
 from .config import SAVED_SUFFIXES, Config
 from .materials import Material
 from .microstructure import (BOUNDARY_CLASSES, ColumnarMicrostructure, Microstructure, add_cracks, add_pores,
@@ -286,7 +287,8 @@ class RunOutput:
     gwy: Path | None = None
 
 
-def run(config: Config, *, out_dir=None, workers: int | None = None, progress: bool = False) -> RunOutput:
+def run(config: Config, *, out_dir=None, workers: int | None = None, progress: bool = False,
+        scheduler: str | None = None) -> RunOutput:
     """Run the simulation a config describes and write its dataset (and figure).
 
     Parameters
@@ -298,6 +300,8 @@ def run(config: Config, *, out_dir=None, workers: int | None = None, progress: b
         Worker processes; default from the config (0: one per CPU).
     progress : bool
         Show a progress bar.
+    scheduler : str, optional
+        Dask scheduler address (default ``config["numerics"]["scheduler"]``): the map's tiles run there.
 
     Returns
     -------
@@ -323,8 +327,19 @@ def run(config: Config, *, out_dir=None, workers: int | None = None, progress: b
         center = band.center if band.center is not None else float(cantilever.resonance(flat.stiffness))
         settings = replace(settings, frequency=center)
     w = workers if workers is not None else (config["numerics"]["workers"] or None)
-    result = single_frequency_map(ms, material, settings, workers=w, tile=config["numerics"]["tile"], progress=progress,
-                                  scan=scan_grid(config))
+    address = scheduler if scheduler is not None else config["numerics"]["scheduler"]
+    if address:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise ParameterError("numerics.scheduler", "running on a Dask cluster needs distributed: "
+                                                       "pip install 'esmsim[cluster]'") from None
+        with Client(address) as client:
+            result = single_frequency_map(ms, material, settings, tile=config["numerics"]["tile"],
+                                          progress=progress, scan=scan_grid(config), client=client)
+    else:
+        result = single_frequency_map(ms, material, settings, workers=w, tile=config["numerics"]["tile"],
+                                      progress=progress, scan=scan_grid(config))
     ds = map_dataset(ms, material, settings, result, attrs={
         "config": config.source, "config_si": json.loads(json.dumps(config.values)),
         "seed": config["simulation"]["seed"], "bias_amplitude_V": config["excitation"]["amplitude"]})

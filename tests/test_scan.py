@@ -225,3 +225,23 @@ def test_rotated_and_offset_scans_sample_the_voxel_map():
     edge = columnar_voronoi((60e-9, 60e-9), spacing=5e-9, thickness=50e-9, grain_size=30e-9, periodic=False, rng=1)
     with pytest.raises(ParameterError, match="scan.size"):
         ScanGrid(pixels=(4, 4), size=(80e-9, 40e-9)).positions(edge)
+
+
+def test_map_on_a_dask_cluster_is_the_local_map(film, tmp_path):
+    distributed = pytest.importorskip("distributed", reason="Dask distributed comes with the test extra (pyUSID)")
+    mat = get_material("LiCoO2")
+    st = MapSettings(frequency=350e3, pixels=(8, 8))
+    local = single_frequency_map(film, mat, st, workers=1)
+    from esmsim.config import parse_config
+    from esmsim.simulation import run
+
+    cfg = parse_config({"microstructure": {"size": ["40 nm", "40 nm"], "thickness": "40 nm", "grain_size": "20 nm"},
+                        "scan": {"pixels": [4, 4]}, "numerics": {"workers": 1}, "output": {"figure": False}})
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  host="127.0.0.1") as cluster, distributed.Client(cluster) as client:
+        remote = single_frequency_map(film, mat, st, client=client)
+        # the config path (numerics.scheduler / esmsim run --scheduler) connects to the same scheduler
+        by_address = run(cfg, out_dir=tmp_path / "a", scheduler=cluster.scheduler_address)
+    np.testing.assert_array_equal(remote.response, local.response)
+    np.testing.assert_array_equal(by_address.dataset["response_real"].values,
+                                  run(cfg, out_dir=tmp_path / "b").dataset["response_real"].values)

@@ -437,6 +437,22 @@ def _run_task(task, window=None):
     return key, w.solve_tile(ix, iy)
 
 
+def _dask_task(task, token, ms, material, settings):
+    """A tile on a Dask worker: one window engine per (map, worker thread), built on first use."""
+    import threading
+
+    key = (token, threading.get_ident())
+    w = _DASK_WINDOWS.get(key)
+    if w is None:
+        if len(_DASK_WINDOWS) > 16:
+            _DASK_WINDOWS.clear()
+        w = _DASK_WINDOWS[key] = _Window(ms, material, settings)
+    return _run_task(task, w)
+
+
+_DASK_WINDOWS: dict = {}
+
+
 def map_pixels(shape, pixels):
     """Microstructure pixel indices of ``pixels`` tip positions spread evenly over ``shape``."""
     out = []
@@ -456,6 +472,7 @@ def single_frequency_map(
     tile: int = 8,
     progress: bool = False,
     scan: "ScanGrid | None" = None,
+    client=None,
 ) -> MapResult:
     """Compute the complex ESM response at every pixel of a map.
 
@@ -471,6 +488,9 @@ def single_frequency_map(
         share one window and one LU factorisation (one right-hand side per tip).
     progress : bool
         Show a progress bar with ETA (tqdm) on stderr.
+    client : distributed.Client, optional
+        Run the tiles on this Dask cluster (the film, material and settings are scattered to the workers
+        once) instead of local processes; the result is the same bit for bit.
     scan : ScanGrid, optional
         A scan of given physical size, centre and rotation (:class:`ScanGrid`). Default: ``settings.pixels``
         tip positions spread evenly over the film, each on a voxel centre.
@@ -484,15 +504,17 @@ def single_frequency_map(
         P = scan.positions(ms)
         ix, iy, needed, interp = _voxel_stencil(ms, P)
         resp, n = _grid_response(ms, material, settings, ix, iy, needed=needed, workers=workers, tile=tile,
-                                 progress=progress)
+                                 progress=progress, client=client)
         return MapResult(interp(resp), ix, iy, n, time.perf_counter() - t0, positions=P,
                          scan_x=scan.axis(0, ms), scan_y=scan.axis(1, ms))
     ix, iy = map_pixels(ms.shape, scan.pixels if scan is not None else settings.pixels)
-    resp, n = _grid_response(ms, material, settings, ix, iy, workers=workers, tile=tile, progress=progress)
+    resp, n = _grid_response(ms, material, settings, ix, iy, workers=workers, tile=tile, progress=progress,
+                             client=client)
     return MapResult(resp, ix, iy, n, time.perf_counter() - t0)
 
 
-def _grid_response(ms, material, settings, ix, iy, *, needed=None, workers=None, tile=8, progress=False):
+def _grid_response(ms, material, settings, ix, iy, *, needed=None, workers=None, tile=8, progress=False,
+                   client=None):
     """Responses at the tip pixels ``ix x iy`` (NaN where ``needed`` is False and its whole tile is unneeded)
     and the number of solves."""
     win = _Window(ms, material, settings)
@@ -515,7 +537,20 @@ def _grid_response(ms, material, settings, ix, iy, *, needed=None, workers=None,
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(tasks), desc="ESM map", unit="solve")
-    if workers == 1 or len(tasks) == 1:
+    if client is not None:
+        import uuid
+
+        from distributed import as_completed as dask_completed
+
+        data = client.scatter([ms, material, settings], broadcast=True)
+        token = uuid.uuid4().hex
+        futs = [client.submit(_dask_task, task, token, *data, pure=False, retries=2) for task in tasks]
+        for f in dask_completed(futs):
+            k, val = f.result()
+            results[k] = val
+            if bar is not None:
+                bar.update(1)
+    elif workers == 1 or len(tasks) == 1:
         for task in tasks:
             k, val = _run_task(task, win)
             results[k] = val
