@@ -44,11 +44,16 @@ def map_figure(ds, path, *, title: str | None = None) -> Path:
     for ax in axes:
         ax.set_xlabel("x (nm)")
         ax.set_ylabel("y (nm)")
+    return _write_png(fig, path, title, dpi=110)
+
+
+def _write_png(fig, path, title, dpi=100) -> Path:
+    """Give the figure its title and write it atomically as PNG."""
     if title:
         fig.suptitle(title)
     path = Path(path)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+        fig.savefig(tmp, dpi=dpi, format="png")
     return path
 
 
@@ -104,12 +109,7 @@ def band_figure(ds, path, *, title: str | None = None) -> Path:
                 ax.contour(x, y, dist, levels=[half], colors="cyan", linewidths=0.5, alpha=0.6)
         _scale_bar(ax, ext[1] - ext[0])
         ax.set(title=name, xlabel="x (nm)", ylabel="y (nm)")
-    if title:
-        fig.suptitle(title)
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    return path
+    return _write_png(fig, path, title)
 
 
 def orientation_colors(ms) -> np.ndarray:
@@ -157,9 +157,4 @@ def microstructure_figure(ms, height, path, *, title: str | None = None) -> Path
     im = a2.imshow(np.asarray(height).T * 1e9, origin="lower", extent=[0, Lx, 0, Ly], cmap="copper")
     fig.colorbar(im, ax=a2, label="height (nm)")
     a2.set(title="topography", xlabel="x (nm)", ylabel="y (nm)")
-    if title:
-        fig.suptitle(title)
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    return path
+    return _write_png(fig, path, title)
