@@ -54,8 +54,12 @@ def _run_config(config, out, workers, scheduler=None) -> int:
 
     res = run(config, out_dir=out, workers=workers, progress=sys.stderr.isatty(), scheduler=scheduler)
     amp = res.dataset["amplitude"].values * 1e12
-    print(f"esmsim: map of {amp.shape[1]} x {amp.shape[0]} tip positions in {res.seconds:.1f} s; "
-          f"amplitude {amp.min():.3g} .. {amp.max():.3g} pm/V (median {float(np.median(amp)):.3g})")
+    if "point" in res.dataset.dims:
+        print(f"esmsim: spectroscopy at {amp.shape[0]} points x {amp.shape[1]} frequencies in {res.seconds:.1f} s; "
+              f"amplitude {amp.min():.3g} .. {amp.max():.3g} pm/V")
+    else:
+        print(f"esmsim: map of {amp.shape[1]} x {amp.shape[0]} tip positions in {res.seconds:.1f} s; "
+              f"amplitude {amp.min():.3g} .. {amp.max():.3g} pm/V (median {float(np.median(amp)):.3g})")
     ds = res.dataset
     if "sho_frequency" in ds:
         f0 = ds["sho_frequency"].values / 1e3

@@ -132,9 +132,19 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "amplitude": Field("quantity", "1 V", dim=_V, example="1 V", low=0.0, high=100.0, doc="AC bias amplitude"),
         "dc_bias": Field("quantity", "0 V", dim=_V, example="0.5 V", low=-100.0, high=100.0,
                          doc="DC bias offset (enters the electrostatic artefact)"),
-        "mode": Field("choice", "single_frequency", choices=("single_frequency", "band_excitation"),
-                      doc="single-frequency map at excitation.frequency, or a band-excitation map around the "
-                          "contact resonance ([band_excitation], [cantilever]); BE ignores excitation.frequency"),
+        "mode": Field("choice", "single_frequency", choices=("single_frequency", "band_excitation",
+                                                             "frequency_spectroscopy"),
+                      doc="single-frequency map at excitation.frequency, a band-excitation map around the "
+                          "contact resonance ([band_excitation], [cantilever]; excitation.frequency unused), or "
+                          "the response over frequency at chosen points ([spectroscopy])"),
+    },
+    "spectroscopy": {
+        "points": Field("points", None, dim=_L, example="100 nm", low=0.0, high=1e-3,
+                        doc="tip positions [[x, y], ...] on the film (frequency_spectroscopy); each is moved to the "
+                            "nearest voxel centre"),
+        "f_min": Field("quantity", "1 Hz", dim=_F, example="1 Hz", low=1e-3, high=1e8, doc="lowest frequency"),
+        "f_max": Field("quantity", "1 MHz", dim=_F, example="1 MHz", low=1e-3, high=1e8, doc="highest frequency"),
+        "n": Field("int", 25, low=1, high=1000, doc="frequencies, log-spaced from f_min to f_max"),
     },
     "cantilever": {
         "spring_constant": Field("quantity", "3 N/m", unit="N/m", example="3 N/m", low=1e-3, high=1e4,
@@ -510,6 +520,18 @@ def parse_config(data: Mapping, *, base_dir=None) -> Config:
     n_pix = [int(round(s / ms["spacing"])) for s in ms["size"]]
     if values["scan"]["pixels"] is None:
         values["scan"]["pixels"] = tuple(min(n, 64) for n in n_pix)
+    sp = values["spectroscopy"]
+    if values["excitation"]["mode"] == "frequency_spectroscopy":
+        if sp["points"] is None:
+            raise ConfigError("spectroscopy.points", "required with excitation.mode = 'frequency_spectroscopy', "
+                                                     "e.g. [['100 nm', '120 nm']]")
+        if sp["f_max"] < sp["f_min"]:
+            raise ConfigError("spectroscopy.f_max", f"got {sp['f_max']:g} Hz; must be at least f_min "
+                                                    f"{sp['f_min']:g} Hz")
+        for i, (x, y) in enumerate(sp["points"]):
+            if x > ms["size"][0] or y > ms["size"][1]:
+                raise ConfigError(f"spectroscopy.points[{i}]", f"({x:g}, {y:g}) m lies outside the film "
+                                                               f"{ms['size'][0]:g} x {ms['size'][1]:g} m")
     voxel_scan = values["scan"]["size"] is None and values["scan"]["center"] is None and not values["scan"]["rotation"]
     for i, (p, n) in enumerate(zip(values["scan"]["pixels"], n_pix)):
         if p > n and voxel_scan:

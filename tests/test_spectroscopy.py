@@ -39,3 +39,34 @@ def test_points_are_checked():
         frequency_spectroscopy(ms, get_material("LiCoO2"), MapSettings(frequency=1e5), [(8, 0)], [1e5])
     with pytest.raises(ParameterError, match="frequencies"):
         frequency_spectroscopy(ms, get_material("LiCoO2"), MapSettings(frequency=1e5), [(1, 1)], [-1.0])
+
+
+def test_spectroscopy_from_a_config(tmp_path):
+    from esmsim._errors import ConfigError
+    from esmsim.config import parse_config
+    from esmsim.io import read_netcdf
+    from esmsim.simulation import run
+
+    base = {"simulation": {"seed": 4},
+            "microstructure": {"size": ["60 nm", "60 nm"], "thickness": "50 nm", "grain_size": "30 nm"},
+            "excitation": {"mode": "frequency_spectroscopy"},
+            "spectroscopy": {"points": [["12 nm", "31 nm"], ["40 nm", "8 nm"]], "f_min": "10 kHz",
+                             "f_max": "1 MHz", "n": 3},
+            "numerics": {"workers": 1}, "output": {"directory": str(tmp_path)}}
+    out = run(parse_config(base))
+    ds = read_netcdf(out.netcdf)
+    assert ds["amplitude"].dims == ("point", "frequency") and ds["amplitude"].shape == (2, 3)
+    np.testing.assert_allclose(ds["x"].values, [12.5e-9, 42.5e-9])  # nearest voxel centres
+    ms_pts = [(2, 6), (8, 1)]
+    from esmsim.simulation import build_microstructure, map_settings
+
+    cfg = parse_config(base)
+    direct = frequency_spectroscopy(build_microstructure(cfg), cfg.material(), map_settings(cfg), ms_pts,
+                                    ds["frequency"].values, workers=1)
+    np.testing.assert_allclose(ds["response_real"].values + 1j * ds["response_imag"].values, direct, rtol=1e-12)
+    assert out.figure.exists()
+    bad = {**base, "spectroscopy": {"points": [["80 nm", "10 nm"]]}}
+    with pytest.raises(ConfigError, match=r"spectroscopy.points\[0\]"):
+        parse_config(bad)
+    with pytest.raises(ConfigError, match="spectroscopy.points"):
+        parse_config({**base, "spectroscopy": {}})

@@ -1,10 +1,10 @@
 """Reading and writing ESM datasets and figures."""
 
 from ._dataset import SIGN_CONVENTION, atomic_path, read_netcdf, write_netcdf
-from ._figures import band_figure, map_figure, microstructure_figure
+from ._figures import band_figure, map_figure, microstructure_figure, spectroscopy_figure
 from ._microstructure import load_microstructure, save_microstructure
 from ._gwy import read_gwy_channels, write_gwy
 from ._usid import write_usid
 
-__all__ = ["SIGN_CONVENTION", "atomic_path", "read_netcdf", "write_netcdf", "band_figure", "map_figure",
+__all__ = ["SIGN_CONVENTION", "atomic_path", "read_netcdf", "write_netcdf", "band_figure", "map_figure", "spectroscopy_figure",
            "microstructure_figure", "load_microstructure", "save_microstructure", "write_usid", "write_gwy", "read_gwy_channels"]

@@ -8,7 +8,7 @@ import numpy as np
 
 from ._dataset import atomic_path
 
-__all__ = ["map_figure", "band_figure", "microstructure_figure"]
+__all__ = ["map_figure", "band_figure", "spectroscopy_figure", "microstructure_figure"]
 
 
 def map_figure(ds, path, *, title: str | None = None) -> Path:
@@ -109,6 +109,24 @@ def band_figure(ds, path, *, title: str | None = None) -> Path:
                 ax.contour(x, y, dist, levels=[half], colors="cyan", linewidths=0.5, alpha=0.6)
         _scale_bar(ax, ext[1] - ext[0])
         ax.set(title=name, xlabel="x (nm)", ylabel="y (nm)")
+    return _write_png(fig, path, title)
+
+
+def spectroscopy_figure(ds, path, *, title: str | None = None) -> Path:
+    """Bode plot of frequency spectroscopy: amplitude (pm/V, log-log) and phase (deg) per tip position."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    a1, a2 = fig.subplots(1, 2)
+    f = ds["frequency"].values
+    for p in ds["point"].values:
+        label = (f"({ds['x'].values[p] * 1e9:.0f}, {ds['y'].values[p] * 1e9:.0f}) nm, "
+                 f"{ds['boundary_distance'].values[p] * 1e9:.0f} nm from a boundary")
+        a1.loglog(f, ds["amplitude"].values[p] * 1e12, "o-", ms=3, label=label)
+        a2.semilogx(f, ds["phase"].values[p], "o-", ms=3)
+    a1.set(xlabel="frequency (Hz)", ylabel="|u3| (pm/V)", title="amplitude")
+    a1.legend(fontsize=7)
+    a2.set(xlabel="frequency (Hz)", ylabel="phase (deg)", title="phase")
     return _write_png(fig, path, title)
 
 

@@ -38,7 +38,9 @@ def _pool_map(fn, tasks, workers):
 
 def _freq_task(args):
     ms, material, settings, f, i, j = args
-    return _Window(ms, material, replace(settings, frequency=float(f))).solve(int(i), int(j))
+    w = _Window(ms, material, replace(settings, frequency=float(f)))
+    w.method = "auto"  # one tip per window: iterative solvers on the large low-frequency windows
+    return w.solve(int(i), int(j))
 
 
 def frequency_spectroscopy(ms, material, settings: MapSettings, points, frequencies, *, workers=None) -> np.ndarray:
