@@ -22,6 +22,7 @@ from .microstructure import (BOUNDARY_CLASSES, ColumnarMicrostructure, Microstru
                              bicrystal, boundary_table, columnar_film, columnar_laguerre, columnar_seeded,
                              columnar_voronoi, laguerre, voronoi)
 from .probe import Cantilever, MapResult, MapSettings, ScanGrid, single_frequency_map
+from .probe._cantilever import SHO_FIELDS
 from .probe._band import Artefacts, BandExcitation, band_excitation, contact_stiffness_map
 from .probe._scan import grain_diffusivities
 
@@ -157,8 +158,7 @@ def band_dataset(ds, be: dict, cantilever: Cantilever, band: BandExcitation, art
             spec("be_retrace", rec["recorded"], "band-excitation detector signal of the retrace (with artefacts)")
             ds["height_retrace"] = (yx, rec["height"].T, {"units": "m", "long_name": "height channel, retrace"})
         if rec["fit"] is not None:
-            for key, field in zip((*units, "r2"), ("Amplitude [V]", "Frequency [Hz]", "Quality Factor",
-                                                   "Phase [rad]", "R2 Criterion")):
+            for key, field in zip((*units, "r2"), SHO_FIELDS):
                 ds[f"sho_{key}{sfx}"] = (yx, rec["fit"][field].astype(float).T, {
                     "units": units.get(key, "1"), "long_name": f"SHO fit of the {what} spectra: {field}"})
         ds[f"contact_stiffness{sfx}"] = (yx, rec["k_recorded"].T, {
@@ -178,6 +178,21 @@ def band_dataset(ds, be: dict, cantilever: Cantilever, band: BandExcitation, art
     return ds
 
 
+def _response_vars(dims, resp) -> dict:
+    """The complex response (m/V) as dataset variables: real and imaginary parts, amplitude, phase (deg)."""
+    return {
+        "response_real": (dims, resp.real, {"units": "m/V", "long_name": "Re of outward surface displacement per volt"}),
+        "response_imag": (dims, resp.imag, {"units": "m/V", "long_name": "Im of outward surface displacement per volt"}),
+        "amplitude": (dims, np.abs(resp), {"units": "m/V", "long_name": "ESM amplitude |u3| per volt"}),
+        "phase": (dims, np.degrees(np.angle(resp)), {"units": "deg", "long_name": "ESM phase relative to the bias"}),
+    }
+
+
+def _voxel_index(ms, P) -> np.ndarray:
+    """Indices (..., 2) of the voxel column under film positions ``P`` (..., 2) in m."""
+    return np.minimum((np.asarray(P) / np.array(ms.spacing[:2])).astype(int), np.array(ms.shape[:2]) - 1)
+
+
 def map_dataset(ms: ColumnarMicrostructure, material: Material, settings: MapSettings, result: MapResult,
                 *, attrs: dict | None = None):
     """Labelled dataset of a map with its ground truth.
@@ -194,7 +209,7 @@ def map_dataset(ms: ColumnarMicrostructure, material: Material, settings: MapSet
     xv, yv = ms.pixel_centers()
     P = result.tip_positions(ms)
     X, Y = P[..., 0], P[..., 1]
-    vox = np.minimum((P / np.array(ms.spacing[:2])).astype(int), np.array(ms.shape[:2]) - 1)
+    vox = _voxel_index(ms, P)
     tip_grain = ms.labels[vox[..., 0], vox[..., 1]]
     sx, sy = result.scan_axes(ms)
     Dg = grain_diffusivities(ms, material)
@@ -205,10 +220,7 @@ def map_dataset(ms: ColumnarMicrostructure, material: Material, settings: MapSet
     b_dims = ("boundary",)
     ds = xr.Dataset(
         {
-            "response_real": (yx, resp.real, {"units": "m/V", "long_name": "Re of outward surface displacement per volt"}),
-            "response_imag": (yx, resp.imag, {"units": "m/V", "long_name": "Im of outward surface displacement per volt"}),
-            "amplitude": (yx, np.abs(resp), {"units": "m/V", "long_name": "ESM amplitude |u3| per volt"}),
-            "phase": (yx, np.degrees(np.angle(resp)), {"units": "deg", "long_name": "ESM phase relative to the bias"}),
+            **_response_vars(yx, resp),
             "grain_id": (yx, tip_grain.T, {"long_name": "grain under the tip (ground truth)"}),
             "boundary_distance": (yx, ms.boundary_distance(X, Y).T,
                                   {"units": "m", "long_name": "distance from the tip to the nearest grain boundary"}),
@@ -316,8 +328,9 @@ def run(config: Config, *, out_dir=None, workers: int | None = None, progress: b
         ms = ms.as_columnar()  # the transport engine takes columnar films (3-D transport: issue 4)
     material = config.material()
     settings = map_settings(config)
+    w = workers if workers is not None else (config["numerics"]["workers"] or None)
     if config["excitation"]["mode"] == "frequency_spectroscopy":
-        return _spectroscopy_run(config, ms, material, settings, out, workers, t0)
+        return _spectroscopy_run(config, ms, material, settings, out, w, t0)
     height = build_topography(config, ms)
     band_mode = config["excitation"]["mode"] == "band_excitation"
     if band_mode:
@@ -328,7 +341,6 @@ def run(config: Config, *, out_dir=None, workers: int | None = None, progress: b
         flat = hertz_contact(tip["force"], tip["radius"], material["E"], material["nu"])
         center = band.center if band.center is not None else float(cantilever.resonance(flat.stiffness))
         settings = replace(settings, frequency=center)
-    w = workers if workers is not None else (config["numerics"]["workers"] or None)
     address = scheduler if scheduler is not None else config["numerics"]["scheduler"]
     if address:
         try:
@@ -390,11 +402,9 @@ def _spectroscopy_run(config, ms, material, settings, out, workers, t0) -> RunOu
     from .probe import frequency_spectroscopy
 
     sp = config["spectroscopy"]
-    h = np.array(ms.spacing[:2])
-    pts = np.minimum((np.asarray(sp["points"]) / h).astype(int), np.array(ms.shape[:2]) - 1)
+    pts = _voxel_index(ms, sp["points"])
     f = np.geomspace(sp["f_min"], sp["f_max"], sp["n"])
-    w = workers if workers is not None else (config["numerics"]["workers"] or None)
-    u = frequency_spectroscopy(ms, material, replace(settings, window=config["scan"]["window"]), pts, f, workers=w)
+    u = frequency_spectroscopy(ms, material, settings, pts, f, workers=workers)
     xv, yv = ms.pixel_centers()
     X, Y = xv[pts[:, 0]], yv[pts[:, 1]]
     grain = ms.labels[pts[:, 0], pts[:, 1]]
@@ -402,10 +412,7 @@ def _spectroscopy_run(config, ms, material, settings, out, workers, t0) -> RunOu
     pf = ("point", "frequency")
     ds = xr.Dataset(
         {
-            "response_real": (pf, u.real, {"units": "m/V", "long_name": "Re of outward surface displacement per volt"}),
-            "response_imag": (pf, u.imag, {"units": "m/V", "long_name": "Im of outward surface displacement per volt"}),
-            "amplitude": (pf, np.abs(u), {"units": "m/V", "long_name": "ESM amplitude |u3| per volt"}),
-            "phase": (pf, np.degrees(np.angle(u)), {"units": "deg", "long_name": "ESM phase relative to the bias"}),
+            **_response_vars(pf, u),
             "grain_id": ("point", grain, {"long_name": "grain under the tip (ground truth)"}),
             "boundary_distance": ("point", ms.boundary_distance(X, Y), {"units": "m", "long_name":
                                                                        "distance to the nearest boundary"}),

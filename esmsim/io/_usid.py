@@ -26,11 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..probe._cantilever import SHO_DTYPE, SHO_FIELDS
 from ._dataset import SIGN_CONVENTION, atomic_path
 
 __all__ = ["write_usid"]
 
-_SHO_FIELDS = ("Amplitude [V]", "Frequency [Hz]", "Quality Factor", "Phase [rad]", "R2 Criterion")
 
 
 def _str_attrs(obj, **attrs):
@@ -64,9 +64,8 @@ def _main(group, name, data, quantity, units, pos, spec):
 
 
 def _sho_table(ds, suffix):
-    out = np.zeros((ds.sizes["y"] * ds.sizes["x"], 1),
-                   dtype=np.dtype({"names": list(_SHO_FIELDS), "formats": [np.float32] * 5}))
-    for field, key in zip(_SHO_FIELDS, ("amplitude", "frequency", "quality", "phase", "r2")):
+    out = np.zeros((ds.sizes["y"] * ds.sizes["x"], 1), dtype=SHO_DTYPE)
+    for field, key in zip(SHO_FIELDS, ("amplitude", "frequency", "quality", "phase", "r2")):
         name = f"sho_{key}{suffix}"
         if name in ds:
             out[field][:, 0] = ds[name].values.ravel()

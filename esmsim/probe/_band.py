@@ -109,11 +109,6 @@ class Artefacts:
     line_offset: float = 0.0
     line_gain: float = 0.0
 
-    @property
-    def any(self) -> bool:
-        return bool(self.detector_noise or self.thermal_noise or self.electrostatic or self.topography_crosstalk
-                    or any(self.drift) or self.line_offset or self.line_gain)
-
 
 def contact_stiffness_map(height, spacing, tip_radius, force, sample_modulus, sample_nu, *, curvature=True,
                           periodic=True):
@@ -272,7 +267,7 @@ def _record(response, k_map, height, t, f, cl, band, a, rng, *, gain, offset, es
         var = var + (a.detector_noise / cl.invols) ** 2 * df
     if a.thermal_noise:
         kmod = cl.modal_stiffness(k)[..., None]
-        g2 = 1.0 / ((1 - (f / f0[..., None]) ** 2) ** 2 + (f / (f0[..., None] * cl.quality_factor)) ** 2)
+        g2 = np.abs(sho_response(f, 1.0, f0[..., None], cl.quality_factor, 0.0)) ** 2  # |SHO / A|^2
         S = 4 * K_BOLTZMANN * a.temperature / (kmod * 2 * np.pi * f0[..., None] * cl.quality_factor) * g2
         var = var + S * df / cl.invols ** 2
     if a.detector_noise or a.thermal_noise:

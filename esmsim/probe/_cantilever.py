@@ -32,7 +32,7 @@ import numpy as np
 from .._errors import ParameterError
 
 __all__ = ["Cantilever", "contact_wavenumber", "contact_resonance", "sho_response", "sho_parameters", "fit_sho",
-           "SHO_FIELDS", "FREE_ROOTS", "PINNED_ROOTS"]
+           "SHO_FIELDS", "SHO_DTYPE", "FREE_ROOTS", "PINNED_ROOTS"]
 
 # Roots of 1 + cos x cosh x = 0 (clamped-free) and tan x = tanh x (clamped-pinned), first three modes.
 FREE_ROOTS = (1.8751040687119611, 4.694091132974175, 7.854757438237613)
@@ -40,6 +40,8 @@ PINNED_ROOTS = (3.9266023120479185, 7.068582745628732, 10.210176122813031)
 
 #: BGlib's field names of the SHO compound dataset (``sho32``), in its order.
 SHO_FIELDS = ("Amplitude [V]", "Frequency [Hz]", "Quality Factor", "Phase [rad]", "R2 Criterion")
+#: BGlib's ``sho32``: the five fields as float32.
+SHO_DTYPE = np.dtype({"names": list(SHO_FIELDS), "formats": [np.float32] * len(SHO_FIELDS)})
 
 
 @dataclass(frozen=True)
@@ -244,7 +246,7 @@ def fit_sho(f, spectra, *, iterations: int = 30):
         lam = np.where(ok, lam * 0.2, lam * 10.0)
     cc = p[:, 2] + 1j * p[:, 3]
     ss_tot = np.sum(np.abs(H - H.mean(1, keepdims=True)) ** 2, 1)
-    out = np.empty(len(H), dtype=np.dtype({"names": list(SHO_FIELDS), "formats": [np.float32] * 5}))
+    out = np.empty(len(H), dtype=SHO_DTYPE)
     out["Amplitude [V]"] = np.abs(cc)
     out["Frequency [Hz]"] = p[:, 0] * fc
     out["Quality Factor"] = np.exp(p[:, 1])

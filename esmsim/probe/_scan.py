@@ -219,7 +219,8 @@ class _Window:
         self.window = settings.window_for(material)
         self.hw = int(np.ceil(self.window / h))
         self.C0 = 1.0 / material.dU_dc  # mol/m^3 per volt (PHYSICS.md sec. 2: C0 = V / |dU/dc|)
-        self.pref = (1 + material["nu"]) / np.pi * material.beta_isotropic * self.C0
+        self.mindlin = (1 + material["nu"]) / np.pi * material.beta_isotropic  # m^3/mol
+        self.pref = self.mindlin * self.C0
         self._bulk_weights: OrderedDict = OrderedDict()  # (box geometry, tip) -> weights; bounded
         self.contact_offsets, self.contact_weights = hertz_average_points(settings.contact_radius)
         if settings.vegard == "tensor":
@@ -326,7 +327,7 @@ class _Window:
         u += self._averaged(lambda p: box_kernel(system.boxes[nb:], p), tip) @ c[nb:]
         if system.extra_boxes is not None:  # bulk boundary layers beside the slabs
             u += self._averaged(lambda p: box_kernel(system.extra_boxes, p), tip) @ (system.extra_map @ c)
-        return self.pref / self.C0 * u
+        return self.mindlin * u
 
     def _deviatoric(self, lab, grid, system, ix, iy, ox, oy, c):
         """Deviatoric Vegard part of u at every tip of a tile, m/V: ``C0 sum W_dev : beta_dev c`` over the
@@ -422,13 +423,23 @@ def pixel_response(ms, material, settings: MapSettings, ix: int, iy: int) -> com
 _WORKER = {}
 
 
-def _init_worker(ms, material, settings):
+def pin_threads():
+    """Worker-process initialiser: numerical libraries use one thread (the processes share the cores)."""
     try:
         from threadpoolctl import threadpool_limits
 
         _WORKER["limits"] = threadpool_limits(1)
     except ImportError:  # pragma: no cover - threadpoolctl is a dependency
         pass
+
+
+def default_workers(workers: int | None) -> int:
+    """Worker processes: ``workers``, or one per CPU (at most 8) when None."""
+    return min(os.cpu_count() or 1, 8) if workers is None else max(1, int(workers))
+
+
+def _init_worker(ms, material, settings):
+    pin_threads()
     _WORKER["window"] = _Window(ms, material, settings)
 
 
@@ -533,7 +544,7 @@ def _grid_response(ms, material, settings, ix, iy, *, needed=None, workers=None,
             tiles.append((key, sa, sb))
             if key[0] == "tile" or not any(t[0] == key for t in tasks):
                 tasks.append((key, ix[sa], iy[sb]))
-    workers = min(os.cpu_count() or 1, 8) if workers is None else max(1, int(workers))
+    workers = default_workers(workers)
     results = {}
     bar = None
     if progress:

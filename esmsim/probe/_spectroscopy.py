@@ -8,14 +8,13 @@ and 1 MHz a few tip widths.
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 
 import numpy as np
 
 from .._errors import ParameterError
-from ._scan import MapSettings, _Window
+from ._scan import MapSettings, _Window, default_workers, pin_threads
 
 __all__ = ["frequency_spectroscopy"]
 
@@ -29,10 +28,10 @@ def _points(ms, points):
 
 
 def _pool_map(fn, tasks, workers):
-    workers = min(os.cpu_count() or 1, 8) if workers is None else max(1, int(workers))
+    workers = default_workers(workers)
     if workers == 1 or len(tasks) <= 1:
         return [fn(t) for t in tasks]
-    with ProcessPoolExecutor(workers) as pool:
+    with ProcessPoolExecutor(workers, initializer=pin_threads) as pool:
         return list(pool.map(fn, tasks))
 
 
