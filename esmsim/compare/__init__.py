@@ -1,0 +1,20 @@
+"""Comparing simulated and measured ESM maps.
+
+Preprocessing of measured images (:mod:`esmsim.compare._preprocess`): plane
+and line levelling, scar and outlier removal, phase wrapping, volts to metres.
+Measured files are read by :func:`esmsim.io.read_measurement`. Registration of a
+synthetic map onto a measured one (:func:`register`, :func:`resample`) and the
+metrics that compare them (:func:`compare_metrics` and its parts).
+"""
+
+from ._preprocess import (find_scars, level_lines, level_plane, remove_outliers, remove_scars, volts_to_metres,
+                          wrap_phase)
+
+from ._metrics import (boundary_contrast, boundary_profile, compare_metrics, histogram_distance, ncc, psd_distance,
+                       radial_psd, ssim)
+from ._register import Registration, register, resample
+
+__all__ = ["Registration", "register", "resample", "ssim", "ncc", "psd_distance", "radial_psd", "histogram_distance",
+           "boundary_profile", "boundary_contrast", "compare_metrics",
+           "level_plane", "level_lines", "find_scars", "remove_scars", "remove_outliers", "wrap_phase",
+           "volts_to_metres"]
