@@ -4,6 +4,8 @@
     esmsim run CONFIG [--out DIR]      run a simulation described by a TOML file
     esmsim validate [--fast] [--out DIR]  run the validation cases, write a report
     esmsim microstructure RECIPE [--out DIR]  build a film, write its ground truth and a PNG
+    esmsim sweep SPEC --out STORE [--workers N] [--scheduler ADDRESS | --local-cluster N]
+                                       run a parameter sweep into a result store (resumable)
     esmsim materials [NAME]            list parameter sets with units and sources
 
 User mistakes (bad config, unknown key, wrong unit) print one line naming the
@@ -42,6 +44,15 @@ def _parser() -> argparse.ArgumentParser:
     ms = sub.add_parser("microstructure", help="build a recipe's microstructure and write its ground truth and a PNG")
     ms.add_argument("recipe", help="recipe or config TOML (its [microstructure] and [material] sections are used)")
     ms.add_argument("--out", default=None, help="output folder (default: [output] directory of the recipe)")
+    sw = sub.add_parser("sweep", help="run a parameter sweep (TOML spec) into a result store; reruns resume")
+    sw.add_argument("spec", help="sweep spec TOML: [base] config and [[axis]] tables (docs/sweep.md)")
+    sw.add_argument("--out", required=True, help="result store folder (runs/, sweep.nc); finished runs are skipped")
+    sw.add_argument("--workers", type=int, default=None, help="local worker processes (default: one per CPU)")
+    where = sw.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", default=None, help="Dask scheduler address: run the points on that cluster")
+    where.add_argument("--local-cluster", type=int, default=None, metavar="N",
+                       help="start a Dask LocalCluster of N single-threaded workers and run there")
+    sw.add_argument("--no-progress", action="store_true", help="no progress bar")
     m = sub.add_parser("materials", help="list the material parameter sets")
     m.add_argument("name", nargs="?", default=None)
     return p
@@ -107,6 +118,13 @@ def main(argv=None) -> int:
             print(f"esmsim: wrote ground truth {nc}")
             print(f"esmsim: wrote figure       {png}")
             return 0
+        if args.command == "sweep":
+            from .sweep import run_sweep
+
+            summary = run_sweep(args.spec, args.out, workers=args.workers, scheduler=args.scheduler,
+                                local_cluster=args.local_cluster, progress=not args.no_progress)
+            print(summary)
+            return 1 if summary.failed else 0
         if args.command == "materials":
             from .materials import MATERIALS, get_material
 
