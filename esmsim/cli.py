@@ -64,14 +64,25 @@ def _run_config(config, out, workers, scheduler=None) -> int:
     from .simulation import run
 
     res = run(config, out_dir=out, workers=workers, progress=sys.stderr.isatty(), scheduler=scheduler)
-    amp = res.dataset["amplitude"].values * 1e12
-    if "point" in res.dataset.dims:
+    ds = res.dataset
+    if "D_fit" in ds:
+        D, truth = ds["D_fit"].values, ds["D_single_crystal"].values
+        ok = np.isfinite(D)
+        print(f"esmsim: relaxation at {D.size} tip positions x {ds.sizes['time']} times in {res.seconds:.1f} s; "
+              f"D_fit {np.nanmin(D) if ok.any() else np.nan:.3g} .. {np.nanmax(D) if ok.any() else np.nan:.3g} m^2/s "
+              f"({int((~ok).sum())} outside the calibration range); single-crystal truth "
+              f"{np.nanmin(truth):.3g} .. {np.nanmax(truth):.3g} m^2/s")
+        print(f"esmsim: wrote dataset {res.netcdf}")
+        if res.figure is not None:
+            print(f"esmsim: wrote figure  {res.figure}")
+        return 0
+    amp = ds["amplitude"].values * 1e12
+    if "point" in ds.dims:
         print(f"esmsim: spectroscopy at {amp.shape[0]} points x {amp.shape[1]} frequencies in {res.seconds:.1f} s; "
               f"amplitude {amp.min():.3g} .. {amp.max():.3g} pm/V")
     else:
         print(f"esmsim: map of {amp.shape[1]} x {amp.shape[0]} tip positions in {res.seconds:.1f} s; "
               f"amplitude {amp.min():.3g} .. {amp.max():.3g} pm/V (median {float(np.median(amp)):.3g})")
-    ds = res.dataset
     if "sho_frequency" in ds:
         f0 = ds["sho_frequency"].values / 1e3
         print(f"esmsim: band excitation around {ds.attrs['band_center_Hz'] / 1e3:.4g} kHz; fitted f0 "

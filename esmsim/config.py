@@ -50,6 +50,7 @@ class Field:
 
 
 _L, _F, _V = "[length]", "1 / [time]", "[mass] * [length] ** 2 / [current] / [time] ** 3"
+_T = "[time]"
 _N = "[mass] * [length] / [time] ** 2"
 
 SCHEMA: dict[str, dict[str, Field]] = {
@@ -133,10 +134,27 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "dc_bias": Field("quantity", "0 V", dim=_V, example="0.5 V", low=-100.0, high=100.0,
                          doc="DC bias offset (enters the electrostatic artefact)"),
         "mode": Field("choice", "single_frequency", choices=("single_frequency", "band_excitation",
-                                                             "frequency_spectroscopy"),
+                                                             "frequency_spectroscopy", "relaxation_spectroscopy"),
                       doc="single-frequency map at excitation.frequency, a band-excitation map around the "
-                          "contact resonance ([band_excitation], [cantilever]; excitation.frequency unused), or "
-                          "the response over frequency at chosen points ([spectroscopy])"),
+                          "contact resonance ([band_excitation], [cantilever]; excitation.frequency unused), "
+                          "the response over frequency at chosen points ([spectroscopy]), or the relaxation "
+                          "after a DC pulse over the scan pixels or at chosen points ([relaxation])"),
+    },
+    "relaxation": {
+        "voltage": Field("quantity", "1 V", dim=_V, example="1 V", low=-100.0, high=100.0,
+                         doc="DC pulse amplitude V_p (the surface under the tip is held at C0 f V_p)"),
+        "duration": Field("quantity", "10 ms", dim=_T, example="10 ms", low=1e-9, high=1e4, doc="pulse length"),
+        "t_min": Field("quantity", "1 ms", dim=_T, example="1 ms", low=1e-9, high=1e4,
+                       doc="first read-out time after the pulse"),
+        "t_max": Field("quantity", "1 s", dim=_T, example="1 s", low=1e-9, high=1e5,
+                       doc="last read-out time after the pulse"),
+        "n": Field("int", 20, low=2, high=1000, doc="read-out times, log-spaced from t_min to t_max"),
+        "after": Field("choice", "open_circuit", choices=("open_circuit", "grounded"),
+                       doc="tip after the pulse: no flux (the Li only spreads) or c = 0 under the tip"),
+        "points": Field("points", None, dim=_L, example="100 nm", low=0.0, high=1e-3,
+                        doc="tip positions [[x, y], ...] on the film; default: a map over scan.pixels"),
+        "calibration": Field("int", 13, low=3, high=200,
+                             doc="homogeneous reference films (D_reference / 30 .. 10 D_reference) for the fit"),
     },
     "spectroscopy": {
         "points": Field("points", None, dim=_L, example="100 nm", low=0.0, high=1e-3,
@@ -532,6 +550,16 @@ def parse_config(data: Mapping, *, base_dir=None) -> Config:
             if x > ms["size"][0] or y > ms["size"][1]:
                 raise ConfigError(f"spectroscopy.points[{i}]", f"({x:g}, {y:g}) m lies outside the film "
                                                                f"{ms['size'][0]:g} x {ms['size'][1]:g} m")
+    rx = values["relaxation"]
+    if values["excitation"]["mode"] == "relaxation_spectroscopy":
+        if rx["t_max"] <= rx["t_min"]:
+            raise ConfigError("relaxation.t_max", f"got {rx['t_max']:g} s; must exceed t_min {rx['t_min']:g} s")
+        if rx["voltage"] == 0:
+            raise ConfigError("relaxation.voltage", "got 0 V; the pulse needs a non-zero amplitude")
+        for i, (x, y) in enumerate(rx["points"] or []):
+            if x > ms["size"][0] or y > ms["size"][1]:
+                raise ConfigError(f"relaxation.points[{i}]", f"({x:g}, {y:g}) m lies outside the film "
+                                                             f"{ms['size'][0]:g} x {ms['size'][1]:g} m")
     voxel_scan = values["scan"]["size"] is None and values["scan"]["center"] is None and not values["scan"]["rotation"]
     for i, (p, n) in enumerate(zip(values["scan"]["pixels"], n_pix)):
         if p > n and voxel_scan:

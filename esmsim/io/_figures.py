@@ -8,7 +8,7 @@ import numpy as np
 
 from ._dataset import atomic_path
 
-__all__ = ["map_figure", "band_figure", "spectroscopy_figure", "microstructure_figure"]
+__all__ = ["map_figure", "band_figure", "spectroscopy_figure", "relaxation_figure", "microstructure_figure"]
 
 
 def map_figure(ds, path, *, title: str | None = None) -> Path:
@@ -127,6 +127,51 @@ def spectroscopy_figure(ds, path, *, title: str | None = None) -> Path:
     a1.set(xlabel="frequency (Hz)", ylabel="|u3| (pm/V)", title="amplitude")
     a1.legend(fontsize=7)
     a2.set(xlabel="frequency (Hz)", ylabel="phase (deg)", title="phase")
+    return _write_png(fig, path, title)
+
+
+def relaxation_figure(ds, path, *, title: str | None = None) -> Path:
+    """Relaxation spectroscopy: curves (|u3| in pm, log-log) with their fitted reference; for a map also the
+    fitted D, its single-crystal ground truth (log10 m^2/s) and fit against truth. Written atomically as PNG."""
+    from matplotlib.figure import Figure
+
+    is_map = "y" in ds["relaxation_u"].dims
+    fig = Figure(figsize=(15, 4.4) if is_map else (6, 4.4), layout="constrained")
+    axes = fig.subplots(1, 4 if is_map else 1)
+    axes = np.atleast_1d(axes)
+    t = ds["time"].values
+    u = ds["relaxation_u"].values.reshape(-1, t.size)
+    amp = ds["fit_amplitude"].values.ravel()
+    model = ds["fit_curve"].values.reshape(-1, t.size)
+    pick = np.unique(np.linspace(0, u.shape[0] - 1, min(6, u.shape[0])).astype(int))
+    for k in pick:
+        line, = axes[0].loglog(t, np.abs(u[k]) * 1e12, "o", ms=3)
+        axes[0].loglog(t, np.abs(model[k]) * 1e12, "-", color=line.get_color(), lw=1,
+                       label=f"D_fit = {ds['D_fit'].values.ravel()[k]:.2e} m²/s" if np.isfinite(amp[k]) else None)
+    axes[0].set(xlabel="time after the pulse (s)", ylabel="|u3| (pm)", title="relaxation (points) and fit (lines)")
+    axes[0].legend(fontsize=7)
+    if is_map:
+        x = ds["x"].values * 1e9
+        y = ds["y"].values * 1e9
+        dx = x[1] - x[0] if x.size > 1 else 1.0
+        dy = y[1] - y[0] if y.size > 1 else 1.0
+        ext = [x[0] - dx / 2, x[-1] + dx / 2, y[0] - dy / 2, y[-1] + dy / 2]
+        fit, truth = np.log10(ds["D_fit"].values), np.log10(ds["D_single_crystal"].values)
+        both = np.concatenate([fit[np.isfinite(fit)], truth[np.isfinite(truth)]])
+        lo, hi = (both.min(), both.max()) if both.size else (None, None)
+        for ax, data, name in ((axes[1], fit, "fitted D"), (axes[2], truth, "single-crystal D (ground truth)")):
+            im = ax.imshow(data, origin="lower", extent=ext, cmap="viridis", interpolation="nearest", vmin=lo, vmax=hi)
+            fig.colorbar(im, ax=ax, label="log10 D (m²/s)", shrink=0.85)
+            ax.contour(x, y, ds["boundary_distance"].values * 1e9, levels=[0.5 * max(abs(dx), abs(dy))],
+                       colors="white", linewidths=0.6)
+            _scale_bar(ax, ext[1] - ext[0])
+            ax.set(title=name, xlabel="x (nm)", ylabel="y (nm)")
+        sc = axes[3].scatter(truth.ravel(), fit.ravel(), c=ds["boundary_distance"].values.ravel() * 1e9, s=8,
+                             cmap="magma")
+        fig.colorbar(sc, ax=axes[3], label="distance to a boundary (nm)", shrink=0.85)
+        if lo is not None:
+            axes[3].plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        axes[3].set(xlabel="log10 D single crystal (truth)", ylabel="log10 D fitted", title="fit against truth")
     return _write_png(fig, path, title)
 
 

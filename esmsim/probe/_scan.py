@@ -438,9 +438,9 @@ def default_workers(workers: int | None) -> int:
     return min(os.cpu_count() or 1, 8) if workers is None else max(1, int(workers))
 
 
-def _init_worker(ms, material, settings):
+def _init_worker(ms, material, settings, factory=None):
     pin_threads()
-    _WORKER["window"] = _Window(ms, material, settings)
+    _WORKER["window"] = (factory or _Window)(ms, material, settings)
 
 
 def _run_task(task, window=None):
@@ -451,7 +451,7 @@ def _run_task(task, window=None):
     return key, w.solve_tile(ix, iy)
 
 
-def _dask_task(task, token, ms, material, settings):
+def _dask_task(task, token, ms, material, settings, factory=None):
     """A tile on a Dask worker: one window engine per (map, worker thread), built on first use."""
     import threading
 
@@ -460,7 +460,7 @@ def _dask_task(task, token, ms, material, settings):
     if w is None:
         if len(_DASK_WINDOWS) > 16:
             _DASK_WINDOWS.clear()
-        w = _DASK_WINDOWS[key] = _Window(ms, material, settings)
+        w = _DASK_WINDOWS[key] = (factory or _Window)(ms, material, settings)
     return _run_task(task, w)
 
 
@@ -528,10 +528,14 @@ def single_frequency_map(
 
 
 def _grid_response(ms, material, settings, ix, iy, *, needed=None, workers=None, tile=8, progress=False,
-                   client=None):
+                   client=None, factory=None, desc="ESM map"):
     """Responses at the tip pixels ``ix x iy`` (NaN where ``needed`` is False and its whole tile is unneeded)
-    and the number of solves."""
-    win = _Window(ms, material, settings)
+    and the number of solves.
+
+    ``factory(ms, material, settings)`` makes the window engine (default :class:`_Window`; picklable); its
+    ``solve_tile(ix, iy)`` gives one value (or one array of values) per tip, ``solve(ix, iy)`` one tip's.
+    """
+    win = (factory or _Window)(ms, material, settings)
     T = max(1, int(tile))
     tasks, tiles = [], []
     for a0 in range(0, ix.size, T):
@@ -550,7 +554,7 @@ def _grid_response(ms, material, settings, ix, iy, *, needed=None, workers=None,
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(tasks), desc="ESM map", unit="solve")
+        bar = tqdm(total=len(tasks), desc=desc, unit="solve")
     if client is not None:
         import uuid
 
@@ -558,7 +562,7 @@ def _grid_response(ms, material, settings, ix, iy, *, needed=None, workers=None,
 
         data = client.scatter([ms, material, settings], broadcast=True)
         token = uuid.uuid4().hex
-        futs = [client.submit(_dask_task, task, token, *data, pure=False, retries=2) for task in tasks]
+        futs = [client.submit(_dask_task, task, token, *data, factory, pure=False, retries=2) for task in tasks]
         for f in dask_completed(futs):
             k, val = f.result()
             results[k] = val
@@ -571,7 +575,7 @@ def _grid_response(ms, material, settings, ix, iy, *, needed=None, workers=None,
             if bar is not None:
                 bar.update(1)
     else:
-        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(ms, material, settings)) as pool:
+        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(ms, material, settings, factory)) as pool:
             futs = [pool.submit(_run_task, task) for task in tasks]
             for f in as_completed(futs):
                 k, val = f.result()
@@ -580,7 +584,10 @@ def _grid_response(ms, material, settings, ix, iy, *, needed=None, workers=None,
                     bar.update(1)
     if bar is not None:
         bar.close()
-    resp = np.full((ix.size, iy.size), np.nan + 0j)
+    k0, v0 = next(iter(results.items()))
+    v0 = np.asarray(v0)
+    shape = v0.shape if k0[0] == "grain" else v0.shape[2:]  # per tip: a value, or an array of values
+    resp = np.full((ix.size, iy.size) + shape, np.nan, dtype=np.result_type(v0.dtype, np.float64))
     for key, sa, sb in tiles:
         resp[sa, sb] = results[key]
     return resp, len(tasks)
