@@ -417,8 +417,9 @@ def boundary_contrast(image, boundaries, *, spacing, far: float | None = None) -
     px = max(h)
     if far is None:
         far = 5 * px
-    elif not (np.isfinite(far) and far > 0):
-        raise ParameterError("far", f"got {far!r}; expected a positive distance (m)")
+    elif not (np.isfinite(far) and far > px * (1 + 1e-9)):
+        # "near" is within one pixel: a shorter "far" would count the same pixels as both
+        raise ParameterError("far", f"got {far!r} m; expected a distance longer than one pixel ({px:g} m)")
     ok = np.isfinite(img)
     near_v = img[ok & (dist <= px * (1 + 1e-9))]
     far_v = img[ok & (dist > far)]

@@ -14,7 +14,30 @@ from ._columnar import ColumnarMicrostructure
 from ._tessellation import label_centroids
 from ._voxel import Microstructure, voxel_faces
 
-__all__ = ["topography", "grain_table", "boundary_table", "triple_junctions", "triple_lines", "ground_truth"]
+__all__ = ["topography", "grain_table", "boundary_table", "triple_junctions", "triple_lines", "ground_truth",
+           "boundary_mask"]
+
+
+def boundary_mask(labels, *, periodic: bool = False) -> np.ndarray:
+    """Pixels of a grain that touch another grain (4-connectivity), as uint8; every label is a grain (label 0
+    too) and a periodic map wraps around its edges.
+
+    Parameters
+    ----------
+    labels : ndarray of int, 2-D
+    periodic : bool
+
+    Returns
+    -------
+    ndarray of uint8, same shape
+    """
+    from skimage.segmentation import find_boundaries
+
+    lab = np.asarray(labels)
+    if periodic:
+        padded = np.pad(lab, 1, mode="wrap")
+        return find_boundaries(padded, mode="inner", connectivity=1, background=-1)[1:-1, 1:-1].astype(np.uint8)
+    return find_boundaries(lab, mode="inner", connectivity=1, background=-1).astype(np.uint8)
 
 
 def topography(ms: ColumnarMicrostructure, *, grain_height_rms: float = 1e-9, groove_depth: float = 2e-9,
@@ -182,8 +205,6 @@ def ground_truth(ms, symmetry: str) -> dict[str, np.ndarray]:
     known), and ``triple_junction`` (:func:`triple_junctions`); for a volume also ``triple_line``
     (:func:`triple_lines`).
     """
-    from skimage.segmentation import find_boundaries
-
     surf = ms.surface() if isinstance(ms, Microstructure) else ms
     out = {f"boundary_{k}": v for k, v in boundary_table(ms, symmetry).items()}
     out.update({f"grain_{k}": v for k, v in grain_table(ms).items()})
@@ -192,7 +213,7 @@ def ground_truth(ms, symmetry: str) -> dict[str, np.ndarray]:
     out.update({
         "surface_labels": surf.labels,
         "surface_c_axis_inclination": surf.c_axis_inclination[surf.labels],
-        "boundary_mask": find_boundaries(surf.labels, mode="inner", connectivity=1).astype(np.uint8),
+        "boundary_mask": boundary_mask(surf.labels, periodic=surf.periodic),
         "boundary_distance": surf.boundary_distance(X, Y),
         "triple_junction": triple_junctions(surf),
     })
