@@ -7,6 +7,8 @@
     esmsim sweep SPEC --out STORE [--workers N] [--scheduler ADDRESS | --local-cluster N]
                                        run a parameter sweep into a result store (resumable)
     esmsim materials [NAME]            list parameter sets with units and sources
+    esmsim compare SIMULATED MEASURED [--out DIR] [--channel NAME] [--simulated-var NAME]
+                                       register a measured map onto a simulated one, write figure + metrics
 
 User mistakes (bad config, unknown key, wrong unit) print one line naming the
 field and exit with status 2; no traceback.
@@ -53,6 +55,14 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("--local-cluster", type=int, default=None, metavar="N",
                        help="start a Dask LocalCluster of N single-threaded workers and run there")
     sw.add_argument("--no-progress", action="store_true", help="no progress bar")
+    cp = sub.add_parser("compare", help="register a measured map onto a simulated one; write a figure and metrics")
+    cp.add_argument("simulated", help="esmsim NetCDF (.nc) or any measured file (.ibw, .gwy, .h5, ...)")
+    cp.add_argument("measured", help="measured file, or an esmsim NetCDF (a synthetic measurement)")
+    cp.add_argument("--out", default="esmsim-compare", help="output folder (default: esmsim-compare)")
+    cp.add_argument("--channel", default=None, help="variable of MEASURED (default: the simulated variable's name "
+                                                    "if present, else its first amplitude channel)")
+    cp.add_argument("--simulated-var", default="amplitude", help="variable of SIMULATED (default: amplitude)")
+    cp.add_argument("--no-register", action="store_true", help="only resample about the common centre")
     m = sub.add_parser("materials", help="list the material parameter sets")
     m.add_argument("name", nargs="?", default=None)
     return p
@@ -72,6 +82,15 @@ def _run_config(config, out, workers, scheduler=None) -> int:
               f"D_fit {np.nanmin(D) if ok.any() else np.nan:.3g} .. {np.nanmax(D) if ok.any() else np.nan:.3g} m^2/s "
               f"({int((~ok).sum())} outside the calibration range); single-crystal truth "
               f"{np.nanmin(truth):.3g} .. {np.nanmax(truth):.3g} m^2/s")
+        print(f"esmsim: wrote dataset {res.netcdf}")
+        if res.figure is not None:
+            print(f"esmsim: wrote figure  {res.figure}")
+        return 0
+    if "off_field" in ds:
+        rem = ds["remanent"].values * 1e12
+        print(f"esmsim: voltage loops at {rem.size} tip positions x {ds.sizes['step']} steps in {res.seconds:.1f} s; "
+              f"remanent response {np.nanmin(rem):.3g} .. {np.nanmax(rem):.3g} pm, threshold "
+              f"{np.nanmin(ds['threshold_voltage'].values):.3g} .. {np.nanmax(ds['threshold_voltage'].values):.3g} V")
         print(f"esmsim: wrote dataset {res.netcdf}")
         if res.figure is not None:
             print(f"esmsim: wrote figure  {res.figure}")
@@ -136,6 +155,15 @@ def main(argv=None) -> int:
                                 local_cluster=args.local_cluster, progress=not args.no_progress)
             print(summary)
             return 1 if summary.failed else 0
+        if args.command == "compare":
+            from .compare import compare
+
+            res = compare(args.simulated, args.measured, simulated_var=args.simulated_var, channel=args.channel,
+                          out_dir=args.out, register=not args.no_register)
+            print(res.table())
+            for kind, path in res.files.items():
+                print(f"esmsim: wrote {kind:6s} {path}")
+            return 0
         if args.command == "materials":
             from .materials import MATERIALS, get_material
 

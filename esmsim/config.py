@@ -134,11 +134,13 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "dc_bias": Field("quantity", "0 V", dim=_V, example="0.5 V", low=-100.0, high=100.0,
                          doc="DC bias offset (enters the electrostatic artefact)"),
         "mode": Field("choice", "single_frequency", choices=("single_frequency", "band_excitation",
-                                                             "frequency_spectroscopy", "relaxation_spectroscopy"),
+                                                             "frequency_spectroscopy", "relaxation_spectroscopy",
+                                                             "voltage_spectroscopy"),
                       doc="single-frequency map at excitation.frequency, a band-excitation map around the "
                           "contact resonance ([band_excitation], [cantilever]; excitation.frequency unused), "
-                          "the response over frequency at chosen points ([spectroscopy]), or the relaxation "
-                          "after a DC pulse over the scan pixels or at chosen points ([relaxation])"),
+                          "the response over frequency at chosen points ([spectroscopy]), the relaxation "
+                          "after a DC pulse ([relaxation]) or hysteresis loops under a DC staircase ([voltage]), "
+                          "over the scan pixels or at chosen points"),
     },
     "relaxation": {
         "voltage": Field("quantity", "1 V", dim=_V, example="1 V", low=-100.0, high=100.0,
@@ -155,6 +157,26 @@ SCHEMA: dict[str, dict[str, Field]] = {
                         doc="tip positions [[x, y], ...] on the film; default: a map over scan.pixels"),
         "calibration": Field("int", 13, low=3, high=200,
                              doc="homogeneous reference films (D_reference / 30 .. 10 D_reference) for the fit"),
+    },
+    "voltage": {
+        "amplitude": Field("quantity", "1 V", dim=_V, example="1 V", low=1e-6, high=100.0,
+                           doc="largest DC bias of the triangle 0 -> +V -> -V -> 0"),
+        "steps": Field("int", 32, low=4, high=4096, doc="DC steps per cycle (a multiple of 4)"),
+        "cycles": Field("int", 1, low=1, high=100, doc="cycles"),
+        "step_time": Field("quantity", "1 ms", dim=_T, example="1 ms", low=1e-9, high=1e4,
+                           doc="duration of each on step"),
+        "off_time": Field("quantity", "1 ms", dim=_T, example="1 ms", low=1e-9, high=1e4,
+                          doc="duration of the 0 V read step after each on step"),
+        "j0": Field("quantity", "1 A/m**2", unit="A/m**2", example="1 A/m**2", low=1e-12, high=1e6,
+                    doc="exchange current density of the tip-surface reaction"),
+        "alpha_a": Field("float", 0.5, low=0.01, high=0.99, doc="anodic transfer coefficient"),
+        "alpha_c": Field("float", 0.5, low=0.01, high=0.99, doc="cathodic transfer coefficient"),
+        "temperature": Field("quantity", "298.15 K", unit="K", example="298.15 K", low=1.0, high=2000.0,
+                             doc="temperature"),
+        "f_min": Field("float", 0.2, low=1e-3, high=1.0,
+                       doc="surface cells where the tip profile is below this are no-flux"),
+        "points": Field("points", None, dim=_L, example="100 nm", low=0.0, high=1e-3,
+                        doc="tip positions [[x, y], ...] on the film; default: a map over scan.pixels"),
     },
     "spectroscopy": {
         "points": Field("points", None, dim=_L, example="100 nm", low=0.0, high=1e-3,
@@ -560,6 +582,14 @@ def parse_config(data: Mapping, *, base_dir=None) -> Config:
             if x > ms["size"][0] or y > ms["size"][1]:
                 raise ConfigError(f"relaxation.points[{i}]", f"({x:g}, {y:g}) m lies outside the film "
                                                              f"{ms['size'][0]:g} x {ms['size'][1]:g} m")
+    vs = values["voltage"]
+    if values["excitation"]["mode"] == "voltage_spectroscopy":
+        if vs["steps"] % 4:
+            raise ConfigError("voltage.steps", f"got {vs['steps']}; must be a multiple of 4 (the triangle's quarters)")
+        for i, (x, y) in enumerate(vs["points"] or []):
+            if x > ms["size"][0] or y > ms["size"][1]:
+                raise ConfigError(f"voltage.points[{i}]", f"({x:g}, {y:g}) m lies outside the film "
+                                                          f"{ms['size'][0]:g} x {ms['size'][1]:g} m")
     voxel_scan = values["scan"]["size"] is None and values["scan"]["center"] is None and not values["scan"]["rotation"]
     for i, (p, n) in enumerate(zip(values["scan"]["pixels"], n_pix)):
         if p > n and voxel_scan:

@@ -18,7 +18,7 @@ from . import __version__
 from ._errors import ParameterError
 from .config import SAVED_SUFFIXES, Config
 from .materials import Material
-from .microstructure import (BOUNDARY_CLASSES, ColumnarMicrostructure, Microstructure, add_cracks, add_pores,
+from .microstructure import (BOUNDARY_CLASSES, boundary_mask, ColumnarMicrostructure, Microstructure, add_cracks, add_pores,
                              bicrystal, boundary_table, columnar_film, columnar_laguerre, columnar_seeded,
                              columnar_voronoi, laguerre, voronoi)
 from .probe import Cantilever, MapResult, MapSettings, ScanGrid, single_frequency_map
@@ -202,8 +202,6 @@ def map_dataset(ms: ColumnarMicrostructure, material: Material, settings: MapSet
     (degrees, as instruments report it).
     """
     import xarray as xr
-    from skimage.segmentation import find_boundaries
-
     from .io import SIGN_CONVENTION
 
     xv, yv = ms.pixel_centers()
@@ -229,7 +227,7 @@ def map_dataset(ms: ColumnarMicrostructure, material: Material, settings: MapSet
             "D_zz": (yx, Dg[tip_grain, 2].T, {"units": "m^2/s", "long_name": "out-of-plane bulk diffusivity n.D.n"}),
             "grain_labels": (("y_voxel", "x_voxel"), ms.labels.T, {"long_name": "grain id of each column"}),
             "boundary_mask": (("y_voxel", "x_voxel"),
-                              find_boundaries(ms.labels, mode="inner", connectivity=1).T.astype(np.uint8),
+                              boundary_mask(ms.labels, periodic=ms.periodic).T,
                               {"long_name": "1 on pixels next to a grain boundary"}),
             "quaternion": (("grain", "quaternion_component"), ms.quaternions,
                            {"long_name": "crystal->sample rotation, scalar-first (w, x, y, z)"}),
@@ -333,6 +331,8 @@ def run(config: Config, *, out_dir=None, workers: int | None = None, progress: b
         return _spectroscopy_run(config, ms, material, settings, out, w, t0)
     if config["excitation"]["mode"] == "relaxation_spectroscopy":
         return _relaxation_run(config, ms, material, settings, out, w, t0, progress)
+    if config["excitation"]["mode"] == "voltage_spectroscopy":
+        return _voltage_run(config, ms, material, settings, out, w, t0, progress)
     height = build_topography(config, ms)
     band_mode = config["excitation"]["mode"] == "band_excitation"
     if band_mode:
@@ -441,9 +441,8 @@ def _relaxation_run(config, ms, material, settings, out, workers, t0, progress) 
     """``excitation.mode = "relaxation_spectroscopy"``: relaxation curves after a DC pulse over the scan
     pixels (or at ``relaxation.points``), the fitted local D and its single-crystal ground truth."""
     import xarray as xr
-    from skimage.segmentation import find_boundaries
 
-    from .io import SIGN_CONVENTION, relaxation_figure, write_netcdf
+    from .io import relaxation_figure, write_netcdf
     from .probe import (RelaxationPulse, fit_relaxation, relaxation_calibration, relaxation_spectroscopy,
                         single_crystal_curves)
 
@@ -457,12 +456,7 @@ def _relaxation_run(config, ms, material, settings, out, workers, t0, progress) 
     else:
         res = relaxation_spectroscopy(ms, material, settings, pulse, pixels=config["scan"]["pixels"],
                                       workers=workers, tile=4, progress=progress)
-    xv, yv = ms.pixel_centers()
-    if on_points:
-        X, Y, grain = xv[res.ix], yv[res.iy], ms.labels[res.ix, res.iy]
-    else:
-        X, Y = np.meshgrid(xv[res.ix], yv[res.iy], indexing="ij")
-        grain = ms.labels[np.ix_(res.ix, res.iy)]
+    dims, tr, grain, truth, coords = _tip_frame(ms, material, res.ix, res.iy, on_points)
     cal = relaxation_calibration(ms, material, settings, pulse,
                                  D=np.geomspace(material.D_reference / 30, 10 * material.D_reference, rx["calibration"]),
                                  workers=workers)
@@ -470,11 +464,6 @@ def _relaxation_run(config, ms, material, settings, out, workers, t0, progress) 
     grains = np.unique(grain)
     D_sc = np.full(ms.n_grains, np.nan)
     D_sc[grains] = fit_relaxation(single_crystal_curves(ms, material, settings, pulse, grains, workers=workers), cal)[0]
-    Dg = grain_diffusivities(ms, material)
-    if on_points:
-        dims, tr = ("point",), (lambda a: a)
-    else:
-        dims, tr = ("y", "x"), (lambda a: np.swapaxes(a, 0, 1))
     dt = dims + ("time",)
     fit_curve = amp[..., None] * cal.curve(D_fit)
     data = {
@@ -488,33 +477,17 @@ def _relaxation_run(config, ms, material, settings, out, workers, t0, progress) 
         "fit_residual": (dims, tr(resid), {"long_name": "relative residual of the match"}),
         "D_single_crystal": (dims, tr(D_sc[grain]), {"units": "m^2/s", "long_name": "ground truth: the fit of a "
                              "single crystal of the grain under the tip (no boundaries)"}),
-        "D_zz": (dims, tr(Dg[grain, 2]), {"units": "m^2/s", "long_name": "out-of-plane bulk diffusivity n.D.n"}),
-        "D_in_plane": (dims, tr(np.sqrt(Dg[grain, 0] * Dg[grain, 1])),
-                       {"units": "m^2/s", "long_name": "sqrt(D_xx D_yy) of the grain under the tip"}),
-        "grain_id": (dims, tr(grain), {"long_name": "grain under the tip (ground truth)"}),
-        "boundary_distance": (dims, tr(ms.boundary_distance(X, Y)),
-                              {"units": "m", "long_name": "distance from the tip to the nearest grain boundary"}),
         "calibration_curves": (("calibration", "time"), cal.curves,
                                {"units": "m", "long_name": "homogeneous isotropic reference films"}),
-        "grain_labels": (("y_voxel", "x_voxel"), ms.labels.T, {"long_name": "grain id of each column"}),
-        "boundary_mask": (("y_voxel", "x_voxel"),
-                          find_boundaries(ms.labels, mode="inner", connectivity=1).T.astype(np.uint8),
-                          {"long_name": "1 on pixels next to a grain boundary"}),
+        **truth,
     }
-    coords = {"time": ("time", pulse.times, {"units": "s", "long_name": "time after the end of the pulse"}),
-              "calibration_D": ("calibration", cal.D, {"units": "m^2/s"}),
-              "x_voxel": ("x_voxel", xv, {"units": "m"}), "y_voxel": ("y_voxel", yv, {"units": "m"})}
-    if on_points:
-        coords.update({"point": np.arange(len(X)), "x": ("point", X, {"units": "m"}), "y": ("point", Y, {"units": "m"})})
-    else:
-        coords.update({"x": ("x", xv[res.ix], {"units": "m"}), "y": ("y", yv[res.iy], {"units": "m"})})
+    coords.update({"time": ("time", pulse.times, {"units": "s", "long_name": "time after the end of the pulse"}),
+                   "calibration_D": ("calibration", cal.D, {"units": "m^2/s"})})
     ds = xr.Dataset(data, coords=coords)
-    ds.attrs.update({"title": "synthetic ESM relaxation spectroscopy (esmsim)", "esmsim_version": __version__,
-                     "sign_convention": SIGN_CONVENTION, "material": material.name, "config": config.source,
-                     "config_si": json.loads(json.dumps(config.values)), "seed": config["simulation"]["seed"],
-                     "tip_profile": settings.tip_profile, "tip_width_m": settings.tip_width,
+    ds.attrs.update(_provenance(config, material, settings))
+    ds.attrs.update({"title": "synthetic ESM relaxation spectroscopy (esmsim)",
                      "pulse_voltage_V": pulse.voltage, "pulse_duration_s": pulse.duration, "after_pulse": pulse.after,
-                     "n_factorised_windows": res.n_solves, "wall_time_s": res.seconds, "host": platform.node(),
+                     "n_factorised_windows": res.n_solves, "wall_time_s": res.seconds,
                      "model": "potentiostatic pulse, then open circuit or grounded tip; time-domain windows (no "
                               "sub-grid boundary layers) reduced by rational Krylov projection; isotropic Vegard "
                               "(trace/3), Mindlin; D_fit from the decay shape against homogeneous isotropic films"})
@@ -522,5 +495,99 @@ def _relaxation_run(config, ms, material, settings, out, workers, t0, progress) 
     nc = write_netcdf(ds, out / f"{name}.nc")
     fig = relaxation_figure(ds, out / f"{name}.png", title=f"{name}: {material.name}, {pulse.voltage:g} V for "
                             f"{pulse.duration * 1e3:g} ms, D_gb/D = {material['gb_enhancement']:g}") \
+        if config["output"]["figure"] else None
+    return RunOutput(ds, nc, fig, time.perf_counter() - t0)
+
+
+def _tip_frame(ms, material, ix, iy, on_points):
+    """Dimensions, a (x, y) -> (y, x) transposer, the grain under each tip, the ground-truth variables at
+    the tips and on the voxels, and the coordinates of point or map spectroscopy datasets."""
+    xv, yv = ms.pixel_centers()
+    if on_points:
+        X, Y, grain = xv[ix], yv[iy], ms.labels[ix, iy]
+        dims, tr = ("point",), (lambda a: a)
+        coords = {"point": np.arange(len(X)), "x": ("point", X, {"units": "m"}), "y": ("point", Y, {"units": "m"})}
+    else:
+        X, Y = np.meshgrid(xv[ix], yv[iy], indexing="ij")
+        grain = ms.labels[np.ix_(ix, iy)]
+        dims, tr = ("y", "x"), (lambda a: np.swapaxes(a, 0, 1))
+        coords = {"x": ("x", xv[ix], {"units": "m"}), "y": ("y", yv[iy], {"units": "m"})}
+    coords.update({"x_voxel": ("x_voxel", xv, {"units": "m"}), "y_voxel": ("y_voxel", yv, {"units": "m"})})
+    Dg = grain_diffusivities(ms, material)
+    truth = {
+        "D_zz": (dims, tr(Dg[grain, 2]), {"units": "m^2/s", "long_name": "out-of-plane bulk diffusivity n.D.n"}),
+        "D_in_plane": (dims, tr(np.sqrt(Dg[grain, 0] * Dg[grain, 1])),
+                       {"units": "m^2/s", "long_name": "sqrt(D_xx D_yy) of the grain under the tip"}),
+        "grain_id": (dims, tr(grain), {"long_name": "grain under the tip (ground truth)"}),
+        "boundary_distance": (dims, tr(ms.boundary_distance(X, Y)),
+                              {"units": "m", "long_name": "distance from the tip to the nearest grain boundary"}),
+        "c_axis_inclination": (dims, tr(ms.c_axis_inclination[grain]),
+                               {"units": "rad", "long_name": "angle of the grain's c axis to the surface normal"}),
+        "grain_labels": (("y_voxel", "x_voxel"), ms.labels.T, {"long_name": "grain id of each column"}),
+        "boundary_mask": (("y_voxel", "x_voxel"),
+                          boundary_mask(ms.labels, periodic=ms.periodic).T,
+                          {"long_name": "1 on pixels next to a grain boundary"}),
+    }
+    return dims, tr, grain, truth, coords
+
+
+def _provenance(config, material, settings) -> dict:
+    from .io import SIGN_CONVENTION
+
+    return {"esmsim_version": __version__, "sign_convention": SIGN_CONVENTION, "material": material.name,
+            "material_parameters": {k: {"value": p.value, "unit": p.unit, "source": p.source}
+                                    for k, p in material.parameters.items()},
+            "config": config.source, "config_si": json.loads(json.dumps(config.values)),
+            "seed": config["simulation"]["seed"], "tip_profile": settings.tip_profile,
+            "tip_width_m": settings.tip_width, "host": platform.node()}
+
+
+def _voltage_run(config, ms, material, settings, out, workers, t0, progress) -> RunOutput:
+    """``excitation.mode = "voltage_spectroscopy"``: hysteresis loops under a DC staircase with the
+    nonlinear Butler-Volmer tip, at ``voltage.points`` or over the scan pixels, with loop metrics."""
+    import xarray as xr
+
+    from .io import loop_figure, write_netcdf
+    from .probe import VoltageSweep, loop_metrics, voltage_spectroscopy
+
+    vs = config["voltage"]
+    sweep = VoltageSweep(amplitude=vs["amplitude"], steps=vs["steps"], cycles=vs["cycles"], step_time=vs["step_time"],
+                         off_time=vs["off_time"], j0=vs["j0"], alpha_a=vs["alpha_a"], alpha_c=vs["alpha_c"],
+                         temperature=vs["temperature"], f_min=vs["f_min"])
+    on_points = vs["points"] is not None
+    if on_points:
+        volts, loops, ix, iy = voltage_spectroscopy(ms, material, settings, sweep,
+                                                    points=_voxel_index(ms, vs["points"]), workers=workers)
+    else:
+        volts, loops, ix, iy = voltage_spectroscopy(ms, material, settings, sweep, pixels=config["scan"]["pixels"],
+                                                    workers=workers, progress=progress)
+    dims, tr, grain, truth, coords = _tip_frame(ms, material, ix, iy, on_points)
+    ds_ = dims + ("step",)
+    met = loop_metrics(volts, loops[..., 1, :])
+    data = {
+        "on_field": (ds_, tr(loops[..., 0, :]), {"units": "m", "long_name": "outward displacement at the end of "
+                                                                            "each DC step (bias on)"}),
+        "off_field": (ds_, tr(loops[..., 1, :]), {"units": "m", "long_name": "outward displacement after each "
+                                                                              "step's 0 V read (remanent)"}),
+        "li_added": (ds_, tr(loops[..., 2, :]), {"units": "mol", "long_name": "Li added under the tip"}),
+        "threshold_voltage": (dims, tr(met["threshold"]), {"units": "V", "long_name": "first rising-branch bias "
+                              "where the off-field loop exceeds 10 % of its largest magnitude"}),
+        "remanent": (dims, tr(met["remanent"]), {"units": "m", "long_name": "off-field response at 0 V after "
+                     "+V_max minus after -V_max"}),
+        "loop_area": (dims, tr(met["area"]), {"units": "V m", "long_name": "signed area of the off-field loop"}),
+        **truth,
+    }
+    coords["dc_bias"] = ("step", volts, {"units": "V", "long_name": "DC bias of each on step"})
+    ds = xr.Dataset(data, coords=coords)
+    ds.attrs.update(_provenance(config, material, settings))
+    ds.attrs.update({"title": "synthetic ESM voltage spectroscopy (esmsim)", "j0_A_per_m2": sweep.j0,
+                     "step_time_s": sweep.step_time, "off_time_s": sweep.off_time, "wall_time_s": time.perf_counter() - t0,
+                     "model": "triangular DC staircase with 0 V reads; nonlinear Butler-Volmer on the tip's surface "
+                              "cells (linear OCV slope), no flux elsewhere; bulk reduced by block rational Krylov "
+                              "projection, Radau IIA in time; isotropic Vegard (trace/3), Mindlin"})
+    name = config["simulation"]["name"]
+    nc = write_netcdf(ds, out / f"{name}.nc")
+    fig = loop_figure(ds, out / f"{name}.png", title=f"{name}: {material.name}, +-{sweep.amplitude:g} V, "
+                      f"j0 = {sweep.j0:g} A/m², D_gb/D = {material['gb_enhancement']:g}") \
         if config["output"]["figure"] else None
     return RunOutput(ds, nc, fig, time.perf_counter() - t0)

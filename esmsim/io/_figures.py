@@ -8,7 +8,8 @@ import numpy as np
 
 from ._dataset import atomic_path
 
-__all__ = ["map_figure", "band_figure", "spectroscopy_figure", "relaxation_figure", "microstructure_figure"]
+__all__ = ["map_figure", "band_figure", "spectroscopy_figure", "relaxation_figure", "loop_figure",
+           "microstructure_figure"]
 
 
 def map_figure(ds, path, *, title: str | None = None) -> Path:
@@ -172,6 +173,41 @@ def relaxation_figure(ds, path, *, title: str | None = None) -> Path:
         if lo is not None:
             axes[3].plot([lo, hi], [lo, hi], "k--", lw=0.8)
         axes[3].set(xlabel="log10 D single crystal (truth)", ylabel="log10 D fitted", title="fit against truth")
+    return _write_png(fig, path, title)
+
+
+def loop_figure(ds, path, *, title: str | None = None) -> Path:
+    """Voltage spectroscopy: off-field and on-field loops (pm against V) at up to six tips; for a map also the
+    remanent response and threshold maps with the true boundaries. Written atomically as PNG."""
+    from matplotlib.figure import Figure
+
+    is_map = "y" in ds["off_field"].dims
+    fig = Figure(figsize=(16, 4.4) if is_map else (11, 4.4), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, 4 if is_map else 2))
+    v = ds["dc_bias"].values
+    dist = ds["boundary_distance"].values.ravel() * 1e9
+    for ax, key, name in ((axes[0], "off_field", "off field (0 V reads)"), (axes[1], "on_field", "on field")):
+        u = ds[key].values.reshape(-1, v.size) * 1e12
+        for k in np.unique(np.linspace(0, u.shape[0] - 1, min(6, u.shape[0])).astype(int)):
+            ax.plot(np.concatenate([[0.0], v]), np.concatenate([[0.0], u[k]]), "o-", ms=2.5, lw=1,
+                    label=f"{dist[k]:.0f} nm from a boundary")
+        ax.set(xlabel="DC bias (V)", ylabel="u3 (pm)", title=name)
+        ax.axhline(0, color="0.7", lw=0.6)
+    axes[0].legend(fontsize=7)
+    if is_map:
+        x = ds["x"].values * 1e9
+        y = ds["y"].values * 1e9
+        dx = x[1] - x[0] if x.size > 1 else 1.0
+        dy = y[1] - y[0] if y.size > 1 else 1.0
+        ext = [x[0] - dx / 2, x[-1] + dx / 2, y[0] - dy / 2, y[-1] + dy / 2]
+        for ax, key, scale, label, cmap in ((axes[2], "remanent", 1e12, "remanent response (pm)", "RdBu_r"),
+                                            (axes[3], "threshold_voltage", 1.0, "threshold (V)", "viridis")):
+            im = ax.imshow(ds[key].values * scale, origin="lower", extent=ext, cmap=cmap, interpolation="nearest")
+            fig.colorbar(im, ax=ax, label=label, shrink=0.85)
+            ax.contour(x, y, ds["boundary_distance"].values * 1e9, levels=[0.5 * max(abs(dx), abs(dy))],
+                       colors="k", linewidths=0.6)
+            _scale_bar(ax, ext[1] - ext[0])
+            ax.set(title=label.split(" (")[0], xlabel="x (nm)", ylabel="y (nm)")
     return _write_png(fig, path, title)
 
 
