@@ -95,3 +95,19 @@ def test_bad_inputs_name_the_field():
         contact_wavenumber(-1.0)
     with pytest.raises(ParameterError, match="spectra"):
         fit_sho(np.linspace(1, 2, 10), np.zeros((3, 9), complex))
+
+
+def test_fit_sho_flags_runaway_fits_on_noise():
+    # noise-only spectra: no warning escapes, and every pixel is either flagged (all fields NaN) or a finite
+    # fit with its resonance within half/twice the band (a sweep over noisy images must not carry inf or Q = 0)
+    from esmsim.probe import fit_sho
+
+    f = np.linspace(300e3, 340e3, 64)
+    rng = np.random.default_rng(0)
+    out = fit_sho(f, rng.normal(size=(200, 64)) + 1j * rng.normal(size=(200, 64)))
+    amp, f0, q = out["Amplitude [V]"], out["Frequency [Hz]"], out["Quality Factor"]
+    flagged = np.isnan(amp)
+    assert flagged.any() and not flagged.all()
+    assert np.all(np.isnan(f0[flagged])) and np.all(np.isnan(q[flagged]))
+    assert np.all(np.isfinite(amp[~flagged])) and np.all(q[~flagged] > 0)
+    assert np.all((f0[~flagged] > 150e3) & (f0[~flagged] < 680e3))

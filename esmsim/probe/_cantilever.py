@@ -182,12 +182,19 @@ def fit_sho(f, spectra, *, iterations: int = 30):
     -------
     structured ndarray (...,)
         Fields :data:`SHO_FIELDS` (float32 as in BGlib's ``sho32``), phase in (-pi, pi],
-        R2 = 1 - sum|H - fit|^2 / sum|H - mean H|^2.
+        R2 = 1 - sum|H - fit|^2 / sum|H - mean H|^2. All NaN where the fit fails (non-finite parameters,
+        Q = 0 in float32, or a resonance below half or above twice the band's frequencies: noise-only
+        spectra).
     """
     f = np.asarray(f, float)
     H = np.asarray(spectra, complex)
     if H.shape[-1] != f.size or f.ndim != 1 or f.size < 4:
         raise ParameterError("spectra", f"last axis {H.shape[-1:]} must match {f.size} bin frequencies (>= 4)")
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # runaway fits are flagged NaN below
+        return _fit_sho(f, H, iterations)
+
+
+def _fit_sho(f, H, iterations):
     shape = H.shape[:-1]
     H = H.reshape(-1, f.size)
     fc = f.mean()
@@ -252,4 +259,9 @@ def fit_sho(f, spectra, *, iterations: int = 30):
     out["Quality Factor"] = np.exp(p[:, 1])
     out["Phase [rad]"] = np.angle(cc)
     out["R2 Criterion"] = 1 - cost / np.where(ss_tot > 0, ss_tot, np.inf)
+    # a fit that ran away (noise-only spectra): non-finite parameters or a resonance far outside the band
+    bad = ~(np.isfinite(p).all(1) & (p[:, 0] * fc > 0.5 * f.min()) & (p[:, 0] * fc < 2 * f.max())
+            & np.isfinite(cost) & (out["Quality Factor"] > 0) & np.isfinite(out["Amplitude [V]"]))
+    for name in SHO_FIELDS:
+        out[name][bad] = np.nan
     return out.reshape(shape)
