@@ -111,6 +111,8 @@ def _run_config(config, out, workers, scheduler=None) -> int:
         print(f"esmsim: wrote USID    {res.usid}")
     if res.gwy is not None:
         print(f"esmsim: wrote images  {res.gwy}")
+    if res.ibw is not None:
+        print(f"esmsim: wrote images  {res.ibw}")
     if res.figure is not None:
         print(f"esmsim: wrote figure  {res.figure}")
     return 0

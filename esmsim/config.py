@@ -257,6 +257,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "figure": Field("bool", True, doc="write the PNG figure"),
         "usid": Field("bool", True, doc="band excitation: also write a USID HDF5 file (pyUSID/BGlib)"),
         "gwy": Field("bool", False, doc="also write the image channels as a Gwyddion .gwy file (extra 'io')"),
+        "ibw": Field("bool", False, doc="also write the image channels as an Asylum-style Igor binary wave .ibw"),
     },
 }
 

@@ -295,6 +295,7 @@ class RunOutput:
     seconds: float
     usid: Path | None = None
     gwy: Path | None = None
+    ibw: Path | None = None
 
 
 def run(config: Config, *, out_dir=None, workers: int | None = None, progress: bool = False,
@@ -388,12 +389,17 @@ def run(config: Config, *, out_dir=None, workers: int | None = None, progress: b
         from .io import write_gwy
 
         gwy = write_gwy(ds, out / f"{name}.gwy")
+    ibw = None
+    if config["output"]["ibw"]:
+        from .io import write_ibw
+
+        ibw = write_ibw(ds, out / f"{name}.ibw")
     fig = None
     if config["output"]["figure"]:
         title = (f"{name}: {material.name}, {'band centre' if band_mode else 'f ='} {settings.frequency / 1e3:.4g} kHz, "
                  f"D_gb/D = {material['gb_enhancement']:g}, d = {settings.tip_width * 1e9:g} nm")
         fig = (band_figure if band_mode else map_figure)(ds, out / f"{name}.png", title=title)
-    return RunOutput(ds, nc, fig, time.perf_counter() - t0, usid, gwy)
+    return RunOutput(ds, nc, fig, time.perf_counter() - t0, usid, gwy, ibw)
 
 
 def _spectroscopy_run(config, ms, material, settings, out, workers, t0) -> RunOutput:

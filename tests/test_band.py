@@ -197,7 +197,7 @@ def be_run(tmp_path_factory):
         "artefacts": {"detector_noise": "100 fm/Hz**0.5", "topography_crosstalk": True, "line_gain": 0.01},
         "scan": {"pixels": [12, 10], "retrace": True},
         "numerics": {"workers": 1},
-        "output": {"directory": str(out), "gwy": True},
+        "output": {"directory": str(out), "gwy": True, "ibw": True},
     })
     return run_sim(cfg)
 
@@ -268,3 +268,17 @@ def test_gwyddion_images_round_trip(be_run):
     assert unit == "deg"
     np.testing.assert_allclose(phase, np.degrees(ds["sho_phase"].values))
     np.testing.assert_array_equal(ch["Grain id (truth)"][0], ds["grain_id"].values)
+
+
+def test_asylum_ibw_from_a_run_reads_back(be_run):
+    # output.ibw: the vendor-format reader (igor2 through read_measurement) gets the run's channels, pixel
+    # pitch and instrument metadata back; units of esmsim-named layers come from the note's "<label>Unit"
+    pytest.importorskip("igor2", reason="igor2 is in the test and io extras")
+    from esmsim.io import read_measurement
+
+    ds = be_run.dataset
+    m = read_measurement(be_run.ibw)
+    np.testing.assert_array_equal(m["height"].values, ds["height"].values.astype(np.float32))
+    assert m["height"].attrs["units"] == "m"
+    np.testing.assert_allclose(np.diff(m["x"].values), np.diff(ds["x"].values), rtol=1e-6)
+    assert m.attrs["drive_frequency"] == pytest.approx(ds.attrs["band_center_Hz"])

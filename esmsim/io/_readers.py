@@ -335,6 +335,8 @@ def _read_ibw(path: Path):
         units = _asylum_units(name, data_units if n_layers == 1 else "")
         if units == "" and name.startswith("UserCalc"):
             units = _unit(meta.get("UserCalcBUnit" if name.startswith("UserCalcB") else "UserCalcUnit", ""))
+        if units == "" and f"{name}Unit" in meta:  # the same rule for any layer (esmsim writes "<label>Unit")
+            units = _unit(meta[f"{name}Unit"])
         b.add(name, [names[i] for i in order], np.transpose(layer, order), {"units": units, "long_name": name},
               coords)
     attrs = {**offsets, **_standard_metadata(meta), "wave_name": wave_name, "igor_wave_version": version,
