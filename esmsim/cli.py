@@ -82,40 +82,35 @@ def _run_config(config, out, workers, scheduler=None) -> int:
               f"D_fit {np.nanmin(D) if ok.any() else np.nan:.3g} .. {np.nanmax(D) if ok.any() else np.nan:.3g} m^2/s "
               f"({int((~ok).sum())} outside the calibration range); single-crystal truth "
               f"{np.nanmin(truth):.3g} .. {np.nanmax(truth):.3g} m^2/s")
-        print(f"esmsim: wrote dataset {res.netcdf}")
-        if res.figure is not None:
-            print(f"esmsim: wrote figure  {res.figure}")
-        return 0
-    if "off_field" in ds:
+    elif "off_field" in ds:
         rem = ds["remanent"].values * 1e12
         print(f"esmsim: voltage loops at {rem.size} tip positions x {ds.sizes['step']} steps in {res.seconds:.1f} s; "
               f"remanent response {np.nanmin(rem):.3g} .. {np.nanmax(rem):.3g} pm, threshold "
               f"{np.nanmin(ds['threshold_voltage'].values):.3g} .. {np.nanmax(ds['threshold_voltage'].values):.3g} V")
-        print(f"esmsim: wrote dataset {res.netcdf}")
-        if res.figure is not None:
-            print(f"esmsim: wrote figure  {res.figure}")
-        return 0
+    else:
+        _amplitude_summary(ds, res.seconds)
+    for what, path in (("dataset", res.netcdf), ("USID", res.usid), ("images", res.gwy), ("images", res.ibw),
+                       ("figure", res.figure)):
+        if path is not None:
+            print(f"esmsim: wrote {what:<7} {path}")
+    return 0
+
+
+def _amplitude_summary(ds, seconds):
+    import numpy as np
+
     amp = ds["amplitude"].values * 1e12
     if "point" in ds.dims:
-        print(f"esmsim: spectroscopy at {amp.shape[0]} points x {amp.shape[1]} frequencies in {res.seconds:.1f} s; "
+        print(f"esmsim: spectroscopy at {amp.shape[0]} points x {amp.shape[1]} frequencies in {seconds:.1f} s; "
               f"amplitude {amp.min():.3g} .. {amp.max():.3g} pm/V")
     else:
-        print(f"esmsim: map of {amp.shape[1]} x {amp.shape[0]} tip positions in {res.seconds:.1f} s; "
+        print(f"esmsim: map of {amp.shape[1]} x {amp.shape[0]} tip positions in {seconds:.1f} s; "
               f"amplitude {amp.min():.3g} .. {amp.max():.3g} pm/V (median {float(np.median(amp)):.3g})")
     if "sho_frequency" in ds:
         f0 = ds["sho_frequency"].values / 1e3
         print(f"esmsim: band excitation around {ds.attrs['band_center_Hz'] / 1e3:.4g} kHz; fitted f0 "
-              f"{f0.min():.4g} .. {f0.max():.4g} kHz, Q median {float(np.median(ds['sho_quality'].values)):.3g}")
-    print(f"esmsim: wrote dataset {res.netcdf}")
-    if res.usid is not None:
-        print(f"esmsim: wrote USID    {res.usid}")
-    if res.gwy is not None:
-        print(f"esmsim: wrote images  {res.gwy}")
-    if res.ibw is not None:
-        print(f"esmsim: wrote images  {res.ibw}")
-    if res.figure is not None:
-        print(f"esmsim: wrote figure  {res.figure}")
-    return 0
+              f"{np.nanmin(f0):.4g} .. {np.nanmax(f0):.4g} kHz, Q median "
+              f"{float(np.nanmedian(ds['sho_quality'].values)):.3g}")
 
 
 def main(argv=None) -> int:

@@ -448,7 +448,7 @@ def _relaxation_run(config, ms, material, settings, out, workers, t0, progress) 
     pixels (or at ``relaxation.points``), the fitted local D and its single-crystal ground truth."""
     import xarray as xr
 
-    from .io import relaxation_figure, write_netcdf
+    from .io import relaxation_figure
     from .probe import (RelaxationPulse, fit_relaxation, relaxation_calibration, relaxation_spectroscopy,
                         single_crystal_curves)
 
@@ -497,12 +497,8 @@ def _relaxation_run(config, ms, material, settings, out, workers, t0, progress) 
                      "model": "potentiostatic pulse, then open circuit or grounded tip; time-domain windows (no "
                               "sub-grid boundary layers) reduced by rational Krylov projection; isotropic Vegard "
                               "(trace/3), Mindlin; D_fit from the decay shape against homogeneous isotropic films"})
-    name = config["simulation"]["name"]
-    nc = write_netcdf(ds, out / f"{name}.nc")
-    fig = relaxation_figure(ds, out / f"{name}.png", title=f"{name}: {material.name}, {pulse.voltage:g} V for "
-                            f"{pulse.duration * 1e3:g} ms, D_gb/D = {material['gb_enhancement']:g}") \
-        if config["output"]["figure"] else None
-    return RunOutput(ds, nc, fig, time.perf_counter() - t0)
+    return _write_run(config, ds, out, relaxation_figure, t0, f"{material.name}, {pulse.voltage:g} V for "
+                      f"{pulse.duration * 1e3:g} ms, D_gb/D = {material['gb_enhancement']:g}")
 
 
 def _tip_frame(ms, material, ix, iy, on_points):
@@ -553,7 +549,7 @@ def _voltage_run(config, ms, material, settings, out, workers, t0, progress) -> 
     nonlinear Butler-Volmer tip, at ``voltage.points`` or over the scan pixels, with loop metrics."""
     import xarray as xr
 
-    from .io import loop_figure, write_netcdf
+    from .io import loop_figure
     from .probe import VoltageSweep, loop_metrics, voltage_spectroscopy
 
     vs = config["voltage"]
@@ -591,9 +587,15 @@ def _voltage_run(config, ms, material, settings, out, workers, t0, progress) -> 
                      "model": "triangular DC staircase with 0 V reads; nonlinear Butler-Volmer on the tip's surface "
                               "cells (linear OCV slope), no flux elsewhere; bulk reduced by block rational Krylov "
                               "projection, Radau IIA in time; isotropic Vegard (trace/3), Mindlin"})
+    return _write_run(config, ds, out, loop_figure, t0, f"{material.name}, +-{sweep.amplitude:g} V, "
+                      f"j0 = {sweep.j0:g} A/m², D_gb/D = {material['gb_enhancement']:g}")
+
+
+def _write_run(config, ds, out, figure, t0, title) -> RunOutput:
+    """Write a spectroscopy dataset (NetCDF) and, when the config asks, its figure."""
+    from .io import write_netcdf
+
     name = config["simulation"]["name"]
     nc = write_netcdf(ds, out / f"{name}.nc")
-    fig = loop_figure(ds, out / f"{name}.png", title=f"{name}: {material.name}, +-{sweep.amplitude:g} V, "
-                      f"j0 = {sweep.j0:g} A/m², D_gb/D = {material['gb_enhancement']:g}") \
-        if config["output"]["figure"] else None
+    fig = figure(ds, out / f"{name}.png", title=f"{name}: {title}") if config["output"]["figure"] else None
     return RunOutput(ds, nc, fig, time.perf_counter() - t0)

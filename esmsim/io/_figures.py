@@ -58,6 +58,15 @@ def _write_png(fig, path, title, dpi=100) -> Path:
     return path
 
 
+def _scan_extent(ds):
+    """Scan-frame axes (nm), pixel steps and the imshow extent of a map dataset."""
+    x = ds["x"].values * 1e9
+    y = ds["y"].values * 1e9
+    dx = x[1] - x[0] if x.size > 1 else 1.0
+    dy = y[1] - y[0] if y.size > 1 else 1.0
+    return x, y, dx, dy, [x[0] - dx / 2, x[-1] + dx / 2, y[0] - dy / 2, y[-1] + dy / 2]
+
+
 def _scale_bar(ax, width_nm):
     """A physical scale bar (a round length near 1/4 of the image width) in the lower right corner."""
     from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
@@ -75,11 +84,7 @@ def band_figure(ds, path, *, title: str | None = None) -> Path:
     import matplotlib
     from matplotlib.figure import Figure
 
-    x = ds["x"].values * 1e9
-    y = ds["y"].values * 1e9
-    dx = x[1] - x[0] if x.size > 1 else 1.0
-    dy = y[1] - y[0] if y.size > 1 else 1.0
-    ext = [x[0] - dx / 2, x[-1] + dx / 2, y[0] - dy / 2, y[-1] + dy / 2]
+    x, y, dx, dy, ext = _scan_extent(ds)
     # ground truth in the scan frame (rotated or offset scans too): boundaries within half a pixel
     dist = ds["boundary_distance"].values * 1e9
     half = 0.5 * max(abs(dx), abs(dy))
@@ -152,11 +157,7 @@ def relaxation_figure(ds, path, *, title: str | None = None) -> Path:
     axes[0].set(xlabel="time after the pulse (s)", ylabel="|u3| (pm)", title="relaxation (points) and fit (lines)")
     axes[0].legend(fontsize=7)
     if is_map:
-        x = ds["x"].values * 1e9
-        y = ds["y"].values * 1e9
-        dx = x[1] - x[0] if x.size > 1 else 1.0
-        dy = y[1] - y[0] if y.size > 1 else 1.0
-        ext = [x[0] - dx / 2, x[-1] + dx / 2, y[0] - dy / 2, y[-1] + dy / 2]
+        x, y, dx, dy, ext = _scan_extent(ds)
         fit, truth = np.log10(ds["D_fit"].values), np.log10(ds["D_single_crystal"].values)
         both = np.concatenate([fit[np.isfinite(fit)], truth[np.isfinite(truth)]])
         lo, hi = (both.min(), both.max()) if both.size else (None, None)
@@ -195,11 +196,7 @@ def loop_figure(ds, path, *, title: str | None = None) -> Path:
         ax.axhline(0, color="0.7", lw=0.6)
     axes[0].legend(fontsize=7)
     if is_map:
-        x = ds["x"].values * 1e9
-        y = ds["y"].values * 1e9
-        dx = x[1] - x[0] if x.size > 1 else 1.0
-        dy = y[1] - y[0] if y.size > 1 else 1.0
-        ext = [x[0] - dx / 2, x[-1] + dx / 2, y[0] - dy / 2, y[-1] + dy / 2]
+        x, y, dx, dy, ext = _scan_extent(ds)
         for ax, key, scale, label, cmap in ((axes[2], "remanent", 1e12, "remanent response (pm)", "RdBu_r"),
                                             (axes[3], "threshold_voltage", 1.0, "threshold (V)", "viridis")):
             im = ax.imshow(ds[key].values * scale, origin="lower", extent=ext, cmap=cmap, interpolation="nearest")
