@@ -405,3 +405,17 @@ def test_a_worker_killed_during_a_dask_sweep_loses_nothing(cluster, tmp_path):
     lost = busy[victim][0].removeprefix("esmsim-run-")
     assert json.loads((store / "runs" / f"{lost}.json").read_text())["pid"] != pids[victim]  # run again elsewhere
     assert read_netcdf(store / "sweep.nc").sizes["point"] == 4
+
+
+def test_summary_lists_runs_that_warned(tmp_path):
+    # warnings raised inside a run are kept in its provenance and named in the summary the CLI prints
+    from esmsim.sweep import SweepSummary
+
+    class P:
+        key = "abc"
+
+        def describe(self):
+            return "point 3 (material.gb_enhancement = 100)"
+
+    s = SweepSummary(tmp_path, None, 4, 4, [], 0, 1.0, [(P(), ["ResolutionWarning: z cells too coarse"])])
+    assert "warning point 3 (material.gb_enhancement = 100): ResolutionWarning: z cells too coarse" in str(s)

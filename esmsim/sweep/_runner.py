@@ -55,6 +55,8 @@ class SweepSummary:
         Points already finished in the store (not run again).
     seconds : float
         Wall time of this call.
+    warned : list of (Point, list of str)
+        Points run now that succeeded with warnings (each distinct warning once; also in ``runs/<key>.json``).
     """
 
     store: Path
@@ -64,12 +66,14 @@ class SweepSummary:
     failed: list = field(default_factory=list)
     skipped: int = 0
     seconds: float = 0.0
+    warned: list = field(default_factory=list)
 
     def __str__(self) -> str:
         ran = self.succeeded + len(self.failed)
         lines = [f"esmsim: sweep of {self.points} points in {self.seconds:.1f} s: {ran} ran ({self.succeeded} ok, "
                  f"{len(self.failed)} failed), {self.skipped} skipped (already in {self.store})"]
         lines += [f"esmsim: failed {p.describe()}: {reason} (runs/{p.key}.json)" for p, reason in self.failed]
+        lines += [f"esmsim: warning {p.describe()}: {'; '.join(w)}" for p, w in self.warned]
         if self.dataset is not None:
             lines.append(f"esmsim: wrote dataset {self.dataset}")
         return "\n".join(lines)
@@ -311,7 +315,7 @@ def run_sweep(spec, store, *, workers: int | None = None, scheduler: str | None 
     st.write_manifest(points, source)
     todo = [p for p in points if not st.finished(p.key)]
     skipped = len(points) - len(todo)
-    succeeded, failed = [0], []
+    succeeded, failed, warned = [0], [], []
     runner = scheduler or (f"dask LocalCluster({local_cluster})" if local_cluster else "local processes")
     bar = tqdm(total=len(points), initial=skipped, desc="sweep", unit="run", disable=not progress)
 
@@ -319,6 +323,8 @@ def run_sweep(spec, store, *, workers: int | None = None, scheduler: str | None 
         st.record(point, {**res, "runner": runner})
         if res["status"] == "ok":
             succeeded[0] += 1
+            if res.get("warnings"):
+                warned.append((point, res["warnings"]))
         else:
             failed.append((point, res["error"]))
             if progress:
@@ -334,4 +340,5 @@ def run_sweep(spec, store, *, workers: int | None = None, scheduler: str | None 
         bar.close()
     _, path = assemble(points, st, source=source)
     failed.sort(key=lambda item: item[0].index)
-    return SweepSummary(st.path, path, len(points), succeeded[0], failed, skipped, time.perf_counter() - t0)
+    warned.sort(key=lambda item: item[0].index)
+    return SweepSummary(st.path, path, len(points), succeeded[0], failed, skipped, time.perf_counter() - t0, warned)
