@@ -232,7 +232,6 @@ def map_dataset(ms: ColumnarMicrostructure, material: Material, settings: MapSet
             "quaternion": (("grain", "quaternion_component"), ms.quaternions,
                            {"long_name": "crystal->sample rotation, scalar-first (w, x, y, z)"}),
             "euler_bunge": (("grain", "euler_angle"), ms.euler_bunge, {"units": "rad", "long_name": "Bunge ZXZ angles"}),
-            "seed_position": (("grain", "xy"), ms.seeds, {"units": "m", "long_name": "Voronoi seed"}),
             "boundary_grains": (("boundary", "side"), bt["grains"], {"long_name": "grain pair of each boundary"}),
             "boundary_misorientation": (b_dims, bt["misorientation"],
                                         {"units": "rad", "long_name": f"disorientation angle ({material.symmetry} symmetry)"}),
@@ -251,6 +250,8 @@ def map_dataset(ms: ColumnarMicrostructure, material: Material, settings: MapSet
             "grain": ("grain", np.arange(ms.n_grains)),
         },
     )
+    if ms.seeds is not None:  # films from labels (segmented scans) have no Voronoi seeds
+        ds["seed_position"] = (("grain", "xy"), ms.seeds, {"units": "m", "long_name": "Voronoi seed"})
     ds.attrs.update({
         "title": "synthetic single-frequency ESM map (esmsim)",
         "esmsim_version": __version__,
