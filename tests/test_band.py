@@ -169,6 +169,12 @@ def test_band_needs_sane_width():
         BandExcitation(bins=4)
     with pytest.raises(ParameterError, match="band_excitation.bandwidth"):
         BandExcitation(bandwidth=1e6).frequencies(3e5)
+    # a band set by hand that does not contain the contact resonance cannot be fitted: refused up front
+    f0 = CL.resonance(K_FLAT)
+    resp, h = field()
+    with pytest.raises(ParameterError, match="band_excitation.center.*misses the contact resonance"):
+        band_excitation(resp, K_FLAT, np.full(resp.shape, K_FLAT), h, cantilever=CL,
+                        band=BandExcitation(center=f0 + 50e3, bandwidth=40e3), artefacts=Artefacts(), bias_ac=1.0)
 
 
 def test_fit_of_recorded_noisy_spectra_tracks_truth():

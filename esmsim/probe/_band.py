@@ -218,6 +218,11 @@ def band_excitation(response, k_clean, k_local, height, *, cantilever: Cantileve
     f0_clean = cl.resonance(k_clean)
     center = band.center if band.center is not None else float(f0_clean)
     f = band.frequencies(center)
+    if not f[0] <= f0_clean <= f[-1]:
+        raise ParameterError("band_excitation.center", f"the drive band {f[0]:.6g} - {f[-1]:.6g} Hz misses the contact "
+                                                       f"resonance {float(f0_clean):.6g} Hz of the flat surface (from "
+                                                       "the cantilever and the tip's Hertz contact); centre the band "
+                                                       "on it ('auto') or widen it")
     # clean: flat contact, no artefacts
     s_clean = response * bias_ac * cl.transfer(k_clean) / cl.invols  # quasi-static detector signal, V
     A_t, phi_t = sho_parameters(s_clean)
