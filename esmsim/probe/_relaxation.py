@@ -29,11 +29,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 
 from .._errors import ParameterError
 from ..microstructure import graded_widths
-from ..transport._frequency import tip_rhs
+from ..transport._frequency import symmetric_lu, tip_rhs
 from ._scan import MapSettings, _Window
 
 __all__ = ["RelaxationPulse", "RelaxationResult", "relaxation_spectroscopy", "RelaxationCalibration",
@@ -106,7 +105,6 @@ class _RelaxationWindow(_Window):
         super().__init__(ms, material, _time_settings(settings, pulse))
         self.pulse = pulse
         L_min = max(np.sqrt(self.Dg[:, 2].min() * pulse.t_min), 0.01 * np.sqrt(material.D_reference * pulse.t_min))
-        L_max = np.sqrt(max(material.D_gb, material.D_reference) * pulse.t_max)
         L_bulk = np.sqrt(material.D_reference * pulse.t_max)
         depth = min(ms.thickness, 10 * L_bulk)
         first = min(self.settings.z_first * L_min, depth / 10)
@@ -116,7 +114,6 @@ class _RelaxationWindow(_Window):
             # bulk Li spreads sqrt(D t_max); boundary Li farther, but a thin slab holds little of it
             self.window = max(4 * settings.tip_width, 4 * L_bulk)
             self.hw = int(np.ceil(self.window / ms.spacing[0]))
-        self.L_max = L_max
 
     def solve_tile(self, ix, iy) -> np.ndarray:
         """Relaxation of every tip ``(ix[a], iy[b])`` of a tile (increasing pixel indices), sharing the
@@ -162,6 +159,16 @@ class _RelaxationWindow(_Window):
     def solve(self, ix: int, iy: int) -> np.ndarray:
         """:meth:`solve_tile` for one tip: shape (n_times + 2,)."""
         return self.solve_tile(np.array([ix]), np.array([iy]))[0, 0]
+
+
+def point_values(ms, material, settings, points, factory):
+    """Values of the window engine ``factory(ms, material, settings)`` at tip pixels ``points``, each on its own
+    window (points are few), and their pixel indices."""
+    from ._spectroscopy import _points
+
+    pts = _points(ms, points)
+    engine = factory(ms, material, settings)
+    return np.array([engine.solve(int(i), int(j)) for i, j in pts]), pts[:, 0], pts[:, 1]
 
 
 def relaxation_shifts(pulse: RelaxationPulse) -> np.ndarray:
@@ -210,8 +217,7 @@ class _Basis:
 def _extend(bases, A, V, shifts, repeats):
     """Grow every basis by ``repeats`` vectors per shift; one factorisation per shift serves all."""
     for s in shifts:
-        lu = spla.splu((A + sp.diags(s * V)).tocsc(), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
-                       options={"SymmetricMode": True})
+        lu = symmetric_lu(A + sp.diags(s * V))
         for bs in bases:
             rhs = bs.r0
             for _ in range(repeats):
@@ -294,20 +300,12 @@ def relaxation_spectroscopy(ms, material, settings: MapSettings, pulse: Relaxati
     from functools import partial
 
     from ._scan import _grid_response, map_pixels
-    from ._spectroscopy import _points
 
     t0 = time.perf_counter()
     factory = partial(_RelaxationWindow, pulse=pulse)
     if points is not None:
-        pts = _points(ms, points)
-        vals, n = [], 0
-        for i, j in pts:  # each point its own window (points are few)
-            r, k = _grid_response(ms, material, settings, np.array([i]), np.array([j]), workers=1, tile=1,
-                                  factory=factory)
-            vals.append(r[0, 0])
-            n += k
-        vals = np.array(vals)
-        ix, iy = pts[:, 0], pts[:, 1]
+        vals, ix, iy = point_values(ms, material, settings, points, factory)
+        n = ix.size
     else:
         ix, iy = map_pixels(ms.shape, pixels if pixels is not None else settings.pixels)
         vals, n = _grid_response(ms, material, settings, ix, iy, workers=workers, tile=tile, progress=progress,
@@ -440,14 +438,11 @@ def fit_relaxation(u, calibration: RelaxationCalibration, *, fine: int = 400):
     residual : ndarray
         ``|u - amplitude m| / |u|`` of the match.
     """
-    from scipy.interpolate import CubicSpline
-
     u = np.asarray(u, float)
     if u.shape[-1] != calibration.times.size:
         raise ParameterError("u", f"last axis has {u.shape[-1]} times; the calibration has {calibration.times.size}")
-    x = np.log(calibration.D)
-    xf = np.linspace(x[0], x[-1], fine)
-    M = CubicSpline(x, calibration.curves, axis=0)(xf)  # (fine, nt)
+    xf = np.linspace(np.log(calibration.D[0]), np.log(calibration.D[-1]), fine)
+    M = calibration.curve(np.exp(xf))  # (fine, nt)
     flat = u.reshape(-1, u.shape[-1])
     mm = np.einsum("kt,kt->k", M, M)
     um = flat @ M.T  # (p, fine)

@@ -21,13 +21,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse.linalg as spla
+import scipy.sparse as sp
 from scipy.integrate import solve_ivp
 
 from .._errors import ParameterError
-from ..transport._frequency import contact_profile
+from ..transport._frequency import contact_profile, symmetric_lu
 from ..transport._time import F_CONST, R_CONST
-from ._relaxation import RelaxationPulse, _reduced, _RelaxationWindow, relaxation_shifts
+from ._relaxation import RelaxationPulse, _reduced, _RelaxationWindow, point_values, relaxation_shifts
 
 __all__ = ["VoltageSweep", "voltage_spectroscopy", "loop_metrics"]
 
@@ -117,8 +117,7 @@ class _VoltageWindow(_RelaxationWindow):
         h = self.ms.spacing[0]
         K, V = system.K.tocsc(), system.volume
         shifts = relaxation_shifts(self.pulse)
-        lus = [spla.splu(K + _diag(s * V), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
-                         options={"SymmetricMode": True}) for s in shifts]
+        lus = [symmetric_lu(K + sp.diags(s * V)) for s in shifts]
         out = np.empty((ix.size * iy.size, 3, sw.steps * sw.cycles))
         t = 0
         for a in ix:
@@ -188,16 +187,6 @@ class _VoltageWindow(_RelaxationWindow):
                 res[j, k] = y @ z
             res[2, k] = total @ z
         return res
-
-    def solve(self, ix: int, iy: int) -> np.ndarray:
-        return self.solve_tile(np.array([ix]), np.array([iy]))[0, 0]
-
-
-def _diag(v):
-    import scipy.sparse as sp
-
-    return sp.diags(v)
-
 
 def _block_basis(lus, V, B, repeats):
     """V-orthonormal basis of the block rational Krylov space ``{(K + s V)^-k B}`` (two passes of block
@@ -282,14 +271,11 @@ def voltage_spectroscopy(ms, material, settings, sweep: VoltageSweep, *, points=
     from functools import partial
 
     from ._scan import _grid_response, map_pixels
-    from ._spectroscopy import _points
 
     factory = partial(_VoltageWindow, sweep=sweep)
     if points is not None:
-        pts = _points(ms, points)
-        loops = np.array([_grid_response(ms, material, settings, np.array([i]), np.array([j]), workers=1, tile=1,
-                                         factory=factory)[0][0, 0] for i, j in pts])
-        return sweep.voltages(), loops, pts[:, 0], pts[:, 1]
+        loops, ix, iy = point_values(ms, material, settings, points, factory)
+        return sweep.voltages(), loops, ix, iy
     ix, iy = map_pixels(ms.shape, pixels if pixels is not None else settings.pixels)
     loops, _ = _grid_response(ms, material, settings, ix, iy, workers=workers, tile=tile, progress=progress,
                               client=client, factory=factory, desc="voltage loops")
