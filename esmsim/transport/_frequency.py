@@ -88,7 +88,8 @@ def tip_terms(system: DiffusionSystem, tip_xy, *, profile: str, width: float, co
     return diag, b
 
 
-def solve_frequency(system: DiffusionSystem, omegas, diag, b, *, method: str = "auto") -> np.ndarray:
+def solve_frequency(system: DiffusionSystem, omegas, diag, b, *, method: str = "auto",
+                    rtol: float = 1e-10) -> np.ndarray:
     """Solve ``(i omega V + K + diag) c = b`` for each angular frequency.
 
     ``method="direct"`` factorises with SuperLU (minimum-degree ordering of
@@ -102,6 +103,11 @@ def solve_frequency(system: DiffusionSystem, omegas, diag, b, *, method: str = "
     the bulk cells (:func:`_zline_omega`; measured crossover between 1 and 10 kHz for 5 nm columns of
     LiCoO2), AMG otherwise. GMRES iterations over 1 Hz - 1 MHz on a 190 000-unknown polycrystal:
     AMG 23 -> 53, z lines 643 -> 24.
+    ``method="split"`` factorises the operator without the bulk cells' lateral links (the z lines and the
+    boundary slabs with their links to the bulk: a sparse LU with little fill) and runs block COCG on the
+    whole operator with it as the preconditioner (:func:`split_solve`); where ``omega`` outweighs the
+    lateral rates it converges in a few iterations for all right-hand sides at once (the map engine's
+    solver at ESM frequencies: 0.09 s to factorise a 115 000-unknown window whose full LU takes 27 s).
 
     Parameters
     ----------
@@ -112,17 +118,19 @@ def solve_frequency(system: DiffusionSystem, omegas, diag, b, *, method: str = "
         Extra diagonal conductances from the surface condition (m^3/s).
     b : ndarray, shape (n,) or (n, m)
         Right-hand side(s).
+    rtol : float
+        Relative residual of the iterative methods (per right-hand side).
 
     Returns
     -------
     ndarray, complex, shape (n_omega, n) or (n_omega, n, m)
         Complex concentration amplitudes ``c`` with ``delta_c = Re[c exp(i omega t)]``.
     """
-    if method not in ("auto", "direct", "amg", "zline"):
-        raise ValueError(f"method: got {method!r}; allowed 'auto', 'direct', 'amg', 'zline'")
+    if method not in ("auto", "direct", "amg", "zline", "split"):
+        raise ValueError(f"method: got {method!r}; allowed 'auto', 'direct', 'amg', 'zline', 'split'")
     auto = method == "auto"
     omegas = np.atleast_1d(np.asarray(omegas, dtype=float))
-    _check_surface_layer(system, diag, omegas.max())
+    check_surface_layer(system, diag, omegas.max())
     b = np.asarray(b, dtype=complex)
     diag = np.asarray(diag, float)
     out = []
@@ -132,8 +140,13 @@ def solve_frequency(system: DiffusionSystem, omegas, diag, b, *, method: str = "
         if method == "zline":  # no copy of the matrix: A = K + diag(d) applied as such
             d = diag + 1j * w * system.volume
             cols = b.reshape(system.n, -1)
-            sol = np.stack([_zline_solve(system.K, d, cols[:, j]) for j in range(cols.shape[1])], -1)
+            sol = np.stack([_zline_solve(system.K, d, cols[:, j], rtol=rtol) for j in range(cols.shape[1])], -1)
             out.append(sol.reshape(b.shape))
+            continue
+        if method == "split":
+            cols = b.reshape(system.n, -1)
+            out.append(split_solve(system.K, system.n_bulk, diag + 1j * w * system.volume, cols,
+                                   rtol=rtol).reshape(b.shape))
             continue
         A = (system.K + sp.diags(diag + 1j * w * system.volume)).tocsr()
         if method == "direct":
@@ -141,7 +154,7 @@ def solve_frequency(system: DiffusionSystem, omegas, diag, b, *, method: str = "
         else:
             shifted = system.K + sp.diags(diag + w * system.volume)
             cols = b.reshape(system.n, -1)
-            sol = np.stack([_amg_solve(A, shifted, cols[:, j]) for j in range(cols.shape[1])], -1)
+            sol = np.stack([_amg_solve(A, shifted, cols[:, j], rtol=rtol) for j in range(cols.shape[1])], -1)
             out.append(sol.reshape(b.shape))
     return np.asarray(out)
 
@@ -154,6 +167,83 @@ def symmetric_lu(A):
     """
     return spla.splu(sp.csc_matrix(A), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
                      options={"SymmetricMode": True})
+
+
+def _lateral_bulk(K, n_bulk):
+    """Mask of the COO entries of ``K`` that link two bulk cells of different z lines (bulk unknowns are
+    numbered along z within each column, so z neighbours differ by one)."""
+    return (K.row < n_bulk) & (K.col < n_bulk) & (np.abs(K.row - K.col) > 1)
+
+
+def split_solve(K, n_bulk: int, d, B, *, rtol: float = 1e-10, maxiter: int = 200) -> np.ndarray:
+    """Solve ``(K + diag(d)) X = B`` by block COCG preconditioned with the exact LU of the split operator.
+
+    The split operator ``P`` is ``K + diag(d)`` without the links between bulk cells of different z lines
+    (their conductances stay in the diagonal): z lines, boundary slabs and the slabs' links to the bulk.
+    Its LU has little fill (no 3-D separators). ``A - P`` is the lateral bulk coupling, small against
+    ``omega V`` at ESM frequencies, so COCG (``A`` is complex symmetric, and so is ``P``) needs a few
+    iterations; every column of ``B`` runs at once (one triangular solve and one sparse product with a
+    block per iteration).
+
+    Parameters
+    ----------
+    K : sparse matrix, shape (n, n)
+        Conductance matrix (m^3/s), unknowns numbered as in :class:`~esmsim.transport.DiffusionSystem`.
+    n_bulk : int
+        Number of bulk-cell unknowns (the first ones).
+    d : ndarray, complex, shape (n,)
+        Diagonal to add (surface conductances plus ``i omega V``), m^3/s.
+    B : ndarray, shape (n, m)
+        Right-hand sides.
+    rtol : float
+        Relative residual per column.
+
+    Returns
+    -------
+    ndarray, complex, shape (n, m)
+
+    Raises
+    ------
+    RuntimeError
+        No convergence in ``maxiter`` iterations (the lateral coupling is too strong: use ``"direct"``).
+    """
+    Kc = K.tocoo()
+    keep = ~_lateral_bulk(Kc, n_bulk)
+    P = sp.csr_matrix((Kc.data[keep], (Kc.row[keep], Kc.col[keep])), shape=K.shape) + sp.diags(d)
+    lu = symmetric_lu(P)
+    K = K.tocsr()
+    B = np.asarray(B, complex).reshape(K.shape[0], -1)
+    X = np.zeros_like(B)
+    scale = np.linalg.norm(B, axis=0)
+    idx = np.flatnonzero(scale > 0)  # the columns still running; the rest of X is final
+    if not idx.size:
+        return X
+    R = B[:, idx]
+    Xa = np.zeros_like(R)
+    stop = rtol * scale[idx]
+    Z = lu.solve(R)
+    Pk = Z.copy()
+    rz = np.einsum("ij,ij->j", R, Z)
+    for _ in range(maxiter):
+        Q = K @ Pk
+        Q += d[:, None] * Pk
+        alpha = rz / np.einsum("ij,ij->j", Pk, Q)
+        Xa += alpha * Pk
+        R -= alpha * Q
+        done = np.linalg.norm(R, axis=0) <= stop
+        if done.any():
+            X[:, idx[done]] = Xa[:, done]
+            keep = ~done
+            idx, Xa, R, Pk, rz, stop = idx[keep], Xa[:, keep], R[:, keep], Pk[:, keep], rz[keep], stop[keep]
+            if not idx.size:
+                return X
+        Z = lu.solve(R)
+        rz_new = np.einsum("ij,ij->j", R, Z)
+        Pk *= rz_new / rz
+        Pk += Z
+        rz = rz_new
+    raise RuntimeError(f"split COCG did not converge to rtol={rtol:g} in {maxiter} iterations "
+                       f"({idx.size} of {B.shape[1]} columns left); use method='direct'")
 
 
 def _amg_solve(A, shifted_real, b, *, rtol=1e-10, maxiter=400):
@@ -176,7 +266,7 @@ def _amg_solve(A, shifted_real, b, *, rtol=1e-10, maxiter=400):
     return x
 
 
-def _check_surface_layer(system: DiffusionSystem, diag, omega: float) -> None:
+def check_surface_layer(system: DiffusionSystem, diag, omega: float) -> None:
     """Warn when the first cell under the tip is thicker than the diffusion length sqrt(D_zz / omega).
 
     From the surface contacts that carry the tip condition: the cell depth is ``h = V / A`` and
@@ -205,8 +295,7 @@ def _zline_omega(system: DiffusionSystem) -> float:
     """The median lateral rate ``g / V`` (1/s) of the bulk cells' x and y links (off-diagonal entries
     outside the z-line band): where ``omega V`` outweighs it, the z lines carry the system."""
     K = system.K.tocoo()
-    nb = system.n_bulk
-    lateral = (K.row < nb) & (K.col < nb) & (np.abs(K.row - K.col) > 1)
+    lateral = _lateral_bulk(K, system.n_bulk)
     if not np.any(lateral):
         return 0.0
     rate = np.abs(K.data[lateral]) / np.maximum(system.volume[K.row[lateral]], 1e-300)
