@@ -1,5 +1,7 @@
 """Tip response of voxel volumes: the full-tensor path against the columnar engine, pores and cracks."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -27,12 +29,17 @@ def _crystal(tilt_deg):
 
 
 def test_extruded_crystal_matches_the_columnar_engine():
-    """c along z (diagonal tensor): two assemblies (two-point columns, full-tensor voxels) agree to round-off."""
+    """c along z (diagonal tensor): two assemblies (two-point columns, full-tensor voxels) agree to the
+    iterative solver's tolerance."""
     film = _crystal(0.0)
+    # the whole film in both: beyond its windows the columnar map engine adds a far field that volumes lack
+    st = replace(ST, window=1e-6)
     for ix, iy in [(12, 8), (3, 2)]:
-        a = pixel_response(film, MAT, ST, ix, iy)
-        b = volume_response(extrude(film, 12), MAT, ST, [((ix + 0.5) * 5e-9, (iy + 0.5) * 5e-9)])[0]
-        assert abs(b / a - 1) < 1e-10
+        a = pixel_response(film, MAT, st, ix, iy)
+        b = volume_response(extrude(film, 12), MAT, st, [((ix + 0.5) * 5e-9, (iy + 0.5) * 5e-9)])[0]
+        # not round-off: the map engine's split COCG stops at a relative residual of 1e-7 (SOLVER_RTOL);
+        # measured 1.1e-8
+        assert abs(b / a - 1) < 1e-6
 
 
 def test_cross_terms_act_but_stay_small_under_the_tip():

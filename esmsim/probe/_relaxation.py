@@ -101,6 +101,8 @@ def _time_settings(settings: MapSettings, pulse: RelaxationPulse) -> MapSettings
 class _RelaxationWindow(_Window):
     """The map engine's window, graded in z and sized for time scales ``t_min .. t_max``."""
 
+    FAR_FIELD = False  # the whole response comes from the window (no frequency-domain far field)
+
     def __init__(self, ms, material, settings: MapSettings, pulse: RelaxationPulse, dz=None):
         super().__init__(ms, material, _time_settings(settings, pulse))
         self.pulse = pulse

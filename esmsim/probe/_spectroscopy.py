@@ -1,9 +1,9 @@
 """Spectroscopy at chosen tip positions: the response over frequency.
 
 Frequency spectroscopy solves the map engine's window problem at each
-frequency; the window (``max(4 d, 4 sqrt(D_gb / omega))``, capped by the
-film) and the z grading follow the frequency, so 1 Hz solves the whole film
-and 1 MHz a few tip widths.
+frequency; the window (``max(3 d, 4 sqrt(D_gb / omega))`` plus the map's far
+field, capped by the film) and the z grading follow the frequency, so 1 Hz
+solves the whole film and 1 MHz a few tip widths.
 """
 
 from __future__ import annotations
