@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["box_kernel", "surface_displacement_points", "nucleus_of_strain"]
+__all__ = ["box_kernel", "box_kernel_far", "surface_displacement_points", "nucleus_of_strain"]
 
 
 def _xlog_plus(coef, a, r, rest):
@@ -68,6 +68,26 @@ def box_kernel(boxes: np.ndarray, point: tuple[float, float]) -> np.ndarray:
         return _phi(x1, y1, z) - _phi(x0, y1, z) - _phi(x1, y0, z) + _phi(x0, y0, z)
 
     return (plane(z0) - plane(z1)) * scale
+
+
+def box_kernel_far(boxes: np.ndarray, point: tuple[float, float], far: float = 8.0) -> np.ndarray:
+    """:func:`box_kernel` with the midpoint rule on boxes at least ``far`` times their largest side away.
+
+    The midpoint value ``V z_c / R_c^3`` of a box of size ``s`` at distance ``R`` is off by
+    ``O((s / R)^2)`` of its own weight (< 1 % at ``far = 8``); the closed form (about 20x dearer per box)
+    serves the nearer boxes. For many small boxes such as the boundary slabs of a map window.
+    """
+    b = np.asarray(boxes, dtype=float)
+    cx, cy, cz = 0.5 * (b[:, 0] + b[:, 1]), 0.5 * (b[:, 2] + b[:, 3]), 0.5 * (b[:, 4] + b[:, 5])
+    size = np.max(b[:, 1::2] - b[:, ::2], axis=1)
+    R2 = (cx - point[0]) ** 2 + (cy - point[1]) ** 2 + cz ** 2
+    out = np.empty(len(b))
+    mid = R2 >= (far * size) ** 2
+    vol = (b[mid, 1] - b[mid, 0]) * (b[mid, 3] - b[mid, 2]) * (b[mid, 5] - b[mid, 4])
+    out[mid] = vol * cz[mid] / R2[mid] ** 1.5
+    if not mid.all():
+        out[~mid] = box_kernel(b[~mid], point)
+    return out
 
 
 def surface_displacement_points(weights: np.ndarray, c: np.ndarray, *, beta: float, nu: float) -> np.ndarray:

@@ -21,7 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..materials import Material
-from ..mechanics._halfspace import box_kernel
+from ..mechanics._halfspace import box_kernel, box_kernel_far
 from ..mechanics._contact import hertz_average_points
 from ..mechanics._points import deviator, tensor_box_weights
 from ..microstructure._columnar import ColumnarMicrostructure
@@ -538,7 +538,8 @@ class _Window:
 
     def _boundary_tile(self, system, cols, h, c, far):
         """Isotropic displacement (m per mol/m^3) from the slab unknowns and the sub-grid layers at every
-        tip of a tile (tip columns ``cols``), all tips in one vectorised quadrature; with ``far`` only the
+        tip of a tile (tip columns ``cols``), all tips in one vectorised quadrature (closed form near the
+        tip, midpoint at >= 8 box sizes: :func:`~esmsim.mechanics.box_kernel_far`); with ``far`` only the
         boxes whose centre lies within ``hw`` columns of the tip (the rest is :meth:`far_part`'s)."""
         nb = system.n_bulk
         out = np.zeros(len(cols), complex)
@@ -554,7 +555,7 @@ class _Window:
                 shift = np.zeros((len(ct), 1, 6))
                 shift[:, 0, :2], shift[:, 0, 2:4] = (ct[:, :1] + 0.5) * h, (ct[:, 1:] + 0.5) * h
                 rel = (boxes[None] - shift).reshape(-1, 6)  # every box relative to every tip
-                W = self._averaged(lambda p: box_kernel(rel, p), (0.0, 0.0)).reshape(len(ct), -1)
+                W = self._averaged(lambda p: box_kernel_far(rel, p), (0.0, 0.0)).reshape(len(ct), -1)
                 if far:
                     W *= np.maximum(np.abs(i[None] - ct[:, :1]), np.abs(j[None] - ct[:, 1:])) <= self.hw
                 out[t0:t0 + step] += np.einsum("tm,mt->t", W, conc[:, t0:t0 + step])
