@@ -158,6 +158,7 @@ class MapResult:
 # Relative residual of the map's iterative solves: 1e-7 leaves the Li field within ~1e-7 of the exact
 # window solution, far below the 1 % window tolerance (1e-10 costs one more split-COCG iteration)
 SOLVER_RTOL = 1e-7
+FAR_CHUNK = 64  # columns per side of the chunks in which the far field's whole-film response is solved
 _WEIGHT_CACHE = 128  # displacement weights kept per window engine (windows of identical geometry reuse them)
 
 
@@ -359,64 +360,99 @@ class _Window:
             self._far = self._far_map()
         return self._far[np.ix_(np.atleast_1d(ix), np.atleast_1d(iy))]
 
+    def _film_system(self, omega):
+        """The whole (periodic) film assembled at once, boundaries across the wrap included."""
+        ms, mat = self.ms, self.material
+        h = ms.spacing[0]
+        nx, ny = ms.shape
+        grid = Grid(np.full(nx, h), np.full(ny, h), self.dz)
+        D = np.broadcast_to(self.Dg[ms.labels][:, :, None, :], grid.shape + (3,))
+        net = boundary_network(ms.labels, h, h, periodic=True, normal=ms.boundary_normal)
+        exact = None
+        if ms.seeds is not None and net.n_faces:
+            exact = ms.boundary_point(net.grains[:, 0], net.grains[:, 1], net.face_centres(h, h))
+        return assemble(grid, D, periodic=(True, True), bottom=self.settings.bottom, boundaries=net,
+                        D_gb=mat.D_gb * self.gb_factor[net.grains[:, 0], net.grains[:, 1]],
+                        gb_width=mat["gb_width"], omega=omega, boundary_position=exact)
+
     def _far_map(self) -> np.ndarray:
-        """:meth:`far_part` at every voxel-centred tip of the film, shape ``ms.shape``, m/V."""
-        ms, st, mat = self.ms, self.settings, self.material
+        """:meth:`far_part` at every voxel-centred tip of the film, shape ``ms.shape``, m/V.
+
+        The film's response to a uniform unit surface concentration is solved in chunks of
+        ``FAR_CHUNK x FAR_CHUNK`` columns, each on its own window (the chunk plus the map's half-width on
+        every side, as a tile), keeping the chunk's own columns: that response is local (no lateral
+        gradient in the data), so memory stays that of one window whatever the film's size. A periodic
+        film small enough for one chunk is solved whole (a window covering it once would cut the
+        boundaries across the wrap).
+        """
+        ms, st = self.ms, self.settings
         omega = 2 * np.pi * st.frequency
         h = ms.spacing[0]
         nx, ny = ms.shape
         nz = self.dz.size
-        lab = ms.labels
-        grid = Grid(np.full(nx, h), np.full(ny, h), self.dz)
-        D = np.broadcast_to(self.Dg[lab][:, :, None, :], grid.shape + (3,))
         per = bool(ms.periodic)
-        net = boundary_network(lab, h, h, periodic=per, normal=ms.boundary_normal)
-        exact = None
-        if ms.seeds is not None and net.n_faces:
-            exact = ms.boundary_point(net.grains[:, 0], net.grains[:, 1], net.face_centres(h, h))
-        system = assemble(grid, D, periodic=(per, per), bottom=st.bottom, boundaries=net,
-                          D_gb=mat.D_gb * self.gb_factor[net.grains[:, 0], net.grains[:, 1]],
-                          gb_width=mat["gb_width"], omega=omega, boundary_position=exact)
-        diag = np.zeros(system.n)
-        np.add.at(diag, system.top_index, system.top_conductance)  # unit concentration on the whole surface
-        method = "split" if self.method == "split" else "auto"
-        c = solve_frequency(system, omega, diag, diag.astype(complex), method=method)[0]
-        # Li amounts per column and layer: bulk cells where they are, slab and boundary-layer Li in the
-        # column and layer that hold their box centre
-        ze = grid.edges(2)
-        amount = (c[:system.n_bulk] * system.volume[:system.n_bulk]).reshape(nx, ny, nz)
-        parts = [(system.boxes[system.n_bulk:], c[system.n_bulk:] * system.volume[system.n_bulk:])]
-        if system.extra_boxes is not None:
-            b = system.extra_boxes
-            vol = (b[:, 1] - b[:, 0]) * (b[:, 3] - b[:, 2]) * (b[:, 5] - b[:, 4])
-            parts.append((b, (system.extra_map @ c) * vol))
-        for b, q in parts:
-            i = np.floor(0.5 * (b[:, 0] + b[:, 1]) / h).astype(int)
-            j = np.floor(0.5 * (b[:, 2] + b[:, 3]) / h).astype(int)
-            k = np.clip(np.searchsorted(ze, 0.5 * (b[:, 4] + b[:, 5])) - 1, 0, nz - 1)
-            i, j = (i % nx, j % ny) if per else (np.clip(i, 0, nx - 1), np.clip(j, 0, ny - 1))
-            np.add.at(amount, (i, j, k), q)
+        ze = np.concatenate([[0.0], np.cumsum(self.dz)])
+        amount = np.zeros((nx, ny, nz), complex)  # Li (mol per unit C0) per column and layer
+        if per and max(nx, ny) <= FAR_CHUNK + 2 * self.hw + 1:
+            # a chunk window would cover the film once and cut its boundaries at the wrap: solve it whole
+            chunks = [(None, None)]
+        else:
+            chunks = [(np.arange(a0, min(a0 + FAR_CHUNK, nx)), np.arange(b0, min(b0 + FAR_CHUNK, ny)))
+                      for a0 in range(0, nx, FAR_CHUNK) for b0 in range(0, ny, FAR_CHUNK)]
+        for ix, iy in chunks:
+            if ix is None:
+                ix, iy, ox, oy, shape = np.arange(nx), np.arange(ny), 0, 0, (nx, ny)
+                system = self._film_system(omega)
+            else:
+                lab, ox, oy = self._labels(ix, iy)
+                shape = lab.shape
+                system = self.system(ix, iy, omega=omega)[-1]
+            diag = np.zeros(system.n)
+            np.add.at(diag, system.top_index, system.top_conductance)  # unit concentration everywhere
+            method = "split" if self.method == "split" else "auto"
+            c = solve_frequency(system, omega, diag, diag.astype(complex), method=method, rtol=SOLVER_RTOL)[0]
+            nb = system.n_bulk
+            bulk = (c[:nb] * system.volume[:nb]).reshape(shape + (nz,))
+            amount[np.ix_(ix, iy)] = bulk[ox:ox + ix.size, oy:oy + iy.size]
+            # slab and boundary-layer Li in the chunk column and layer that hold their box centre
+            parts = [(system.boxes[nb:], c[nb:] * system.volume[nb:])]
+            if system.extra_boxes is not None:
+                b = system.extra_boxes
+                vol = (b[:, 1] - b[:, 0]) * (b[:, 3] - b[:, 2]) * (b[:, 5] - b[:, 4])
+                parts.append((b, (system.extra_map @ c) * vol))
+            for b, q in parts:
+                i = np.floor(0.5 * (b[:, 0] + b[:, 1]) / h).astype(int) - ox
+                j = np.floor(0.5 * (b[:, 2] + b[:, 3]) / h).astype(int) - oy
+                if chunks[0][0] is None:  # the whole periodic film: wrap
+                    i, j = i % nx, j % ny
+                k = np.clip(np.searchsorted(ze, 0.5 * (b[:, 4] + b[:, 5])) - 1, 0, nz - 1)
+                own = (i >= 0) & (i < ix.size) & (j >= 0) & (j < iy.size)
+                np.add.at(amount, (ix[i[own]], iy[j[own]], k[own]), q[own])
         density = amount / (h * h * np.diff(ze))
         # kernel over offsets: the Mindlin box table times the tip profile outside the tip's box
         Px, Py = (nx, ny) if per else (2 * nx, 2 * ny)
         oi = np.fft.fftfreq(Px, 1.0 / Px).astype(int)
         oj = np.fft.fftfreq(Py, 1.0 / Py).astype(int)
-        OI, OJ, K = np.meshgrid(oi, oj, np.arange(nz), indexing="ij")
-        boxes = np.stack([(OI - 0.5) * h, (OI + 0.5) * h, (OJ - 0.5) * h, (OJ + 0.5) * h, ze[K], ze[K + 1]],
-                         -1).reshape(-1, 6)
-        T = self._averaged(lambda p: box_kernel(boxes, p), (0.0, 0.0)).reshape(Px, Py, nz)
-        f = tip_profile(h * np.hypot(OI[..., 0], OJ[..., 0]), st.tip_profile, st.tip_width)[0]
-        outside = np.maximum(np.abs(OI[..., 0]), np.abs(OJ[..., 0])) > self.hw
-        M = T * (f * outside)[..., None]
-        if per:  # one tip on the infinite periodic film: its profile and the kernel reach the film's images
-            zc, vol = 0.5 * (ze[:-1] + ze[1:]), h * h * np.diff(ze)
-            for a in range(-2, 3):
-                for b in range(-2, 3):
-                    if a or b:  # point kernel: the nearest image cell is half a film away
-                        X, Y = h * (OI[..., 0] + a * nx), h * (OJ[..., 0] + b * ny)
-                        r2 = (X * X + Y * Y)[..., None]
-                        fi = tip_profile(np.sqrt(r2[..., 0]), st.tip_profile, st.tip_width)[0]
-                        M += fi[..., None] * vol * zc / (r2 + zc * zc) ** 1.5
+        OI, OJ = np.meshgrid(oi, oj, indexing="ij")
+        zc, vol = 0.5 * (ze[:-1] + ze[1:]), h * h * np.diff(ze)
+        # exact box integrals near the tip (the point kernel is off by ~(h / rho)^2 there)
+        near = (np.abs(OI) <= 2 * self.hw + 8) & (np.abs(OJ) <= 2 * self.hw + 8)
+        di, dj = OI[near][:, None], OJ[near][:, None]
+        boxes = np.stack(np.broadcast_arrays((di - 0.5) * h, (di + 0.5) * h, (dj - 0.5) * h, (dj + 0.5) * h,
+                                             ze[None, :-1], ze[None, 1:]), -1).reshape(-1, 6)
+        M = np.zeros((Px, Py, nz))
+        f = tip_profile(h * np.hypot(di[:, 0], dj[:, 0]), st.tip_profile, st.tip_width)[0]
+        M[near] = self._averaged(lambda p: box_kernel(boxes, p), (0.0, 0.0)).reshape(-1, nz) * f[:, None]
+        M[(np.abs(OI) <= self.hw) & (np.abs(OJ) <= self.hw)] = 0.0  # the tip's box: the window's part
+        images = range(-2, 3) if per else (0,)  # one tip on the infinite periodic film: the film's images
+        for a in images:
+            for b in images:
+                X, Y = h * (OI + a * nx), h * (OJ + b * ny)
+                r2 = (X * X + Y * Y)[..., None]
+                f = tip_profile(np.sqrt(r2[..., 0]), st.tip_profile, st.tip_width)[0]
+                if a == 0 and b == 0:
+                    f[near] = 0.0  # exact above
+                M += f[..., None] * vol * zc / (r2 + zc * zc) ** 1.5  # point kernel
         # u(t) = sum_j density(j) M(j - t): a correlation, one FFT per layer
         U = np.zeros((Px, Py), complex)
         for k in range(nz):
