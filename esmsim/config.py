@@ -227,6 +227,9 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "vegard": Field("choice", "isotropic", choices=("isotropic", "tensor"),
                         doc="Vegard strain: trace(beta)/3 with the Mindlin kernel, or each grain's rotated tensor "
                             "(Boussinesq reciprocity; docs/mechanics.md)"),
+        "lateral": Field("bool", False,
+                         doc="also the in-plane surface displacement (u_x, u_y) under the tip (lateral / vector "
+                             "ESM; trace(beta)/3 with the Mogi in-plane kernel): lateral_x/y_* variables"),
     },
     "scan": {
         "pixels": Field("ipair", "auto", low=1, high=4096,

@@ -111,7 +111,7 @@ def map_settings(config: Config) -> MapSettings:
     return MapSettings(frequency=config["excitation"]["frequency"], tip_profile=t["profile"], tip_width=t["width"],
                        pixels=s["pixels"], window=s["window"], bottom=s["bottom"], z_growth=n["z_growth"],
                        z_first=n["z_first"], vegard=config["mechanics"]["vegard"],
-                       contact_radius=t["contact_radius"])
+                       contact_radius=t["contact_radius"], lateral=config["mechanics"]["lateral"])
 
 
 def scan_grid(config: Config) -> ScanGrid:
@@ -250,6 +250,15 @@ def map_dataset(ms: ColumnarMicrostructure, material: Material, settings: MapSet
             "grain": ("grain", np.arange(ms.n_grains)),
         },
     )
+    if result.lateral is not None:  # in-plane displacement, sample axes
+        for k, axis in enumerate("xy"):
+            lat = result.lateral[..., k].T
+            ds[f"lateral_{axis}_real"] = (yx, lat.real, {"units": "m/V", "long_name": f"Re of in-plane u_{axis} per volt"})
+            ds[f"lateral_{axis}_imag"] = (yx, lat.imag, {"units": "m/V", "long_name": f"Im of in-plane u_{axis} per volt"})
+            ds[f"lateral_{axis}_amplitude"] = (yx, np.abs(lat), {"units": "m/V",
+                                                                 "long_name": f"in-plane |u_{axis}| per volt (sample axes)"})
+            ds[f"lateral_{axis}_phase"] = (yx, np.degrees(np.angle(lat)), {"units": "deg",
+                                                                           "long_name": f"phase of u_{axis}"})
     if ms.seeds is not None:  # films from labels (segmented scans) have no Voronoi seeds
         ds["seed_position"] = (("grain", "xy"), ms.seeds, {"units": "m", "long_name": "Voronoi seed"})
     ds.attrs.update({

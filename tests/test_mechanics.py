@@ -4,7 +4,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy import integrate
 
-from esmsim.mechanics import box_kernel, nucleus_of_strain, surface_displacement_points
+from esmsim.mechanics import box_kernel, box_kernel_lateral, nucleus_of_strain, surface_displacement_points
 
 
 def _quad(box, p):
@@ -59,3 +59,38 @@ def test_expansion_moves_surface_out():
     # sign convention: beta * delta_c > 0 (expansion) -> u3 > 0 (towards the tip)
     box = np.array([[-1e-9, 1e-9, -1e-9, 1e-9, 1e-9, 2e-9]])
     assert surface_displacement_points(box_kernel(box, (0, 0)), np.array([1.0]), beta=1e-7, nu=0.25) > 0
+
+
+def _quad_lateral(box, p, axis):
+    x0, x1, y0, y1, z0, z1 = box
+
+    def f(z, y, x):
+        d = (p[0] - x, p[1] - y)[axis]
+        return d / ((x - p[0]) ** 2 + (y - p[1]) ** 2 + z ** 2) ** 1.5
+
+    return integrate.tplquad(f, x0, x1, y0, y1, z0, z1, epsrel=1e-10, epsabs=0)[0]
+
+
+@pytest.mark.parametrize("box,p", [
+    ((1.0, 2.0, -0.5, 0.7, 0.5, 1.5), (0.0, 0.0)),
+    ((-3.0, -1.0, 2.0, 2.5, 0.1, 0.2), (0.3, -0.2)),
+    ((10.0, 11.0, 10.0, 11.0, 3.0, 4.0), (0.0, 0.0)),
+])
+def test_lateral_box_kernel_matches_numerical_quadrature(box, p):
+    # independent reference: scipy's adaptive cubature of (x - xi) / r^3 and (y - eta) / r^3
+    k = box_kernel_lateral(np.array([box]), p)[:, 0]
+    assert k[0] == pytest.approx(_quad_lateral(box, p, 0), rel=1e-7)
+    assert k[1] == pytest.approx(_quad_lateral(box, p, 1), rel=1e-7)
+
+
+def test_lateral_kernel_of_a_small_cube_is_mogi_and_odd():
+    """A small cube at depth h: u_r = (1 + nu)/pi beta N r / R^3 (Mogi: the factor of the normal component),
+    pointing from the source to the surface point for expansion; zero over the source."""
+    h, a = 40e-9, 0.4e-9
+    box = np.array([[-a / 2, a / 2, -a / 2, a / 2, h - a / 2, h + a / 2]])
+    for x, y in ((20e-9, 0.0), (0.0, -30e-9), (25e-9, 25e-9)):
+        k = box_kernel_lateral(box, (x, y))[:, 0]
+        R3 = (x * x + y * y + h * h) ** 1.5
+        assert k == pytest.approx(np.array([x, y]) * a ** 3 / R3, rel=1e-4)
+    # over the source: zero up to the cancellation of the closed form for a box 100x its size deep
+    assert np.allclose(box_kernel_lateral(box, (0.0, 0.0)), 0.0, atol=1e-6 * a ** 3 / h ** 2)

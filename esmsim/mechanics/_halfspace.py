@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["box_kernel", "box_kernel_far", "surface_displacement_points", "nucleus_of_strain"]
+__all__ = ["box_kernel", "box_kernel_far", "box_kernel_lateral", "surface_displacement_points",
+           "nucleus_of_strain"]
 
 
 def _xlog_plus(coef, a, r, rest):
@@ -68,6 +69,36 @@ def box_kernel(boxes: np.ndarray, point: tuple[float, float]) -> np.ndarray:
         return _phi(x1, y1, z) - _phi(x0, y1, z) - _phi(x1, y0, z) + _phi(x0, y0, z)
 
     return (plane(z0) - plane(z1)) * scale
+
+
+def box_kernel_lateral(boxes: np.ndarray, point: tuple[float, float]) -> np.ndarray:
+    """Exact integrals of ``(x - xi) / |x - xi|^3`` and ``(y - eta) / |x - xi|^3`` over boxes, for a surface
+    point x: the in-plane companion of :func:`box_kernel`.
+
+    With an isotropic eigenstrain the surface displacement of a nucleus of strain is radial with the same
+    factor as the normal one (Mogi: ``u = (1 + nu)/pi * beta N (r, z) / R^3``, r pointing from the source
+    to the surface point), so ``u_x = (1 + nu)/pi * beta * sum_boxes W_x c``. ``Int -u / R^3 du = 1/R``
+    and ``Phi`` of :func:`box_kernel` (an antiderivative of ``1/r`` in its first two arguments) give the
+    closed form.
+
+    Returns
+    -------
+    ndarray, shape (2, n)
+        In m (volume / length^2).
+    """
+    b = np.asarray(boxes, dtype=float)
+    scale = float(np.max(b[:, 1] - b[:, 0])) if b.size else 1.0
+    x0, x1 = (b[:, 0] - point[0]) / scale, (b[:, 1] - point[0]) / scale
+    y0, y1 = (b[:, 2] - point[1]) / scale, (b[:, 3] - point[1]) / scale
+    z0, z1 = b[:, 4] / scale, b[:, 5] / scale
+
+    def along(u0, u1, v0, v1):
+        """Int (-u)/R^3 over the box, u the offset along the component, v the other lateral one."""
+        def face(u):
+            return _phi(v1, z1, u) - _phi(v0, z1, u) - _phi(v1, z0, u) + _phi(v0, z0, u)
+        return (face(u1) - face(u0)) * scale
+
+    return np.stack([along(x0, x1, y0, y1), along(y0, y1, x0, x1)])
 
 
 def box_kernel_far(boxes: np.ndarray, point: tuple[float, float], far: float = 8.0) -> np.ndarray:

@@ -21,7 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..materials import Material
-from ..mechanics._halfspace import box_kernel, box_kernel_far
+from ..mechanics._halfspace import box_kernel, box_kernel_far, box_kernel_lateral
 from ..mechanics._contact import hertz_average_points
 from ..mechanics._points import deviator, tensor_box_weights
 from ..microstructure._columnar import ColumnarMicrostructure
@@ -73,6 +73,10 @@ class MapSettings:
         displacement is averaged over the contact disk with the Hertz pressure ``sqrt(1 - rho^2/a^2)`` as
         weight (24-point quadrature), which is what a rigid tip in contact senses. 0 (default): the point
         under the tip.
+    lateral : bool
+        Also compute the in-plane surface displacement ``(u_x, u_y)`` at the tip (sample axes; lateral /
+        vector ESM), ``MapResult.lateral``: trace/3 of the Vegard tensor with the Mogi in-plane kernel
+        over the tip's window (the tensor model's deviatoric part is not in it).
     """
 
     frequency: float
@@ -85,6 +89,7 @@ class MapSettings:
     z_first: float = 0.125
     vegard: str = "isotropic"
     contact_radius: float = 0.0
+    lateral: bool = False
 
     def __post_init__(self):
         if self.vegard not in ("isotropic", "tensor"):
@@ -127,6 +132,9 @@ class MapResult:
         Film coordinates of the tips of a :class:`ScanGrid` scan (m).
     scan_x, scan_y : ndarray, optional
         Scan-frame pixel coordinates (m).
+    lateral : ndarray, complex, shape (nx, ny, 2), optional
+        In-plane surface displacement ``(u_x, u_y)`` per volt (m/V, sample axes) when the settings ask for
+        it (``MapSettings.lateral``).
     """
 
     response: np.ndarray
@@ -137,6 +145,7 @@ class MapResult:
     positions: np.ndarray | None = None
     scan_x: np.ndarray | None = None
     scan_y: np.ndarray | None = None
+    lateral: np.ndarray | None = None
 
     def tip_positions(self, ms) -> np.ndarray:
         """Film coordinates (m) of the tip at every map pixel, shape (nx, ny, 2)."""
@@ -313,6 +322,9 @@ class _Window:
             out += self._deviatoric(lab, grid, system, ix, iy, ox, oy, c)
             out += self._deviatoric_boundaries(lab, net, system, tips, c)
         out = out.reshape(ix.size, iy.size)
+        if st.lateral:  # (u3, u_x, u_y) per tip
+            lat = self.C0 * self._lateral_tile(lab, grid, system, ix, iy, ox, oy, c)
+            out = np.concatenate([out[..., None], lat.reshape(ix.size, iy.size, 2)], -1)
         return out + self.far_part(ix, iy) if far else out
 
     def _live_unknowns(self, system) -> np.ndarray:
@@ -440,24 +452,33 @@ class _Window:
         di, dj = OI[near][:, None], OJ[near][:, None]
         boxes = np.stack(np.broadcast_arrays((di - 0.5) * h, (di + 0.5) * h, (dj - 0.5) * h, (dj + 0.5) * h,
                                              ze[None, :-1], ze[None, 1:]), -1).reshape(-1, 6)
-        M = np.zeros((Px, Py, nz))
+        comps = 3 if st.lateral else 1  # u3, and (u_x, u_y) with the Mogi in-plane kernel
+        M = np.zeros((comps, Px, Py, nz))
         f = tip_profile(h * np.hypot(di[:, 0], dj[:, 0]), st.tip_profile, st.tip_width)[0]
-        M[near] = self._averaged(lambda p: box_kernel(boxes, p), (0.0, 0.0)).reshape(-1, nz) * f[:, None]
-        M[(np.abs(OI) <= self.hw) & (np.abs(OJ) <= self.hw)] = 0.0  # the tip's box: the window's part
+        M[0][near] = self._averaged(lambda p: box_kernel(boxes, p), (0.0, 0.0)).reshape(-1, nz) * f[:, None]
+        if st.lateral:
+            lat = self._averaged(lambda p: box_kernel_lateral(boxes, p), (0.0, 0.0)).reshape(2, -1, nz)
+            M[1][near], M[2][near] = lat[0] * f[:, None], lat[1] * f[:, None]
+        M[:, (np.abs(OI) <= self.hw) & (np.abs(OJ) <= self.hw)] = 0.0  # the tip's box: the window's part
         images = range(-2, 3) if per else (0,)  # one tip on the infinite periodic film: the film's images
         for a in images:
             for b in images:
-                X, Y = h * (OI + a * nx), h * (OJ + b * ny)
+                X, Y = h * (OI + a * nx), h * (OJ + b * ny)  # cell minus tip
                 r2 = (X * X + Y * Y)[..., None]
                 f = tip_profile(np.sqrt(r2[..., 0]), st.tip_profile, st.tip_width)[0]
                 if a == 0 and b == 0:
                     f[near] = 0.0  # exact above
-                M += f[..., None] * vol * zc / (r2 + zc * zc) ** 1.5  # point kernel
+                point = f[..., None] * vol / (r2 + zc * zc) ** 1.5  # point kernels
+                M[0] += point * zc
+                if st.lateral:
+                    M[1] -= point * X[..., None]
+                    M[2] -= point * Y[..., None]
         # u(t) = sum_j density(j) M(j - t): a correlation, one FFT per layer
-        U = np.zeros((Px, Py), complex)
+        U = np.zeros((comps, Px, Py), complex)
         for k in range(nz):
-            U += np.fft.fft2(density[:, :, k], s=(Px, Py)) * np.conj(np.fft.fft2(M[:, :, k]))
-        return self.C0 * self.mindlin * np.fft.ifft2(U)[:nx, :ny]
+            U += np.fft.fft2(density[:, :, k], s=(Px, Py)) * np.conj(np.fft.fft2(M[:, :, :, k]))
+        out = self.C0 * self.mindlin * np.fft.ifft2(U)[:, :nx, :ny]
+        return np.moveaxis(out, 0, -1) if st.lateral else out[0]
 
     def system(self, ix, iy, *, omega):
         """The window of tips ``ix x iy`` (increasing pixel indices) and its assembled diffusion system.
@@ -572,13 +593,45 @@ class _Window:
             out[t] += self.mindlin * (self._tip_weights(table, fractions, grid, system, ti, tj, exact) @ c[:nb, t])
         return out
 
-    def _boundary_tile(self, system, cols, h, c, far):
-        """Isotropic displacement (m per mol/m^3) from the slab unknowns and the sub-grid layers at every
-        tip of a tile (tip columns ``cols``), all tips in one vectorised quadrature (closed form near the
-        tip, midpoint at >= 8 box sizes: :func:`~esmsim.mechanics.box_kernel_far`); with ``far`` only the
-        boxes whose centre lies within ``hw`` columns of the tip (the rest is :meth:`far_part`'s)."""
+    def _lateral_tile(self, lab, grid, system, ix, iy, ox, oy, c):
+        """In-plane displacement ``(u_x, u_y)`` (m per mol/m^3, sample axes) at every tip of a tile, shape
+        (n_tips, 2): trace/3 of the Vegard tensor with the Mogi in-plane kernel
+        (:func:`~esmsim.mechanics.box_kernel_lateral`); the tip's box and the far field split as for the
+        normal component, bulk cells through one offset table."""
+        far = self.far_field
+        key = ("lat", lab.shape, grid.dx[0], far)
+        table = self._tables.get(key)
+        if table is None:
+            boxes = self._offset_boxes(lab.shape, grid)
+            table = self._averaged(lambda p: box_kernel_lateral(boxes, p), (0.0, 0.0)).T.reshape(
+                2 * lab.shape[0] - 1, 2 * lab.shape[1] - 1, grid.shape[2], 2)
+            if far:  # the tip's box only: the rest is far_part's
+                di = np.abs(np.arange(-(lab.shape[0] - 1), lab.shape[0]))
+                dj = np.abs(np.arange(-(lab.shape[1] - 1), lab.shape[1]))
+                table = table * (np.maximum(di[:, None], dj[None, :]) <= self.hw)[:, :, None, None]
+            self._tables[key] = table
         nb = system.n_bulk
-        out = np.zeros(len(cols), complex)
+        fractions = self._column_fractions(grid, system)
+
+        def exact(boxes, tip):
+            return self._averaged(lambda p: box_kernel_lateral(boxes, p), tip).T
+
+        cols = np.array([(ox + a - ix[0], oy + bb - iy[0]) for a in ix for bb in iy])
+        out = self._boundary_tile(system, cols, grid.dx[0], c, far, kernel=box_kernel_lateral, lead=(2,)).T
+        for t, (ti, tj) in enumerate(cols):
+            W = self._tip_weights(table, fractions, grid, system, ti, tj, exact)  # (cells, 2)
+            out[t] += self.mindlin * (W.T @ c[:nb, t])
+        return out
+
+    def _boundary_tile(self, system, cols, h, c, far, kernel=box_kernel_far, lead=()):
+        """Isotropic displacement (m per mol/m^3) from the slab unknowns and the sub-grid layers at every
+        tip of a tile (tip columns ``cols``), all tips in one vectorised quadrature (default: closed form
+        near the tip, midpoint at >= 8 box sizes, :func:`~esmsim.mechanics.box_kernel_far`); with ``far``
+        only the boxes whose centre lies within ``hw`` columns of the tip (the rest is :meth:`far_part`'s).
+        ``kernel(boxes, point)`` returns weights of shape ``lead + (n,)`` (the in-plane kernel: ``(2,)``);
+        the result has shape ``lead + (n_tips,)``."""
+        nb = system.n_bulk
+        out = np.zeros(lead + (len(cols),), complex)
         parts = [(system.boxes[nb:], c[nb:])] if system.n > nb else []
         if system.extra_boxes is not None:  # bulk boundary layers beside the slabs
             parts.append((system.extra_boxes, system.extra_map @ c))
@@ -591,10 +644,10 @@ class _Window:
                 shift = np.zeros((len(ct), 1, 6))
                 shift[:, 0, :2], shift[:, 0, 2:4] = (ct[:, :1] + 0.5) * h, (ct[:, 1:] + 0.5) * h
                 rel = (boxes[None] - shift).reshape(-1, 6)  # every box relative to every tip
-                W = self._averaged(lambda p: box_kernel_far(rel, p), (0.0, 0.0)).reshape(len(ct), -1)
+                W = self._averaged(lambda p: kernel(rel, p), (0.0, 0.0)).reshape(lead + (len(ct), -1))
                 if far:
                     W *= np.maximum(np.abs(i[None] - ct[:, :1]), np.abs(j[None] - ct[:, 1:])) <= self.hw
-                out[t0:t0 + step] += np.einsum("tm,mt->t", W, conc[:, t0:t0 + step])
+                out[..., t0:t0 + step] += np.einsum("...tm,mt->...t", W, conc[:, t0:t0 + step])
         return self.mindlin * out
 
     def _boundary_displacement(self, system, tip, c):
@@ -666,9 +719,11 @@ class _Window:
                 out[t] += self.C0 * (np.einsum("nab,nab->n", W, be) @ conc)
         return out
 
-    def solve(self, ix: int, iy: int) -> complex:
-        """Complex response (m/V) with the tip at microstructure pixel ``(ix, iy)``."""
-        return complex(self.solve_tile(np.array([ix]), np.array([iy]))[0, 0])
+    def solve(self, ix: int, iy: int) -> complex | np.ndarray:
+        """Complex response (m/V) with the tip at microstructure pixel ``(ix, iy)`` (``(u3, u_x, u_y)`` with
+        ``settings.lateral``)."""
+        r = self.solve_tile(np.array([ix]), np.array([iy]))[0, 0]
+        return complex(r) if np.ndim(r) == 0 else r
 
     def single_grain(self, ix, iy) -> int | None:
         """Grain id if the windows of all tips ``ix x iy`` hold one grain only (periodic films)."""
@@ -786,11 +841,16 @@ def single_frequency_map(
         ix, iy, needed, interp = _voxel_stencil(ms, P)
         resp, n = _grid_response(ms, material, settings, ix, iy, needed=needed, workers=workers, tile=tile,
                                  progress=progress, client=client)
-        return MapResult(interp(resp), ix, iy, n, time.perf_counter() - t0, positions=P,
-                         scan_x=scan.axis(0, ms), scan_y=scan.axis(1, ms))
+        resp = np.stack([interp(resp[..., k]) for k in range(resp.shape[-1])], -1) if settings.lateral \
+            else interp(resp)
+        lateral = resp[..., 1:] if settings.lateral else None
+        return MapResult(resp[..., 0] if settings.lateral else resp, ix, iy, n, time.perf_counter() - t0,
+                         positions=P, scan_x=scan.axis(0, ms), scan_y=scan.axis(1, ms), lateral=lateral)
     ix, iy = map_pixels(ms.shape, scan.pixels if scan is not None else settings.pixels)
     resp, n = _grid_response(ms, material, settings, ix, iy, workers=workers, tile=tile, progress=progress,
                              client=client)
+    if settings.lateral:
+        return MapResult(resp[..., 0], ix, iy, n, time.perf_counter() - t0, lateral=resp[..., 1:])
     return MapResult(resp, ix, iy, n, time.perf_counter() - t0)
 
 

@@ -37,7 +37,7 @@ def _pool_map(fn, tasks, workers):
 
 def _freq_task(args):
     ms, material, settings, f, i, j = args
-    w = _Window(ms, material, replace(settings, frequency=float(f)))
+    w = _Window(ms, material, replace(settings, frequency=float(f), lateral=False))  # the normal response
     w.method = "auto"  # one tip per window: iterative solvers on the large low-frequency windows
     return w.solve(int(i), int(j))
 
