@@ -140,8 +140,7 @@ def solve_frequency(system: DiffusionSystem, omegas, diag, b, *, method: str = "
         if method == "zline":  # no copy of the matrix: A = K + diag(d) applied as such
             d = diag + 1j * w * system.volume
             cols = b.reshape(system.n, -1)
-            sol = np.stack([_zline_solve(system.K, d, cols[:, j], rtol=rtol) for j in range(cols.shape[1])], -1)
-            out.append(sol.reshape(b.shape))
+            out.append(_zline_solve(system.K, d, cols, rtol=rtol).reshape(b.shape))
             continue
         if method == "split":
             cols = b.reshape(system.n, -1)
@@ -212,38 +211,8 @@ def split_solve(K, n_bulk: int, d, B, *, rtol: float = 1e-10, maxiter: int = 200
     P = sp.csr_matrix((Kc.data[keep], (Kc.row[keep], Kc.col[keep])), shape=K.shape) + sp.diags(d)
     lu = symmetric_lu(P)
     K = K.tocsr()
-    B = np.asarray(B, complex).reshape(K.shape[0], -1)
-    X = np.zeros_like(B)
-    scale = np.linalg.norm(B, axis=0)
-    idx = np.flatnonzero(scale > 0)  # the columns still running; the rest of X is final
-    if not idx.size:
-        return X
-    R = B[:, idx]
-    Xa = np.zeros_like(R)
-    stop = rtol * scale[idx]
-    Z = lu.solve(R)
-    Pk = Z.copy()
-    rz = np.einsum("ij,ij->j", R, Z)
-    for _ in range(maxiter):
-        Q = K @ Pk
-        Q += d[:, None] * Pk
-        alpha = rz / np.einsum("ij,ij->j", Pk, Q)
-        Xa += alpha * Pk
-        R -= alpha * Q
-        done = np.linalg.norm(R, axis=0) <= stop
-        if done.any():
-            X[:, idx[done]] = Xa[:, done]
-            keep = ~done
-            idx, Xa, R, Pk, rz, stop = idx[keep], Xa[:, keep], R[:, keep], Pk[:, keep], rz[keep], stop[keep]
-            if not idx.size:
-                return X
-        Z = lu.solve(R)
-        rz_new = np.einsum("ij,ij->j", R, Z)
-        Pk *= rz_new / rz
-        Pk += Z
-        rz = rz_new
-    raise RuntimeError(f"split COCG did not converge to rtol={rtol:g} in {maxiter} iterations "
-                       f"({idx.size} of {B.shape[1]} columns left); use method='direct'")
+    return _cocg(_shifted(K, d), np.asarray(B, complex).reshape(K.shape[0], -1), lu.solve,
+                 rtol=rtol, maxiter=maxiter, name="split", fallback="direct")
 
 
 def _amg_solve(A, shifted_real, b, *, rtol=1e-10, maxiter=400):
@@ -302,13 +271,14 @@ def _zline_omega(system: DiffusionSystem) -> float:
     return float(np.median(rate))
 
 
-def _zline_solve(K, d, b, *, rtol=1e-10, maxiter=3000):
-    """COCG with the tridiagonal part of A (the z lines) solved exactly as the preconditioner.
+def _zline_solve(K, d, B, *, rtol=1e-10, maxiter=3000):
+    """COCG with the tridiagonal part of A (the z lines) solved exactly as the preconditioner, for the
+    right-hand sides ``B`` (n, m) at once.
 
     ``A = K + diag + i omega V`` is complex symmetric (``K`` is symmetric, also with the complex
     boundary-layer links), and so is its tridiagonal part: the conjugate orthogonal conjugate gradient
-    method then needs one product and one line solve per iteration and five vectors of memory (GMRES
-    kept ~45 Krylov vectors, 1 GB on a 1.5 M-unknown system).
+    method then needs one product and one line solve per iteration and five vectors of memory per
+    right-hand side (GMRES kept ~45 Krylov vectors, 1 GB on a 1.5 M-unknown system).
     """
     import scipy.linalg as sla
 
@@ -317,31 +287,53 @@ def _zline_solve(K, d, b, *, rtol=1e-10, maxiter=3000):
     ab[1] = K.diagonal() + d
     ab[0, 1:] = K.diagonal(1)
     ab[2, :-1] = K.diagonal(-1)
-    A = spla.LinearOperator(K.shape, matvec=lambda x: K @ x + d * x, dtype=complex)
-    return _cocg(A, np.asarray(b, complex), lambda r: sla.solve_banded((1, 1), ab, r, check_finite=False),
-                 rtol=rtol, maxiter=maxiter, name="z-line")
+    return _cocg(_shifted(K, d), np.asarray(B, complex).reshape(n, -1),
+                 lambda R: sla.solve_banded((1, 1), ab, R, check_finite=False),
+                 rtol=rtol, maxiter=maxiter, name="z-line", fallback="amg")
 
 
-def _cocg(A, b, precondition, *, rtol, maxiter, name):
-    """Preconditioned conjugate orthogonal CG for complex symmetric A (unconjugated inner products).
+def _shifted(K, d):
+    """``X -> (K + diag(d)) X`` for a block, without a copy of the matrix (one temporary per product)."""
+    def apply(X):
+        Q = K @ X
+        Q += d[:, None] * X
+        return Q
+    return apply
 
-    ``A`` is anything with ``A @ x`` (a sparse matrix or a LinearOperator)."""
-    x = np.zeros_like(b)
-    r = b.copy()
-    z = precondition(r)
-    p = z.copy()
-    rz = r @ z
-    stop = rtol * np.linalg.norm(b)
+
+def _cocg(apply, B, precondition, *, rtol, maxiter, name, fallback):
+    """Preconditioned conjugate orthogonal CG for complex symmetric A (unconjugated inner products), every
+    column of ``B`` (n, m) at once; each column stops at its own relative residual ``rtol`` and all-zero
+    columns give zero.
+
+    ``apply(X)`` is ``A @ X`` for a block, ``precondition(R)`` the preconditioner applied to a block."""
+    X = np.zeros_like(B)
+    scale = np.linalg.norm(B, axis=0)
+    idx = np.flatnonzero(scale > 0)  # the columns still running; the rest of X is final
+    if not idx.size:
+        return X
+    R = B[:, idx]
+    Xa = np.zeros_like(R)
+    stop = rtol * scale[idx]
+    Z = precondition(R)
+    Pk = Z.copy()
+    rz = np.einsum("ij,ij->j", R, Z)
     for _ in range(maxiter):
-        q = A @ p
-        alpha = rz / (p @ q)
-        x += alpha * p
-        r -= alpha * q
-        if np.linalg.norm(r) <= stop:
-            return x
-        z = precondition(r)
-        rz_new = r @ z
-        p *= rz_new / rz
-        p += z
+        Q = apply(Pk)
+        alpha = rz / np.einsum("ij,ij->j", Pk, Q)
+        Xa += alpha * Pk
+        R -= alpha * Q
+        done = np.linalg.norm(R, axis=0) <= stop
+        if done.any():
+            X[:, idx[done]] = Xa[:, done]
+            keep = ~done
+            idx, Xa, R, Pk, rz, stop = idx[keep], Xa[:, keep], R[:, keep], Pk[:, keep], rz[keep], stop[keep]
+            if not idx.size:
+                return X
+        Z = precondition(R)
+        rz_new = np.einsum("ij,ij->j", R, Z)
+        Pk *= rz_new / rz
+        Pk += Z
         rz = rz_new
-    raise RuntimeError(f"{name} COCG did not converge to rtol={rtol:g} in {maxiter} iterations; use method='amg'")
+    raise RuntimeError(f"{name} COCG did not converge to rtol={rtol:g} in {maxiter} iterations "
+                       f"({idx.size} of {B.shape[1]} columns left); use method='{fallback}'")
