@@ -16,7 +16,6 @@ Run from the repository root:  python benchmarks/bench_map.py [WINDOW_M]   (abou
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,24 +25,18 @@ from _harness import Measurement, measure, report  # noqa: E402
 
 from esmsim.materials import get_material  # noqa: E402
 from esmsim.mechanics._halfspace import box_kernel  # noqa: E402
-from esmsim.microstructure import Grid, columnar_voronoi  # noqa: E402
+from esmsim.microstructure import columnar_voronoi  # noqa: E402
 from esmsim.probe import MapSettings, single_frequency_map  # noqa: E402
 from esmsim.probe._scan import _Window  # noqa: E402
-from esmsim.transport import assemble, boundary_network, solve_frequency, tip_rhs  # noqa: E402
+from esmsim.transport import solve_frequency, tip_rhs  # noqa: E402
 
 
 def full_domain(ms, mat, st, pixels, method):
     """One tip at a time on the whole periodic film (one period; kernel on that period), u in m/V."""
     w = _Window(ms, mat, st)
     h = ms.spacing[0]
-    nx, ny = ms.shape
-    grid = Grid(np.full(nx, h), np.full(ny, h), w.dz)
     omega = 2 * np.pi * st.frequency
-    net = boundary_network(ms.labels, h, h, periodic=True, normal=ms.boundary_normal)
-    exact = ms.boundary_point(net.grains[:, 0], net.grains[:, 1], net.face_centres(h, h))
-    s = assemble(grid, np.broadcast_to(w.Dg[ms.labels][:, :, None, :], grid.shape + (3,)), periodic=(True, True),
-                 boundaries=net, D_gb=mat.D_gb * w.gb_factor[net.grains[:, 0], net.grains[:, 1]],
-                 gb_width=mat["gb_width"], omega=omega, boundary_position=exact)
+    s = w._film_system(omega)  # the whole periodic film, boundaries across the wrap included
     out = []
     for i, j in pixels:
         tip = ((i + 0.5) * h, (j + 0.5) * h)

@@ -305,17 +305,17 @@ class _Window:
             groups.setdefault(np.packbits(mask[:, t]).tobytes(), []).append(t)
         c = np.zeros((system.n, len(tips)), complex)
         omega = 2 * np.pi * st.frequency
-        keep = self._live_unknowns(system) if self.method == "split" else None
+        if self.method == "split":  # the unknowns that can hold Li, once for all groups
+            keep = self._live_unknowns(system)
+            Kr, nb_r = system.K[keep][:, keep], int(np.count_nonzero(keep[:system.n_bulk]))
         for members in groups.values():
             diag = S @ mask[:, members[0]].astype(float)
-            if keep is None:
+            if self.method != "split":
                 c[:, members] = solve_frequency(system, omega, diag, rhs[:, members], method=self.method,
                                                 rtol=SOLVER_RTOL)[0]
                 continue
             check_surface_layer(system, diag, omega)
-            Kr = system.K[keep][:, keep]
-            c[np.ix_(keep, members)] = split_solve(Kr, int(np.count_nonzero(keep[:system.n_bulk])),
-                                                   (diag + 1j * omega * system.volume)[keep],
+            c[np.ix_(keep, members)] = split_solve(Kr, nb_r, (diag + 1j * omega * system.volume)[keep],
                                                    rhs[np.ix_(keep, members)], rtol=SOLVER_RTOL)
         out = self.C0 * self._isotropic_tile(lab, grid, system, ix, iy, ox, oy, c)
         if st.vegard == "tensor":
@@ -374,18 +374,8 @@ class _Window:
 
     def _film_system(self, omega):
         """The whole (periodic) film assembled at once, boundaries across the wrap included."""
-        ms, mat = self.ms, self.material
-        h = ms.spacing[0]
-        nx, ny = ms.shape
-        grid = Grid(np.full(nx, h), np.full(ny, h), self.dz)
-        D = np.broadcast_to(self.Dg[ms.labels][:, :, None, :], grid.shape + (3,))
-        net = boundary_network(ms.labels, h, h, periodic=True, normal=ms.boundary_normal)
-        exact = None
-        if ms.seeds is not None and net.n_faces:
-            exact = ms.boundary_point(net.grains[:, 0], net.grains[:, 1], net.face_centres(h, h))
-        return assemble(grid, D, periodic=(True, True), bottom=self.settings.bottom, boundaries=net,
-                        D_gb=mat.D_gb * self.gb_factor[net.grains[:, 0], net.grains[:, 1]],
-                        gb_width=mat["gb_width"], omega=omega, boundary_position=exact)
+        nx, ny = self.ms.shape
+        return self._assemble(self.ms.labels, omega, periodic=True, xi=np.arange(nx), yi=np.arange(ny))[-1]
 
     def _far_map(self) -> np.ndarray:
         """:meth:`far_part` at every voxel-centred tip of the film, shape ``ms.shape``, m/V.
@@ -416,9 +406,8 @@ class _Window:
                 ix, iy, ox, oy, shape = np.arange(nx), np.arange(ny), 0, 0, (nx, ny)
                 system = self._film_system(omega)
             else:
-                lab, ox, oy = self._labels(ix, iy)
+                lab, ox, oy, _, _, system = self.system(ix, iy, omega=omega)
                 shape = lab.shape
-                system = self.system(ix, iy, omega=omega)[-1]
             diag = np.zeros(system.n)
             np.add.at(diag, system.top_index, system.top_conductance)  # unit concentration everywhere
             method = "split" if self.method == "split" else "auto"
@@ -494,17 +483,22 @@ class _Window:
             Labels of the window, offsets of ``(ix[0], iy[0])`` in it, the grid, the boundary network and
             the :class:`~esmsim.transport.DiffusionSystem`.
         """
-        ms = self.ms
         lab, ox, oy, xi, yi = self._labels(np.atleast_1d(ix), np.atleast_1d(iy), indices=True)
+        grid, net, system = self._assemble(lab, omega, periodic=False, xi=xi, yi=yi)
+        return lab, ox, oy, grid, net, system
+
+    def _assemble(self, lab, omega, *, periodic, xi, yi):
+        """Grid, boundary network and diffusion system of the columns ``lab`` (film columns ``xi x yi``)."""
+        ms = self.ms
         h = ms.spacing[0]
         grid = Grid(np.full(lab.shape[0], h), np.full(lab.shape[1], h), self.dz)
         D = np.broadcast_to(self.Dg[lab][:, :, None, :], grid.shape + (3,))
-        net = boundary_network(lab, h, h, periodic=False, normal=ms.boundary_normal)
+        net = boundary_network(lab, h, h, periodic=periodic, normal=ms.boundary_normal)
         D_gb = self.material.D_gb * self.gb_factor[net.grains[:, 0], net.grains[:, 1]]
-        system = assemble(grid, D, bottom=self.settings.bottom, boundaries=net, D_gb=D_gb,
-                          gb_width=self.material["gb_width"], omega=omega,
+        system = assemble(grid, D, periodic=(periodic, periodic), bottom=self.settings.bottom, boundaries=net,
+                          D_gb=D_gb, gb_width=self.material["gb_width"], omega=omega,
                           boundary_position=self._boundary_position(net, xi, yi))
-        return lab, ox, oy, grid, net, system
+        return grid, net, system
 
     def isotropic_displacement(self, system, tip, c):
         """Outward surface displacement (m per mol/m^3 of ``c``) at ``tip`` from concentration ``c`` (real or
@@ -561,6 +555,24 @@ class _Window:
         frac = ((b[:, 1] - b[:, 0]) * (b[:, 3] - b[:, 2]) * (b[:, 5] - b[:, 4])).reshape(grid.shape) / full
         return frac, np.any(frac < 1 - 1e-9, axis=2)
 
+    def _offset_table(self, name, weights, lab, grid, comps=(), masked=False):
+        """Cached table of ``weights(boxes, point) -> (n,) + comps`` over the full column cells at every
+        lateral offset of a window of ``lab``'s shape (:meth:`_offset_boxes`), shape
+        ``(2 nx - 1, 2 ny - 1, nz) + comps``; ``masked``: zero beyond ``hw`` columns (the far field's part)."""
+        key = (name, lab.shape, grid.dx[0], masked)
+        table = self._tables.get(key)
+        if table is None:
+            boxes = self._offset_boxes(lab.shape, grid)
+            table = weights(boxes, (0.0, 0.0)).reshape((2 * lab.shape[0] - 1, 2 * lab.shape[1] - 1, grid.shape[2])
+                                                       + comps)
+            if masked:
+                di = np.abs(np.arange(-(lab.shape[0] - 1), lab.shape[0]))
+                dj = np.abs(np.arange(-(lab.shape[1] - 1), lab.shape[1]))
+                inside = np.maximum(di[:, None], dj[None, :]) <= self.hw
+                table = table * inside.reshape(inside.shape + (1,) * (table.ndim - 2))
+            self._tables[key] = table
+        return table
+
     def _isotropic_tile(self, lab, grid, system, ix, iy, ox, oy, c):
         """Outward displacement (m per mol/m^3) at every tip of a tile, isotropic Vegard (trace/3).
 
@@ -571,58 +583,31 @@ class _Window:
         shrunk columns beyond 3 columns scaled by their volume fraction, far boundary boxes by the midpoint
         rule).
         """
-        far = self.far_field
-        key = ("iso", lab.shape, grid.dx[0], far)
-        table = self._tables.get(key)
-        if table is None:
-            boxes = self._offset_boxes(lab.shape, grid)
-            table = self._averaged(lambda p: box_kernel(boxes, p), (0.0, 0.0)).reshape(
-                2 * lab.shape[0] - 1, 2 * lab.shape[1] - 1, grid.shape[2])
-            if far:  # the tip's box only: the rest is far_part's
-                di = np.abs(np.arange(-(lab.shape[0] - 1), lab.shape[0]))
-                dj = np.abs(np.arange(-(lab.shape[1] - 1), lab.shape[1]))
-                table = table * (np.maximum(di[:, None], dj[None, :]) <= self.hw)[:, :, None]
-            self._tables[key] = table
-        nb = system.n_bulk
-        fractions = self._column_fractions(grid, system)
-
-        def exact(boxes, tip):
-            return self._averaged(lambda p: box_kernel(boxes, p), tip)
-
-        cols = np.array([(ox + a - ix[0], oy + bb - iy[0]) for a in ix for bb in iy])  # tip columns
-        out = self._boundary_tile(system, cols, grid.dx[0], c, far)
-        for t, (ti, tj) in enumerate(cols):
-            out[t] += self.mindlin * (self._tip_weights(table, fractions, grid, system, ti, tj, exact) @ c[:nb, t])
-        return out
+        return self._trace_tile("iso", lambda b, p: self._averaged(lambda q: box_kernel(b, q), p),
+                                box_kernel_far, (), lab, grid, system, ix, iy, ox, oy, c)
 
     def _lateral_tile(self, lab, grid, system, ix, iy, ox, oy, c):
         """In-plane displacement ``(u_x, u_y)`` (m per mol/m^3, sample axes) at every tip of a tile, shape
         (n_tips, 2): trace/3 of the Vegard tensor with the Mogi in-plane kernel
         (:func:`~esmsim.mechanics.box_kernel_lateral`); the tip's box and the far field split as for the
         normal component, bulk cells through one offset table."""
+        return self._trace_tile("lat", lambda b, p: self._averaged(lambda q: box_kernel_lateral(b, q), p).T,
+                                box_kernel_lateral, (2,), lab, grid, system, ix, iy, ox, oy, c)
+
+    def _trace_tile(self, name, exact, boundary_kernel, comps, lab, grid, system, ix, iy, ox, oy, c):
+        """Displacement components ``comps`` (m per mol/m^3) at every tip of a tile from the trace/3 Vegard
+        strain: ``exact(boxes, tip) -> (n,) + comps`` contact-averaged box weights for the bulk cells
+        (one offset table, :meth:`_tip_weights`), ``boundary_kernel`` for the slab and sub-grid boxes
+        (:meth:`_boundary_tile`); split into the tip's box and :meth:`far_part` where the map uses it.
+        Shape ``(n_tips,) + comps``."""
         far = self.far_field
-        key = ("lat", lab.shape, grid.dx[0], far)
-        table = self._tables.get(key)
-        if table is None:
-            boxes = self._offset_boxes(lab.shape, grid)
-            table = self._averaged(lambda p: box_kernel_lateral(boxes, p), (0.0, 0.0)).T.reshape(
-                2 * lab.shape[0] - 1, 2 * lab.shape[1] - 1, grid.shape[2], 2)
-            if far:  # the tip's box only: the rest is far_part's
-                di = np.abs(np.arange(-(lab.shape[0] - 1), lab.shape[0]))
-                dj = np.abs(np.arange(-(lab.shape[1] - 1), lab.shape[1]))
-                table = table * (np.maximum(di[:, None], dj[None, :]) <= self.hw)[:, :, None, None]
-            self._tables[key] = table
-        nb = system.n_bulk
+        table = self._offset_table(name, exact, lab, grid, comps, masked=far)
         fractions = self._column_fractions(grid, system)
-
-        def exact(boxes, tip):
-            return self._averaged(lambda p: box_kernel_lateral(boxes, p), tip).T
-
-        cols = np.array([(ox + a - ix[0], oy + bb - iy[0]) for a in ix for bb in iy])
-        out = self._boundary_tile(system, cols, grid.dx[0], c, far, kernel=box_kernel_lateral, lead=(2,)).T
+        cols = np.array([(ox + a - ix[0], oy + bb - iy[0]) for a in ix for bb in iy])  # tip columns
+        out = self._boundary_tile(system, cols, grid.dx[0], c, far, kernel=boundary_kernel, lead=comps).T
         for t, (ti, tj) in enumerate(cols):
-            W = self._tip_weights(table, fractions, grid, system, ti, tj, exact)  # (cells, 2)
-            out[t] += self.mindlin * (W.T @ c[:nb, t])
+            W = self._tip_weights(table, fractions, grid, system, ti, tj, exact)  # (cells,) + comps
+            out[t] += self.mindlin * (W.T @ c[:system.n_bulk, t])
         return out
 
     def _boundary_tile(self, system, cols, h, c, far, kernel=box_kernel_far, lead=()):
@@ -671,17 +656,12 @@ class _Window:
         out they take the table's value scaled by their volume fraction.
         """
         nu = self.material["nu"]
-        key = ("dev", lab.shape, grid.dx[0])
-        table = self._tables.get(key)
-        if table is None:
-            boxes = self._offset_boxes(lab.shape, grid)
-            table = deviator(self._averaged(lambda p: tensor_box_weights(boxes, p, nu), (0.0, 0.0))).reshape(
-                2 * lab.shape[0] - 1, 2 * lab.shape[1] - 1, grid.shape[2], 3, 3)
-            self._tables[key] = table
-        beta = np.repeat(self.beta_dev[lab].reshape(-1, 3, 3), grid.shape[2], axis=0)  # per bulk cell
 
         def exact(boxes, tip):
             return deviator(self._averaged(lambda p: tensor_box_weights(boxes, p, nu), tip))
+
+        table = self._offset_table("dev", exact, lab, grid, (3, 3))
+        beta = np.repeat(self.beta_dev[lab].reshape(-1, 3, 3), grid.shape[2], axis=0)  # per bulk cell
 
         nb = system.n_bulk
         fractions = self._column_fractions(grid, system)
@@ -843,17 +823,15 @@ def single_frequency_map(
         ix, iy, needed, interp = _voxel_stencil(ms, P)
         resp, n = _grid_response(ms, material, settings, ix, iy, needed=needed, workers=workers, tile=tile,
                                  progress=progress, client=client)
-        resp = np.stack([interp(resp[..., k]) for k in range(resp.shape[-1])], -1) if settings.lateral \
-            else interp(resp)
-        lateral = resp[..., 1:] if settings.lateral else None
-        return MapResult(resp[..., 0] if settings.lateral else resp, ix, iy, n, time.perf_counter() - t0,
-                         positions=P, scan_x=scan.axis(0, ms), scan_y=scan.axis(1, ms), lateral=lateral)
-    ix, iy = map_pixels(ms.shape, scan.pixels if scan is not None else settings.pixels)
-    resp, n = _grid_response(ms, material, settings, ix, iy, workers=workers, tile=tile, progress=progress,
-                             client=client)
-    if settings.lateral:
-        return MapResult(resp[..., 0], ix, iy, n, time.perf_counter() - t0, lateral=resp[..., 1:])
-    return MapResult(resp, ix, iy, n, time.perf_counter() - t0)
+        resp, where = interp(resp), dict(positions=P, scan_x=scan.axis(0, ms), scan_y=scan.axis(1, ms))
+    else:
+        ix, iy = map_pixels(ms.shape, scan.pixels if scan is not None else settings.pixels)
+        resp, n = _grid_response(ms, material, settings, ix, iy, workers=workers, tile=tile, progress=progress,
+                                 client=client)
+        where = {}
+    if settings.lateral:  # (u3, u_x, u_y) per tip
+        return MapResult(resp[..., 0], ix, iy, n, time.perf_counter() - t0, lateral=resp[..., 1:], **where)
+    return MapResult(resp, ix, iy, n, time.perf_counter() - t0, **where)
 
 
 def _grid_response(ms, material, settings, ix, iy, *, needed=None, workers=None, tile=8, progress=False,
@@ -1012,7 +990,8 @@ def _voxel_stencil(ms, P):
     wx, wy = w[..., 0], w[..., 1]
     weights = [(1 - wx) * (1 - wy), wx * (1 - wy), (1 - wx) * wy, wx * wy]
 
-    def interp(values):
-        return sum(wk * values[a, b] for wk, a, b in zip(weights, lx, ly))
+    def interp(values):  # values (nx, ny, ...) at the voxel tips; trailing axes carried along
+        extra = (1,) * (np.ndim(values) - 2)
+        return sum(wk.reshape(wk.shape + extra) * values[a, b] for wk, a, b in zip(weights, lx, ly))
 
     return ix, iy, needed, interp
