@@ -178,14 +178,14 @@ def band_dataset(ds, be: dict, cantilever: Cantilever, band: BandExcitation, art
     return ds
 
 
-def _response_vars(dims, resp) -> dict:
-    """The complex response (m/V) as dataset variables: real and imaginary parts, amplitude, phase (deg)."""
-    return {
-        "response_real": (dims, resp.real, {"units": "m/V", "long_name": "Re of outward surface displacement per volt"}),
-        "response_imag": (dims, resp.imag, {"units": "m/V", "long_name": "Im of outward surface displacement per volt"}),
-        "amplitude": (dims, np.abs(resp), {"units": "m/V", "long_name": "ESM amplitude |u3| per volt"}),
-        "phase": (dims, np.degrees(np.angle(resp)), {"units": "deg", "long_name": "ESM phase relative to the bias"}),
-    }
+def _response_vars(dims, resp, names=("response_real", "response_imag", "amplitude", "phase"),
+                   long_names=("Re of outward surface displacement per volt",
+                               "Im of outward surface displacement per volt",
+                               "ESM amplitude |u3| per volt", "ESM phase relative to the bias")) -> dict:
+    """A complex response (m/V) as dataset variables: real and imaginary parts, amplitude, phase (deg)."""
+    values = (resp.real, resp.imag, np.abs(resp), np.degrees(np.angle(resp)))
+    units = ("m/V", "m/V", "m/V", "deg")
+    return {n: (dims, v, {"units": u, "long_name": ln}) for n, v, u, ln in zip(names, values, units, long_names)}
 
 
 def _voxel_index(ms, P) -> np.ndarray:
@@ -251,14 +251,11 @@ def map_dataset(ms: ColumnarMicrostructure, material: Material, settings: MapSet
         },
     )
     if result.lateral is not None:  # in-plane displacement, sample axes
-        for k, axis in enumerate("xy"):
-            lat = result.lateral[..., k].T
-            ds[f"lateral_{axis}_real"] = (yx, lat.real, {"units": "m/V", "long_name": f"Re of in-plane u_{axis} per volt"})
-            ds[f"lateral_{axis}_imag"] = (yx, lat.imag, {"units": "m/V", "long_name": f"Im of in-plane u_{axis} per volt"})
-            ds[f"lateral_{axis}_amplitude"] = (yx, np.abs(lat), {"units": "m/V",
-                                                                 "long_name": f"in-plane |u_{axis}| per volt (sample axes)"})
-            ds[f"lateral_{axis}_phase"] = (yx, np.degrees(np.angle(lat)), {"units": "deg",
-                                                                           "long_name": f"phase of u_{axis}"})
+        for k, a in enumerate("xy"):
+            ds.update(_response_vars(yx, result.lateral[..., k].T,
+                                     tuple(f"lateral_{a}_{q}" for q in ("real", "imag", "amplitude", "phase")),
+                                     (f"Re of in-plane u_{a} per volt", f"Im of in-plane u_{a} per volt",
+                                      f"in-plane |u_{a}| per volt (sample axes)", f"phase of u_{a}")))
     if ms.seeds is not None:  # films from labels (segmented scans) have no Voronoi seeds
         ds["seed_position"] = (("grain", "xy"), ms.seeds, {"units": "m", "long_name": "Voronoi seed"})
     ds.attrs.update({
