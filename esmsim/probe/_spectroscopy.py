@@ -36,10 +36,11 @@ def _pool_map(fn, tasks, workers):
 
 
 def _freq_task(args):
-    ms, material, settings, f, i, j = args
+    """All points at one frequency: one window engine, so its far field (one film solve) is shared."""
+    ms, material, settings, f, pts = args
     w = _Window(ms, material, replace(settings, frequency=float(f), lateral=False))  # the normal response
     w.method = "auto"  # one tip per window: iterative solvers on the large low-frequency windows
-    return w.solve(int(i), int(j))
+    return [w.solve(int(i), int(j)) for i, j in pts]
 
 
 def frequency_spectroscopy(ms, material, settings: MapSettings, points, frequencies, *, workers=None) -> np.ndarray:
@@ -67,5 +68,5 @@ def frequency_spectroscopy(ms, material, settings: MapSettings, points, frequenc
     f = np.asarray(frequencies, float)
     if f.ndim != 1 or np.any(~(f > 0)):
         raise ParameterError("frequencies", "must be a 1-D array of positive frequencies (Hz)")
-    tasks = [(ms, material, settings, fk, i, j) for i, j in pts for fk in f]
-    return np.array(_pool_map(_freq_task, tasks, workers), complex).reshape(len(pts), f.size)
+    tasks = [(ms, material, settings, fk, pts) for fk in f]  # per frequency: the far field is one film solve
+    return np.array(_pool_map(_freq_task, tasks, workers), complex).T
