@@ -164,8 +164,12 @@ class MapResult:
         return xv[self.ix], yv[self.iy]
 
 
-# Tolerance of the map's iterative solves (preconditioned residual, see transport._frequency._cocg): the
-# responses come within ~1e-6 of the direct solve (test), far below the 1 % window tolerance
+# Relative residual of the map's iterative solves. The residual is dominated by the thin surface cells
+# (conductances far above the deep cells' omega V), so it overstates the accuracy: split COCG then stops
+# after one iteration, and the responses are within 1e-3 of the converged solve (measured 8.2e-4 on the
+# issue-6 benchmark film, 2.7e-4 on the spectroscopy test's bicrystal), below the window's 0.5 %. A second
+# iteration (stopping on the preconditioned residual instead) brings them to 5e-7 but costs 32 % more map
+# time (benchmarks/bench_map.py: 127.6 s against 96.7 s, same machine and session).
 SOLVER_RTOL = 1e-7
 FAR_CHUNK = 64  # columns per side of the chunks in which the far field's whole-film response is solved
 _WEIGHT_CACHE = 128  # displacement weights kept per window engine (windows of identical geometry reuse them)
