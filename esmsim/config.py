@@ -228,7 +228,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
                         doc="Vegard strain: trace(beta)/3 with the Mindlin kernel, or each grain's rotated tensor "
                             "(Boussinesq reciprocity; docs/mechanics.md)"),
         "lateral": Field("bool", False,
-                         doc="also the in-plane surface displacement (u_x, u_y) under the tip (lateral / vector "
+                         doc="also the in-plane surface displacement (u_x, u_y) along the scan axes under the tip (lateral / vector "
                              "ESM; trace(beta)/3 with the Mogi in-plane kernel): lateral_x/y_* variables"),
     },
     "scan": {

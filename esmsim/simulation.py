@@ -250,12 +250,12 @@ def map_dataset(ms: ColumnarMicrostructure, material: Material, settings: MapSet
             "grain": ("grain", np.arange(ms.n_grains)),
         },
     )
-    if result.lateral is not None:  # in-plane displacement, sample axes
+    if result.lateral is not None:  # in-plane displacement, scan axes
         for k, a in enumerate("xy"):
             ds.update(_response_vars(yx, result.lateral[..., k].T,
                                      tuple(f"lateral_{a}_{q}" for q in ("real", "imag", "amplitude", "phase")),
                                      (f"Re of in-plane u_{a} per volt", f"Im of in-plane u_{a} per volt",
-                                      f"in-plane |u_{a}| per volt (sample axes)", f"phase of u_{a}")))
+                                      f"in-plane |u_{a}| per volt (scan axes)", f"phase of u_{a}")))
     if ms.seeds is not None:  # films from labels (segmented scans) have no Voronoi seeds
         ds["seed_position"] = (("grain", "xy"), ms.seeds, {"units": "m", "long_name": "Voronoi seed"})
     ds.attrs.update({

@@ -306,6 +306,24 @@ def test_lateral_displacement_against_the_full_domain(film):
     assert np.allclose(a[:, 0], normal, rtol=1e-12, atol=0)
 
 
+def test_lateral_displacement_comes_in_the_scan_axes():
+    """A scan rotated by 90 degrees visits the film's voxel centres transposed; its in-plane components are
+    along the scan's axes: u_scan_x = u_film_y and u_scan_y = -u_film_x at the same tip."""
+    from esmsim.probe import ScanGrid
+
+    film = columnar_voronoi((60e-9, 60e-9), spacing=5e-9, thickness=40e-9, grain_size=30e-9, rng=2)
+    mat = get_material("LiCoO2", gb_enhancement=100.0)
+    st = MapSettings(frequency=350e3, pixels=(12, 12), lateral=True)
+    full = single_frequency_map(film, mat, st, workers=1)
+    rot = single_frequency_map(film, mat, st, workers=1, scan=ScanGrid(pixels=(12, 12), rotation=np.pi / 2))
+    np.testing.assert_allclose(rot.response, full.response.T[:, ::-1], rtol=1e-8)
+    fx, fy = full.lateral[..., 0].T[:, ::-1], full.lateral[..., 1].T[:, ::-1]
+    scale = np.abs(full.lateral).max()
+    np.testing.assert_allclose(rot.lateral[..., 0], fy, atol=1e-8 * scale)
+    np.testing.assert_allclose(rot.lateral[..., 1], -fx, atol=1e-8 * scale)
+    assert np.abs(fx).max() > 0.1 * scale and np.abs(fy).max() > 0.1 * scale  # both components matter here
+
+
 def test_lateral_displacement_points_to_the_li_rich_grain():
     """Li insertion contracts LiCoO2 (beta < 0): the surface sinks (u3 opposite to the Li) and is pulled
     towards where the Li went. Bicrystal: left grain c along z (D_zz = D_c, little Li), right grain c in

@@ -74,7 +74,7 @@ class MapSettings:
         weight (24-point quadrature), which is what a rigid tip in contact senses. 0 (default): the point
         under the tip.
     lateral : bool
-        Also compute the in-plane surface displacement ``(u_x, u_y)`` at the tip (sample axes; lateral /
+        Also compute the in-plane surface displacement ``(u_x, u_y)`` at the tip (scan axes; lateral /
         vector ESM), ``MapResult.lateral``: trace/3 of the Vegard tensor with the Mogi in-plane kernel
         over the tip's window (the tensor model's deviatoric part is not in it).
     """
@@ -133,8 +133,8 @@ class MapResult:
     scan_x, scan_y : ndarray, optional
         Scan-frame pixel coordinates (m).
     lateral : ndarray, complex, shape (nx, ny, 2), optional
-        In-plane surface displacement ``(u_x, u_y)`` per volt (m/V, sample axes) when the settings ask for
-        it (``MapSettings.lateral``).
+        In-plane surface displacement ``(u_x, u_y)`` per volt (m/V) along the scan's x and y axes (the
+        film's for an unrotated scan) when the settings ask for it (``MapSettings.lateral``).
     """
 
     response: np.ndarray
@@ -833,8 +833,12 @@ def single_frequency_map(
         resp, n = _grid_response(ms, material, settings, ix, iy, workers=workers, tile=tile, progress=progress,
                                  client=client)
         where = {}
-    if settings.lateral:  # (u3, u_x, u_y) per tip
-        return MapResult(resp[..., 0], ix, iy, n, time.perf_counter() - t0, lateral=resp[..., 1:], **where)
+    if settings.lateral:  # (u3, u_x, u_y) per tip; (u_x, u_y) into the scan's axes
+        lat = resp[..., 1:]
+        if scan is not None and scan.rotation != 0.0:
+            c, s = np.cos(scan.rotation), np.sin(scan.rotation)
+            lat = np.stack([c * lat[..., 0] + s * lat[..., 1], -s * lat[..., 0] + c * lat[..., 1]], -1)
+        return MapResult(resp[..., 0], ix, iy, n, time.perf_counter() - t0, lateral=lat, **where)
     return MapResult(resp, ix, iy, n, time.perf_counter() - t0, **where)
 
 
