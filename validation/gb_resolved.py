@@ -26,8 +26,18 @@ What is known about the 8 nm deviation (measured, not yet repaired):
   goes to -10 %, (100, 60) nm stays at -5.5 to -6.7 %.
 - At (100, 60) nm the deficit is the slab Li near the tip: the slab part of u3 is 8 % lower at 8 nm,
   while 4 and 2 nm agree to 0.2 %. The exchange area (staircase against true boundary area) and the
-  lateral links along the staircase change it by < 0.2 % and < 3 %; spreading each face's slab Li
-  along the true boundary line instead of the face's axis made it worse (tip on a boundary: -35 %).
+  lateral links along the staircase change it by < 0.2 % and < 3 %.
+- What repairs it (experiment, not in the engine yet; 8 / 4 nm against 2 nm at POLY_TIPS):
+  1. each boundary's faces re-spaced along the true line by their own lengths ``w h`` (the projections
+     of a staircase's faces bunch up and leave gaps: an uneven quadrature of the line),
+  2. each face's slab Li as a strip along the true line (length ``w h``, width delta; the isotropic
+     kernel is invariant under rotation about z, so a rotated box is an axis-aligned one around the
+     tip's rotated offset) instead of an axis-aligned box of length h,
+  3. cell-averaged tip data and the Li rebuilt inside each cell near the tip as ``c f(x) / f_cell``.
+  All three: -1.4, -0.1, -3.2, -0.2 % (4 nm: -0.3, +0.3, -1.0, -0.1 %); the tip on the boundary goes
+  to 15.56, 15.61, 15.57 pm/V, whereas 1 alone moves it by -24 % / +12 % (with face boxes, a point on
+  the line is covered or missed by luck). The rest at (123, 37) nm is the slab Li near a triple
+  junction. Each changes every map near boundaries, so they wait for a revalidation of the map engine.
 """
 
 from __future__ import annotations
