@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["write_netcdf", "read_netcdf", "atomic_path"]
+__all__ = ["write_netcdf", "read_netcdf", "open_netcdf", "atomic_path", "json_attrs"]
 
 SIGN_CONVENTION = ("u3 > 0: the surface moves out of the sample (towards the tip); z points into the sample; "
                    "delta_c(t) = Re[c exp(i omega t)]; response = u3 per volt of AC bias, phase relative to the bias")
@@ -49,13 +49,17 @@ def _plain(value):
     raise TypeError(f"attribute value {value!r} of type {type(value).__name__} cannot be stored")
 
 
+def json_attrs(attrs: dict) -> dict:
+    """``attrs`` with dict/list/tuple/bool/None values as ``json:`` strings (NetCDF attributes are flat)."""
+    return {k: "json:" + json.dumps(v, default=_plain) if isinstance(v, (dict, list, tuple, bool)) or v is None else v
+            for k, v in attrs.items()}
+
+
 def _json_attrs(ds):
-    """Copy of ``ds`` whose dict/list/tuple/bool attributes are JSON strings (NetCDF attributes are flat)."""
+    """Copy of ``ds`` whose dict/list/tuple/bool attributes are JSON strings."""
     ds = ds.copy()
     for obj in [ds, *ds.variables.values()]:
-        for k, v in list(obj.attrs.items()):
-            if isinstance(v, (dict, list, tuple, bool)) or v is None:
-                obj.attrs[k] = "json:" + json.dumps(v, default=_plain)
+        obj.attrs = json_attrs(obj.attrs)
     return ds
 
 
@@ -75,7 +79,19 @@ def read_netcdf(path):
     """Read a dataset written by :func:`write_netcdf` (JSON attributes decoded)."""
     import xarray as xr
 
-    ds = xr.load_dataset(path, engine="h5netcdf")
+    return _decoded(xr.load_dataset(path, engine="h5netcdf"))
+
+
+def open_netcdf(path):
+    """Open a dataset written by :func:`write_netcdf` lazily (variables read on access; close it, e.g.
+    ``with open_netcdf(p) as ds:``), JSON attributes decoded."""
+    import xarray as xr
+
+    return _decoded(xr.open_dataset(path, engine="h5netcdf"))
+
+
+def _decoded(ds):
+    """``ds`` with its ``json:`` attributes decoded and one-element array attributes as scalars (in place)."""
     for obj in [ds, *ds.variables.values()]:
         for k, v in list(obj.attrs.items()):
             if isinstance(v, str) and v.startswith("json:"):

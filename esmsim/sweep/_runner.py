@@ -338,7 +338,7 @@ def run_sweep(spec, store, *, workers: int | None = None, scheduler: str | None 
             _local(todo, workers=workers, retries=retries, on_result=on_result)
     finally:
         bar.close()
-    _, path = assemble(points, st, source=source)
+    path = assemble(points, st, source=source)
     failed.sort(key=lambda item: item[0].index)
     warned.sort(key=lambda item: item[0].index)
     return SweepSummary(st.path, path, len(points), succeeded[0], failed, skipped, time.perf_counter() - t0, warned)

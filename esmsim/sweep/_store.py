@@ -128,6 +128,10 @@ def assemble(points, store, *, source: dict | None = None, path=None):
     failed are absent (their indices in ``failed_points``). No timings or host names: a resumed sweep
     writes the same dataset as an uninterrupted one.
 
+    Memory is that of one run: the runs are read one at a time, and the stacked numeric variables are
+    written into the file run by run (open the result lazily, ``xarray.open_dataset``, for sweeps
+    larger than memory).
+
     Parameters
     ----------
     points : list of Point
@@ -139,26 +143,30 @@ def assemble(points, store, *, source: dict | None = None, path=None):
 
     Returns
     -------
-    (xarray.Dataset, Path) or (None, None)
+    Path or None
         None when no point has finished.
     """
     import xarray as xr
 
     from .. import __version__
-    from ..io import read_netcdf, write_netcdf
+    from ..io._dataset import _json_attrs, json_attrs
 
     store = store if isinstance(store, Store) else Store(store)
     done = sorted((p for p in points if store.finished(p.key)), key=lambda p: p.index)
     failed = sorted(p.index for p in points if not store.finished(p.key))
     if not done:
-        return None, None
-    runs = []
+        return None
+    # pass 1, one run open at a time: each variable's signature, the small values (coordinates, strings)
+    # and the scalar outputs. Numeric data variables are not read here: pass 2 streams them into the file.
+    sigs, small, scalars = [], [], []
     for p in done:
-        ds = read_netcdf(store.nc(p.key))
-        if "point" in ds.dims:  # spectroscopy: its tips are not the sweep's points
-            ds = ds.rename({"point": "spectroscopy_point"})
-        runs.append(ds)
-    first = runs[0]
+        with _open_run(store.nc(p.key)) as ds:
+            sigs.append({k: (v.dims, v.shape, v.dtype) for k, v in ds.variables.items()})
+            small.append({k: v.values for k, v in ds.variables.items() if not _streamed(k, v, ds)})
+            scalars.append(_scalars(ds))
+            if p is done[0]:
+                first_attrs = {k: dict(v.attrs) for k, v in ds.variables.items()}
+                first_coords = set(ds.coords)
     coords = {"point": ("point", np.array([p.index for p in done]), {"long_name": "index of the sweep point"}),
               "run": ("point", np.array([p.key for p in done], dtype=object),
                       {"long_name": "run key: runs/<run>.nc and runs/<run>.json in the store"})}
@@ -173,26 +181,25 @@ def assemble(points, store, *, source: dict | None = None, path=None):
         if unit is not None and values.dtype.kind in "fiu":
             attrs["units"] = unit
         coords[f] = (dims, values, {"long_name": f"sweep field {f} (SI)", **attrs})
-    data_vars, not_stacked = {}, []
-    for name in first.variables:
-        var = first[name].variable
-        same_shape = all(name in r.variables and r[name].dims == var.dims and r[name].shape == var.shape
-                         for r in runs)
-        if not same_shape:
+    data_vars, not_stacked, streamed = {}, [], []
+    for name, (dims, shape, dtype) in sigs[0].items():
+        if not all(name in sg and sg[name][:2] == (dims, shape) for sg in sigs):
             not_stacked.append(name)
             continue
-        is_coord = name in first.coords
-        stack = np.stack([r[name].values for r in runs])
-        if is_coord and all(np.array_equal(r[name].values, var.values) for r in runs[1:]):
-            coords[name] = (var.dims, var.values, dict(var.attrs))
-        elif is_coord:
-            target = f"{name}_of_point" if name in first.dims else name
-            coords[target] = (("point", *var.dims), stack, dict(var.attrs))
+        attrs = first_attrs[name]
+        if name not in small[0]:  # a numeric data variable: written run by run below
+            streamed.append((name, dims, shape, dtype, attrs))
+            continue
+        values = [sm[name] for sm in small]
+        if name in first_coords and all(np.array_equal(v, values[0]) for v in values[1:]):
+            coords[name] = (dims, values[0], attrs)
+        elif name in first_coords:
+            target = f"{name}_of_point" if name in dims else name
+            coords[target] = (("point", *dims), np.stack(values), attrs)
         else:
-            data_vars[name] = (("point", *var.dims), stack, dict(var.attrs))
-    scalars = [_scalars(r) for r in runs]
+            data_vars[name] = (("point", *dims), np.stack(values), attrs)
     for k in scalars[0]:
-        if k in data_vars or k in coords:
+        if k in data_vars or k in coords or k in sigs[0]:
             continue
         if all(k in s for s in scalars):
             data_vars[k] = ("point", np.asarray([s[k] for s in scalars]), {"long_name": f"run output {k}"})
@@ -205,5 +212,42 @@ def assemble(points, store, *, source: dict | None = None, path=None):
                   "and runs/<run>.json",
     })
     path = Path(path) if path is not None else store.path / "sweep.nc"
-    write_netcdf(out, path)
-    return out, path
+    with atomic_path(path) as tmp:
+        _json_attrs(out).to_netcdf(tmp, engine="h5netcdf")  # all but the streamed variables
+        if streamed:
+            _stream(tmp, store, done, streamed, json_attrs)
+    return path
+
+
+def _open_run(path):
+    """A run's dataset opened lazily; a spectroscopy run's ``point`` (its tips) renamed, as it is not the
+    sweep's point."""
+    from ..io import open_netcdf
+
+    ds = open_netcdf(path)
+    return ds.rename({"point": "spectroscopy_point"}) if "point" in ds.dims else ds
+
+
+def _streamed(name, var, ds) -> bool:
+    """Numeric (not boolean) data variables with at least one dimension go to the file run by run."""
+    return name not in ds.coords and var.ndim > 0 and var.dtype.kind in "fiuc"
+
+
+def _stream(tmp, store, done, streamed, json_attrs):
+    """Write the stacked numeric variables into the file ``tmp`` one run at a time (memory of one run)."""
+    import h5netcdf
+
+    with h5netcdf.File(tmp, "a") as f:
+        target = {}
+        for name, dims, shape, dtype, attrs in streamed:
+            for d, n in zip(("point", *dims), (len(done), *shape)):
+                if d not in f.dimensions:
+                    f.dimensions[d] = n
+            var = f.create_variable(name, ("point", *dims), dtype=dtype)
+            for k, v in json_attrs(attrs).items():
+                var.attrs[k] = v
+            target[name] = var
+        for i, p in enumerate(done):
+            with _open_run(store.nc(p.key)) as ds:
+                for name, var in target.items():
+                    var[i, ...] = ds[name].values
