@@ -23,7 +23,7 @@ import scipy.sparse as sp
 from ..materials import Material
 from ..mechanics._halfspace import box_kernel, box_kernel_far, box_kernel_lateral
 from ..mechanics._contact import hertz_average_points
-from ..mechanics._points import deviator, tensor_box_weights
+from ..mechanics._points import boussinesq_stress, deviator, tensor_box_weights
 from ..microstructure._columnar import ColumnarMicrostructure
 from ..microstructure._grid import Grid, graded_widths
 from ..microstructure._orientations import rotate_diagonal
@@ -367,8 +367,10 @@ class _Window:
         length of where it entered (bulk) or runs along the boundaries for ``sqrt(D_gb / omega)``, so far
         from the tip the concentration is the tip profile times the film's response to a uniform unit
         surface concentration (one solve of the whole film per map, :meth:`_far_map`), weighted with the
-        Mindlin kernel: one FFT correlation per z layer gives it for all tips at once. This is the
-        Lorentzian's 1/rho^2 tail that drives Li into boundaries outside any window.
+        Mindlin kernel: one FFT correlation per z layer gives it for all tips at once (with the tensor
+        Vegard model also the deviatoric part: that Li times its grain's deviatoric tensor against the
+        Boussinesq weights, six correlations per layer). This is the Lorentzian's 1/rho^2 tail that
+        drives Li into boundaries outside any window.
         """
         if not self.far_field:
             return 0.0
@@ -377,9 +379,10 @@ class _Window:
         return self._far[np.ix_(np.atleast_1d(ix), np.atleast_1d(iy))]
 
     def _film_system(self, omega):
-        """The whole (periodic) film assembled at once, boundaries across the wrap included."""
+        """The whole (periodic) film assembled at once, boundaries across the wrap included:
+        ``(net, system)``."""
         nx, ny = self.ms.shape
-        return self._assemble(self.ms.labels, omega, periodic=True, xi=np.arange(nx), yi=np.arange(ny))[-1]
+        return self._assemble(self.ms.labels, omega, periodic=True, xi=np.arange(nx), yi=np.arange(ny))[1:]
 
     def _far_map(self) -> np.ndarray:
         """:meth:`far_part` at every voxel-centred tip of the film, shape ``ms.shape``, m/V.
@@ -399,6 +402,10 @@ class _Window:
         per = bool(ms.periodic)
         ze = np.concatenate([[0.0], np.cumsum(self.dz)])
         amount = np.zeros((nx, ny, nz), complex)  # Li (mol per unit C0) per column and layer
+        tensor = st.vegard == "tensor"
+        if tensor:  # the same Li times its deviatoric Vegard tensor: components xx, yy, zz, xy, xz, yz
+            amount_dev = np.zeros((nx, ny, nz, 6), complex)
+            comp = (np.array([0, 1, 2, 0, 0, 1]), np.array([0, 1, 2, 1, 2, 2]))
         if per and max(nx, ny) <= FAR_CHUNK + 2 * self.hw + 1:
             # a chunk window would cover the film once and cut its boundaries at the wrap: solve it whole
             chunks = [(None, None)]
@@ -408,9 +415,10 @@ class _Window:
         for ix, iy in chunks:
             if ix is None:
                 ix, iy, ox, oy, shape = np.arange(nx), np.arange(ny), 0, 0, (nx, ny)
-                system = self._film_system(omega)
+                lab = ms.labels
+                net, system = self._film_system(omega)
             else:
-                lab, ox, oy, _, _, system = self.system(ix, iy, omega=omega)
+                lab, ox, oy, _, net, system = self.system(ix, iy, omega=omega)
                 shape = lab.shape
             diag = np.zeros(system.n)
             np.add.at(diag, system.top_index, system.top_conductance)  # unit concentration everywhere
@@ -425,7 +433,14 @@ class _Window:
                 b = system.extra_boxes
                 vol = (b[:, 1] - b[:, 0]) * (b[:, 3] - b[:, 2]) * (b[:, 5] - b[:, 4])
                 parts.append((b, (system.extra_map @ c) * vol))
-            for b, q in parts:
+            if tensor:  # bulk: its grain's tensor; slabs: the mean of their grains'; layers: their cell's grain
+                own = lab[ox:ox + ix.size, oy:oy + iy.size]
+                amount_dev[np.ix_(ix, iy)] = (bulk[ox:ox + ix.size, oy:oy + iy.size, :, None]
+                                              * self.beta_dev[own][:, :, None, comp[0], comp[1]])
+                betas = [np.repeat(0.5 * (self.beta_dev[net.grains[:, 0]] + self.beta_dev[net.grains[:, 1]]), nz, 0)]
+                if system.extra_boxes is not None:
+                    betas.append(self.beta_dev[lab.ravel()[system.extra_cells // nz]])
+            for n_part, (b, q) in enumerate(parts):
                 i = np.floor(0.5 * (b[:, 0] + b[:, 1]) / h).astype(int) - ox
                 j = np.floor(0.5 * (b[:, 2] + b[:, 3]) / h).astype(int) - oy
                 if chunks[0][0] is None:  # the whole periodic film: wrap
@@ -433,6 +448,9 @@ class _Window:
                 k = np.clip(np.searchsorted(ze, 0.5 * (b[:, 4] + b[:, 5])) - 1, 0, nz - 1)
                 own = (i >= 0) & (i < ix.size) & (j >= 0) & (j < iy.size)
                 np.add.at(amount, (ix[i[own]], iy[j[own]], k[own]), q[own])
+                if tensor:
+                    np.add.at(amount_dev, (ix[i[own]], iy[j[own]], k[own]),
+                              q[own, None] * betas[n_part][own][:, comp[0], comp[1]])
         density = amount / (h * h * np.diff(ze))
         # kernel over offsets: the Mindlin box table times the tip profile outside the tip's box
         Px, Py = (nx, ny) if per else (2 * nx, 2 * ny)
@@ -452,7 +470,13 @@ class _Window:
         if st.lateral:
             lat = self._averaged(lambda p: box_kernel_lateral(boxes, p), (0.0, 0.0)).reshape(2, -1, nz)
             M[1][near], M[2][near] = lat[0] * f[:, None], lat[1] * f[:, None]
-        M[:, (np.abs(OI) <= self.hw) & (np.abs(OJ) <= self.hw)] = 0.0  # the tip's box: the window's part
+        box = (np.abs(OI) <= self.hw) & (np.abs(OJ) <= self.hw)
+        M[:, box] = 0.0  # the tip's box: the window's part
+        if tensor:  # deviatoric weights W_dev (m) of the tensor Vegard model, the same split
+            Md = np.zeros((6, Px, Py, nz))
+            Wn = deviator(self._averaged(lambda p: tensor_box_weights(boxes, p, self.material["nu"]), (0.0, 0.0)))
+            Md[:, near] = np.moveaxis(Wn.reshape(-1, nz, 3, 3)[..., comp[0], comp[1]], -1, 0) * f[None, :, None]
+            Md[:, box] = 0.0
         images = range(-2, 3) if per else (0,)  # one tip on the infinite periodic film: the film's images
         for a in images:
             for b in images:
@@ -466,11 +490,23 @@ class _Window:
                 if st.lateral:
                     M[1] -= point * X[..., None]
                     M[2] -= point * Y[..., None]
+                if tensor:  # one-point rule: -sigma^B (Boussinesq) times the cell volume
+                    S = boussinesq_stress(X[..., None], Y[..., None], zc, self.material["nu"])
+                    S = deviator(np.moveaxis(S, (0, 1), (-2, -1)))
+                    Md -= np.moveaxis(S[..., comp[0], comp[1]], -1, 0) * (f[..., None] * vol)[None]
         # u(t) = sum_j density(j) M(j - t): a correlation, one FFT per layer
         U = np.zeros((comps, Px, Py), complex)
         for k in range(nz):
             U += np.fft.fft2(density[:, :, k], s=(Px, Py)) * np.conj(np.fft.fft2(M[:, :, :, k]))
         out = self.C0 * self.mindlin * np.fft.ifft2(U)[:, :nx, :ny]
+        if tensor:  # W_dev : beta_dev, the off-diagonal components twice
+            dens = amount_dev / (h * h * np.diff(ze))[:, None]
+            Ud = np.zeros((Px, Py), complex)
+            for k in range(nz):
+                Ud += np.sum(np.array([1, 1, 1, 2, 2, 2])[:, None, None]
+                             * np.fft.fft2(dens[:, :, k, :], s=(Px, Py), axes=(0, 1)).transpose(2, 0, 1)
+                             * np.conj(np.fft.fft2(Md[:, :, :, k])), axis=0)
+            out[0] += self.C0 * np.fft.ifft2(Ud)[:nx, :ny]
         return np.moveaxis(out, 0, -1) if st.lateral else out[0]
 
     def system(self, ix, iy, *, omega):
