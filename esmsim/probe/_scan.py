@@ -434,9 +434,9 @@ class _Window:
                 vol = (b[:, 1] - b[:, 0]) * (b[:, 3] - b[:, 2]) * (b[:, 5] - b[:, 4])
                 parts.append((b, (system.extra_map @ c) * vol))
             if tensor:  # bulk: its grain's tensor; slabs: the mean of their grains'; layers: their cell's grain
-                own = lab[ox:ox + ix.size, oy:oy + iy.size]
+                grains = lab[ox:ox + ix.size, oy:oy + iy.size]
                 amount_dev[np.ix_(ix, iy)] = (bulk[ox:ox + ix.size, oy:oy + iy.size, :, None]
-                                              * self.beta_dev[own][:, :, None, comp[0], comp[1]])
+                                              * self.beta_dev[grains][:, :, None, comp[0], comp[1]])
                 betas = [np.repeat(0.5 * (self.beta_dev[net.grains[:, 0]] + self.beta_dev[net.grains[:, 1]]), nz, 0)]
                 if system.extra_boxes is not None:
                     betas.append(self.beta_dev[lab.ravel()[system.extra_cells // nz]])
