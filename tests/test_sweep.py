@@ -428,7 +428,7 @@ def test_assembly_holds_one_run_in_memory(tmp_path):
     one at a time and the stacked variables are written run by run, so the assembly's peak (Python
     allocations) stays near one run (measured 1.6 runs: the amplitude summary reads one map while the
     next is written); stacking in memory needs all six and their stacks (~12 runs). The file has every
-    run in its place."""
+    run in its place, and a variable whose type differs between runs takes their common type."""
     import tracemalloc
 
     from esmsim.io import write_netcdf
@@ -453,9 +453,16 @@ def test_assembly_holds_one_run_in_memory(tmp_path):
     assert peak < 2.5 * run_bytes, f"peak {peak / 2**20:.0f} MB for runs of {run_bytes / 2**20:.0f} MB"
     with xr.open_dataset(path, engine="h5netcdf") as out:
         assert out["amplitude"].dims == ("point", "y", "x") and out["amplitude"].shape == (n, *shape)
+        assert out.attrs["not_stacked"] == "json:[]"
         for k in (0, 3, 5):
             assert np.all(out["amplitude"][k].values == k) and np.all(out["label"][k].values == k)
         assert out["label"].dtype == np.int32 and out["amplitude"].attrs["units"] == "m/V"
+    # a variable whose type differs between runs takes their common type (int32 and float64: float64)
+    write_netcdf(read_netcdf(store.nc("run5")).assign(label=lambda d: d["label"].astype(float) + 0.5),
+                 store.nc("run5"))
+    with xr.open_dataset(assemble(points, store), engine="h5netcdf") as out:
+        assert out["label"].dtype == np.float64
+        assert float(out["label"][0, 0, 0]) == 0.0 and float(out["label"][5, 0, 0]) == 5.5
         np.testing.assert_allclose(out["frequency_Hz"], 1e5 * np.arange(1, n + 1))
         np.testing.assert_allclose(out["amplitude_mean"], np.arange(n))
         np.testing.assert_allclose(out["tip.width"], np.arange(1, n + 1) * 1e-9)

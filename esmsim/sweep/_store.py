@@ -187,8 +187,12 @@ def assemble(points, store, *, source: dict | None = None, path=None):
             not_stacked.append(name)
             continue
         attrs = first_attrs[name]
-        if name not in small[0]:  # a numeric data variable: written run by run below
-            streamed.append((name, dims, shape, dtype, attrs))
+        streams = [name not in sm for sm in small]
+        if any(streams) and not all(streams):  # numeric in some runs only: cannot share one variable
+            not_stacked.append(name)
+            continue
+        if streams[0]:  # a numeric data variable: written run by run below, in the runs' common type
+            streamed.append((name, dims, shape, np.result_type(*(sg[name][2] for sg in sigs)), attrs))
             continue
         values = [sm[name] for sm in small]
         if name in first_coords and all(np.array_equal(v, values[0]) for v in values[1:]):
