@@ -7,17 +7,24 @@ from scipy import integrate
 from esmsim.mechanics import box_kernel, box_kernel_lateral, nucleus_of_strain, surface_displacement_points
 
 
-def _quad(box, p):
+def _quad(box, p, numerator=lambda dx, dy, z: z):
+    """scipy's adaptive cubature of ``numerator / r^3`` over the box, ``(dx, dy) = point - source``."""
     x0, x1, y0, y1, z0, z1 = box
-    f = lambda z, y, x: z / ((x - p[0]) ** 2 + (y - p[1]) ** 2 + z ** 2) ** 1.5  # noqa: E731
+
+    def f(z, y, x):
+        return numerator(p[0] - x, p[1] - y, z) / ((x - p[0]) ** 2 + (y - p[1]) ** 2 + z ** 2) ** 1.5
+
     return integrate.tplquad(f, x0, x1, y0, y1, z0, z1, epsrel=1e-10, epsabs=0)[0]
 
 
-@pytest.mark.parametrize("box,p", [
+QUAD_CASES = [  # boxes away from the singular point, and the surface point
     ((1.0, 2.0, -0.5, 0.7, 0.5, 1.5), (0.0, 0.0)),
     ((-3.0, -1.0, 2.0, 2.5, 0.1, 0.2), (0.3, -0.2)),
     ((10.0, 11.0, 10.0, 11.0, 3.0, 4.0), (0.0, 0.0)),
-])
+]
+
+
+@pytest.mark.parametrize("box,p", QUAD_CASES)
 def test_box_kernel_matches_numerical_quadrature(box, p):
     # independent reference: scipy's adaptive cubature of z / r^3 (boxes away from the singular point)
     assert box_kernel(np.array([box]), p)[0] == pytest.approx(_quad(box, p), rel=1e-7)
@@ -61,26 +68,12 @@ def test_expansion_moves_surface_out():
     assert surface_displacement_points(box_kernel(box, (0, 0)), np.array([1.0]), beta=1e-7, nu=0.25) > 0
 
 
-def _quad_lateral(box, p, axis):
-    x0, x1, y0, y1, z0, z1 = box
-
-    def f(z, y, x):
-        d = (p[0] - x, p[1] - y)[axis]
-        return d / ((x - p[0]) ** 2 + (y - p[1]) ** 2 + z ** 2) ** 1.5
-
-    return integrate.tplquad(f, x0, x1, y0, y1, z0, z1, epsrel=1e-10, epsabs=0)[0]
-
-
-@pytest.mark.parametrize("box,p", [
-    ((1.0, 2.0, -0.5, 0.7, 0.5, 1.5), (0.0, 0.0)),
-    ((-3.0, -1.0, 2.0, 2.5, 0.1, 0.2), (0.3, -0.2)),
-    ((10.0, 11.0, 10.0, 11.0, 3.0, 4.0), (0.0, 0.0)),
-])
+@pytest.mark.parametrize("box,p", QUAD_CASES)
 def test_lateral_box_kernel_matches_numerical_quadrature(box, p):
     # independent reference: scipy's adaptive cubature of (x - xi) / r^3 and (y - eta) / r^3
     k = box_kernel_lateral(np.array([box]), p)[:, 0]
-    assert k[0] == pytest.approx(_quad_lateral(box, p, 0), rel=1e-7)
-    assert k[1] == pytest.approx(_quad_lateral(box, p, 1), rel=1e-7)
+    assert k[0] == pytest.approx(_quad(box, p, lambda dx, dy, z: dx), rel=1e-7)
+    assert k[1] == pytest.approx(_quad(box, p, lambda dx, dy, z: dy), rel=1e-7)
 
 
 def test_lateral_kernel_of_a_small_cube_is_mogi_and_odd():

@@ -431,8 +431,8 @@ class _Window:
             parts = [(system.boxes[nb:], c[nb:] * system.volume[nb:])]
             if system.extra_boxes is not None:
                 b = system.extra_boxes
-                vol = (b[:, 1] - b[:, 0]) * (b[:, 3] - b[:, 2]) * (b[:, 5] - b[:, 4])
-                parts.append((b, (system.extra_map @ c) * vol))
+                layer_vol = (b[:, 1] - b[:, 0]) * (b[:, 3] - b[:, 2]) * (b[:, 5] - b[:, 4])
+                parts.append((b, (system.extra_map @ c) * layer_vol))
             if tensor:  # bulk: its grain's tensor; slabs: the mean of their grains'; layers: their cell's grain
                 grains = lab[ox:ox + ix.size, oy:oy + iy.size]
                 amount_dev[np.ix_(ix, iy)] = (bulk[ox:ox + ix.size, oy:oy + iy.size, :, None]
@@ -451,13 +451,14 @@ class _Window:
                 if tensor:
                     np.add.at(amount_dev, (ix[i[own]], iy[j[own]], k[own]),
                               q[own, None] * betas[n_part][own][:, comp[0], comp[1]])
-        density = amount / (h * h * np.diff(ze))
+        vol = h * h * np.diff(ze)  # cell volume per layer (m^3)
+        density = amount / vol
         # kernel over offsets: the Mindlin box table times the tip profile outside the tip's box
         Px, Py = (nx, ny) if per else (2 * nx, 2 * ny)
         oi = np.fft.fftfreq(Px, 1.0 / Px).astype(int)
         oj = np.fft.fftfreq(Py, 1.0 / Py).astype(int)
         OI, OJ = np.meshgrid(oi, oj, indexing="ij")
-        zc, vol = 0.5 * (ze[:-1] + ze[1:]), h * h * np.diff(ze)
+        zc = 0.5 * (ze[:-1] + ze[1:])
         # exact box integrals near the tip (the point kernel is off by ~(h / rho)^2 there)
         near = (np.abs(OI) <= 2 * self.hw + 8) & (np.abs(OJ) <= 2 * self.hw + 8)
         di, dj = OI[near][:, None], OJ[near][:, None]
@@ -500,7 +501,7 @@ class _Window:
             U += np.fft.fft2(density[:, :, k], s=(Px, Py)) * np.conj(np.fft.fft2(M[:, :, :, k]))
         out = self.C0 * self.mindlin * np.fft.ifft2(U)[:, :nx, :ny]
         if tensor:  # W_dev : beta_dev, the off-diagonal components twice
-            dens = amount_dev / (h * h * np.diff(ze))[:, None]
+            dens = amount_dev / vol[:, None]
             Ud = np.zeros((Px, Py), complex)
             for k in range(nz):
                 Ud += np.sum(np.array([1, 1, 1, 2, 2, 2])[:, None, None]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io._dataset import atomic_path
+from ..io._dataset import _json_attrs, atomic_path, json_attrs, open_netcdf
 from ._spec import field_unit
 
 __all__ = ["Store", "assemble"]
@@ -149,7 +149,6 @@ def assemble(points, store, *, source: dict | None = None, path=None):
     import xarray as xr
 
     from .. import __version__
-    from ..io._dataset import _json_attrs, json_attrs
 
     store = store if isinstance(store, Store) else Store(store)
     done = sorted((p for p in points if store.finished(p.key)), key=lambda p: p.index)
@@ -219,15 +218,13 @@ def assemble(points, store, *, source: dict | None = None, path=None):
     with atomic_path(path) as tmp:
         _json_attrs(out).to_netcdf(tmp, engine="h5netcdf")  # all but the streamed variables
         if streamed:
-            _stream(tmp, store, done, streamed, json_attrs)
+            _stream(tmp, store, done, streamed)
     return path
 
 
 def _open_run(path):
     """A run's dataset opened lazily; a spectroscopy run's ``point`` (its tips) renamed, as it is not the
     sweep's point."""
-    from ..io import open_netcdf
-
     ds = open_netcdf(path)
     return ds.rename({"point": "spectroscopy_point"}) if "point" in ds.dims else ds
 
@@ -237,7 +234,7 @@ def _streamed(name, var, ds) -> bool:
     return name not in ds.coords and var.ndim > 0 and var.dtype.kind in "fiuc"
 
 
-def _stream(tmp, store, done, streamed, json_attrs):
+def _stream(tmp, store, done, streamed):
     """Write the stacked numeric variables into the file ``tmp`` one run at a time (memory of one run)."""
     import h5netcdf
 
