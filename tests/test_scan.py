@@ -43,11 +43,11 @@ def _full_domain(film, mat, st, pixels, lateral=False):
     lab = np.tile(film.labels, (3, 3))
     grid = Grid(np.full(3 * nx, h), np.full(3 * ny, h), w.dz)
     omega = 2 * np.pi * st.frequency
-    net = boundary_network(lab, h, h, periodic=False, normal=film.boundary_normal)
-    exact = film.boundary_point(net.grains[:, 0], net.grains[:, 1], net.face_centres(h, h))
+    # the film's faces placed on the exact segments, as every window of the engine takes them
+    net = w._window_faces(boundary_network(lab, h, h), np.arange(3 * nx) % nx, np.arange(3 * ny) % ny)
     s = assemble(grid, np.broadcast_to(w.Dg[lab][:, :, None, :], grid.shape + (3,)), boundaries=net,
                  D_gb=mat.D_gb * w.gb_factor[net.grains[:, 0], net.grains[:, 1]],
-                 gb_width=mat["gb_width"], omega=omega, boundary_position=exact)
+                 gb_width=mat["gb_width"], omega=omega)
     if st.vegard == "tensor":
         B = rotate_diagonal(film.rotations, mat.principal_vegard())
         beta = np.concatenate([np.repeat(B[lab.ravel()], nz, axis=0),
@@ -58,13 +58,13 @@ def _full_domain(film, mat, st, pixels, lateral=False):
         tip = ((nx + i + 0.5) * h, (ny + j + 0.5) * h)
         c = solve_frequency(s, omega, *tip_rhs(s, tip, profile=st.tip_profile, width=st.tip_width))[0]
         if st.vegard == "tensor":
-            W = tensor_box_weights(s.boxes, tip, mat["nu"])
+            W = s.weights(lambda b, p: tensor_box_weights(b, p, mat["nu"]), tip, rank=2)
             We = tensor_box_weights(s.extra_boxes, tip, mat["nu"])
             out.append(w.C0 * (np.einsum("nab,nab->n", W, beta) @ c
                                + np.einsum("nab,nab->n", We, beta_layers) @ (s.extra_map @ c)))
             continue
         kernel = box_kernel_lateral if lateral else box_kernel  # (u_x, u_y) or u3
-        u = kernel(s.boxes, tip) @ c + kernel(s.extra_boxes, tip) @ (s.extra_map @ c)
+        u = s.weights(kernel, tip, rank=int(lateral)) @ c + kernel(s.extra_boxes, tip) @ (s.extra_map @ c)
         out.append(w.pref * u)
     return np.array(out)
 

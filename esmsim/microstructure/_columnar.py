@@ -78,16 +78,25 @@ class ColumnarMicrostructure(GrainOrientations):
             d = d - L * np.round(d / L)
         return d
 
-    def boundary_normal(self, g1: np.ndarray, g2: np.ndarray) -> np.ndarray:
+    def boundary_normal(self, g1: np.ndarray, g2: np.ndarray, points: np.ndarray | None = None) -> np.ndarray:
         """Unit in-plane normal of the boundary plane between grains ``g1`` and ``g2``, shape (..., 2).
 
         From the Voronoi seeds when there are seeds (exact); otherwise the
         normal of the straight line fitted (principal axes) through the centres
         of the pixel faces the two grains share.
+
+        In a periodic film two grains can meet through seed images other than the nearest pair (seeds about
+        half a period apart), and through more than one pair. Give ``points`` (m, shape (..., 2), on or next
+        to the boundary, e.g. the centres of the faces) to take the images nearest to each point, as
+        :meth:`boundary_point` does; without them the images nearest to each other are used.
         """
         g1, g2 = np.asarray(g1), np.asarray(g2)
         if self.seeds is not None:
-            d = self._displacement(self.seeds[g2] - self.seeds[g1])
+            if points is None:
+                d = self._displacement(self.seeds[g2] - self.seeds[g1])
+            else:
+                p = np.asarray(points, float)
+                d = self._displacement(self.seeds[g2] - p) - self._displacement(self.seeds[g1] - p)
             return d / np.linalg.norm(d, axis=-1, keepdims=True)
         table = self._fitted_normals
         return table[g1, g2]
@@ -108,6 +117,83 @@ class ColumnarMicrostructure(GrainOrientations):
         d = s2 - s1
         delta = (np.sum((p - s1) ** 2, -1) - w[g1]) - (np.sum((p - s2) ** 2, -1) - w[g2])
         return p - (delta / (2 * np.sum(d * d, -1)))[..., None] * d
+
+    def boundary_segment(self, g1: np.ndarray, g2: np.ndarray, points: np.ndarray):
+        """The exact boundary segment between ``g1`` and ``g2`` that passes next to each of ``points``.
+
+        The power bisector of the two seeds' images nearest to each point (as in :meth:`boundary_point`),
+        cut by every other seed image (and, in a film that is not periodic, by the film's edges): the
+        edge the two cells share.
+
+        Parameters
+        ----------
+        g1, g2 : array_like of int, shape (n,)
+            Grain ids.
+        points : array_like, shape (n, 2)
+            Points (m) on or next to the boundary, e.g. the centres of the pixel faces between the grains.
+
+        Returns
+        -------
+        centre : ndarray, shape (n, 2)
+            Midpoint (m) of the segment, the image nearest to the point in a periodic film.
+        tangent : ndarray, shape (n, 2)
+            Unit direction of the segment: the normal (:meth:`boundary_normal`) turned by +90 degrees.
+        length : ndarray, shape (n,)
+            Length (m); 0 where the two cells do not share an edge there (pixel neighbours only).
+
+        Raises
+        ------
+        ValueError
+            For a film without seeds (an imported label image): it has no exact boundary.
+        """
+        if self.seeds is None:
+            raise ValueError("boundary_segment: this film has no seeds (imported labels), so no exact boundaries")
+        g1, g2 = np.asarray(g1).ravel(), np.asarray(g2).ravel()
+        p = np.asarray(points, float).reshape(-1, 2)
+        on = self.boundary_point(g1, g2, p)
+        s1 = on + self._displacement(self.seeds[g1] - on)  # the images nearest to the point
+        s2 = on + self._displacement(self.seeds[g2] - on)
+        d = s2 - s1
+        normal = d / np.linalg.norm(d, axis=-1, keepdims=True)
+        tangent = np.stack([-normal[:, 1], normal[:, 0]], -1)
+        centre, length = on.copy(), np.zeros(len(p))
+        if not len(p):
+            return centre, tangent, length
+        w = np.zeros(self.n_grains) if self.weights is None else np.asarray(self.weights, float)
+        # one segment per (grain pair, image offset): clip it once, with every seed image
+        key = np.concatenate([np.stack([g1, g2], -1), np.round(d / (1e-3 * min(self.spacing))).astype(np.int64)], 1)
+        _, first, group = np.unique(key, axis=0, return_index=True, return_inverse=True)
+        for k, f in enumerate(first):
+            o, t = on[f], tangent[f]
+            a = s1[f] - o
+            rel = self._displacement(self.seeds - o)  # seeds relative to the line's point o: o + s t
+            wk = w
+            if self.periodic:  # the images nearest to o and their eight neighbours
+                L = np.asarray(self.extent)
+                shifts = np.array([(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1)]) * L
+                rel, wk = (rel[None] + shifts[:, None]).reshape(-1, 2), np.tile(w, 9)
+            # power(s1) <= power(image):  2 s t.(r - a) <= |r|^2 - |a|^2 + w1 - w_image
+            skip = (np.linalg.norm(rel - a, axis=1) < 1e-9 * min(self.spacing)) | \
+                   (np.linalg.norm(rel - (s2[f] - o), axis=1) < 1e-9 * min(self.spacing))
+            coef = 2 * (rel - a) @ t
+            rhs = np.sum(rel ** 2, 1) - a @ a + w[g1[f]] - wk
+            lo, hi = -np.inf, np.inf
+            up, down = ~skip & (coef > 0), ~skip & (coef < 0)
+            if up.any():
+                hi = np.min(rhs[up] / coef[up])
+            if down.any():
+                lo = np.max(rhs[down] / coef[down])
+            if not self.periodic:  # the film's edges
+                for dim in range(2):
+                    if t[dim] != 0:
+                        ends = (np.array([0.0, self.extent[dim]]) - o[dim]) / t[dim]
+                        lo, hi = max(lo, ends.min()), min(hi, ends.max())
+            sel = group.ravel() == k
+            if hi > lo:
+                mid = o + 0.5 * (lo + hi) * t
+                centre[sel] = on[sel] + self._displacement(mid - on[sel])
+                length[sel] = hi - lo
+        return centre, tangent, length
 
     @cached_property
     def _fitted_normals(self) -> np.ndarray:

@@ -10,12 +10,14 @@ give the same answer for the same grain, so they are solved once per grain.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import time
 from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -28,9 +30,9 @@ from ..microstructure._columnar import ColumnarMicrostructure
 from ..microstructure._grid import Grid, graded_widths
 from ..microstructure._orientations import rotate_diagonal
 from ..microstructure._symmetry import classify_boundaries
-from ..transport._boundaries import boundary_network
+from ..transport._boundaries import boundary_network, place_on_boundaries
 from ..transport._frequency import check_surface_layer, solve_frequency, split_solve
-from ..transport._operator import assemble
+from ..transport._operator import assemble, strip_boxes, strip_to_sample
 from ..transport._tip import tip_profile
 
 __all__ = ["MapSettings", "MapResult", "ScanGrid", "single_frequency_map", "pixel_response"]
@@ -273,14 +275,32 @@ class _Window:
         lab = self.ms.labels[np.ix_(xi, yi)]
         return (lab, ox, oy, xi, yi) if indices else (lab, ox, oy)
 
-    def _boundary_position(self, net, xi, yi) -> np.ndarray | None:
-        """Exact boundary points of the window's faces, in the window frame (None without seeds)."""
-        if self.ms.seeds is None or not net.n_faces:
-            return None
+    @cached_property
+    def _film_faces(self):
+        """The film's boundary faces placed on the exact segments (:func:`place_on_boundaries`) and their
+        ids by axis and low pixel, so that every window takes the same weights, normals and positions."""
+        ms = self.ms
+        h = ms.spacing[0]
+        net = place_on_boundaries(boundary_network(ms.labels, h, h, periodic=ms.periodic, normal=ms.boundary_normal),
+                                  ms, gb_width=self.material["gb_width"])
+        ids = np.full((2,) + ms.shape, -1, np.int64)
+        ids[net.axis, net.low[:, 0], net.low[:, 1]] = np.arange(net.n_faces)
+        return net, ids
+
+    def _window_faces(self, net, xi, yi):
+        """The window's faces with the film's weights, normals and positions (window frame)."""
+        if not net.n_faces:
+            return net
+        film, ids = self._film_faces
+        f = ids[net.axis, xi[net.low[:, 0]], yi[net.low[:, 1]]]
+        assert np.all(f >= 0), "a window face that the film does not have"
         h = self.ms.spacing[0]
-        shift = np.array([xi[0] * h, yi[0] * h])  # window frame -> film frame (unwrapped near the window)
-        film = net.face_centres(h, h) + shift
-        return self.ms.boundary_point(net.grains[:, 0], net.grains[:, 1], film) - shift
+        centres = net.face_centres(h, h)
+        d = film.position[f] - np.array([xi[0] * h, yi[0] * h]) - centres  # film frame -> window frame
+        if self.ms.periodic:
+            L = np.asarray(self.ms.extent)
+            d -= L * np.round(d / L)
+        return dataclasses.replace(net, weight=film.weight[f], normal=film.normal[f], position=centres + d)
 
     def solve_tile(self, ix: np.ndarray, iy: np.ndarray, far: bool = True) -> np.ndarray:
         """Complex response (m/V) at every tip position ``(ix[a], iy[b])``; one factorisation for all.
@@ -534,11 +554,10 @@ class _Window:
         h = ms.spacing[0]
         grid = Grid(np.full(lab.shape[0], h), np.full(lab.shape[1], h), self.dz)
         D = np.broadcast_to(self.Dg[lab][:, :, None, :], grid.shape + (3,))
-        net = boundary_network(lab, h, h, periodic=periodic, normal=ms.boundary_normal)
+        net = self._window_faces(boundary_network(lab, h, h, periodic=periodic), xi, yi)
         D_gb = self.material.D_gb * self.gb_factor[net.grains[:, 0], net.grains[:, 1]]
         system = assemble(grid, D, periodic=(periodic, periodic), bottom=self.settings.bottom, boundaries=net,
-                          D_gb=D_gb, gb_width=self.material["gb_width"], omega=omega,
-                          boundary_position=self._boundary_position(net, xi, yi))
+                          D_gb=D_gb, gb_width=self.material["gb_width"], omega=omega)
         return grid, net, system
 
     def isotropic_displacement(self, system, tip, c):
@@ -660,19 +679,28 @@ class _Window:
         the result has shape ``lead + (n_tips,)``."""
         nb = system.n_bulk
         out = np.zeros(lead + (len(cols),), complex)
-        parts = [(system.boxes[nb:], c[nb:])] if system.n > nb else []
+        # slab strips (turned onto their boundary lines: strip_boxes), then the layers' boxes
+        parts = [(system.boxes[nb:], c[nb:], system.slab_tangent)] if system.n > nb else []
         if system.extra_boxes is not None:  # bulk boundary layers beside the slabs
-            parts.append((system.extra_boxes, system.extra_map @ c))
-        for boxes, conc in parts:
+            parts.append((system.extra_boxes, system.extra_map @ c, None))
+        for boxes, conc, tangent in parts:
             i = np.floor(0.5 * (boxes[:, 0] + boxes[:, 1]) / h).astype(int)
             j = np.floor(0.5 * (boxes[:, 2] + boxes[:, 3]) / h).astype(int)
             step = max(1, 200_000 // max(len(boxes), 1))  # tips per vectorised quadrature
             for t0 in range(0, len(cols), step):
                 ct = cols[t0:t0 + step]
-                shift = np.zeros((len(ct), 1, 6))
-                shift[:, 0, :2], shift[:, 0, 2:4] = (ct[:, :1] + 0.5) * h, (ct[:, 1:] + 0.5) * h
-                rel = (boxes[None] - shift).reshape(-1, 6)  # every box relative to every tip
+                tip = (ct + 0.5) * h
+                if tangent is None:
+                    rel = boxes[None].repeat(len(ct), 0)
+                else:
+                    rel = strip_boxes(np.tile(boxes, (len(ct), 1)), np.tile(tangent, (len(ct), 1)),
+                                      tip.repeat(len(boxes), 0)).reshape(len(ct), -1, 6)
+                rel[..., :2] -= tip[:, None, :1]
+                rel[..., 2:4] -= tip[:, None, 1:]
+                rel = rel.reshape(-1, 6)  # every box relative to every tip
                 W = self._averaged(lambda p: kernel(rel, p), (0.0, 0.0)).reshape(lead + (len(ct), -1))
+                if tangent is not None and lead:  # in-plane vectors: strip frame -> sample axes
+                    W = np.moveaxis(strip_to_sample(np.moveaxis(W, 0, -2), tangent, 1), -2, 0)
                 if far:
                     W *= np.maximum(np.abs(i[None] - ct[:, :1]), np.abs(j[None] - ct[:, 1:])) <= self.hw
                 out[..., t0:t0 + step] += np.einsum("...tm,mt->...t", W, conc[:, t0:t0 + step])
@@ -681,7 +709,8 @@ class _Window:
     def _boundary_displacement(self, system, tip, c):
         """Isotropic displacement (m per mol/m^3) from the slab unknowns and the sub-grid layers."""
         nb = system.n_bulk
-        u = self._averaged(lambda p: box_kernel(system.boxes[nb:], p), tip) @ c[nb:] if system.n > nb else 0.0
+        u = (self._averaged(lambda p: box_kernel(system.kernel_boxes(p)[nb:], p), tip) @ c[nb:]
+             if system.n > nb else 0.0)
         if system.extra_boxes is not None:  # bulk boundary layers beside the slabs
             u += self._averaged(lambda p: box_kernel(system.extra_boxes, p), tip) @ (system.extra_map @ c)
         return self.mindlin * u
@@ -730,14 +759,20 @@ class _Window:
         flat = lab.ravel()
         slab_beta = 0.5 * (self.beta_dev[net.grains[:, 0]] + self.beta_dev[net.grains[:, 1]])
         slab_beta = np.repeat(slab_beta, nz, axis=0)  # slab unknowns: faces x layers
-        boxes, beta, amounts = [system.boxes[nb:]], [slab_beta], [None]
+        nu = self.material["nu"]
+
+        def strips(p):  # the slabs' strips, turned onto their boundary lines
+            W = tensor_box_weights(strip_boxes(system.boxes[nb:], system.slab_tangent, p), p, nu)
+            return strip_to_sample(W, system.slab_tangent, 2)
+
+        kernels, beta, amounts = [strips], [slab_beta], [None]
         if system.extra_boxes is not None:
-            boxes.append(system.extra_boxes)
+            kernels.append(lambda p: tensor_box_weights(system.extra_boxes, p, nu))
             beta.append(self.beta_dev[flat[system.extra_cells // nz]])
             amounts.append(system.extra_map)
         for t, tip in enumerate(tips):
-            for bx, be, amap in zip(boxes, beta, amounts):
-                W = deviator(self._averaged(lambda p: tensor_box_weights(bx, p, self.material["nu"]), tip))
+            for kernel, be, amap in zip(kernels, beta, amounts):
+                W = deviator(self._averaged(kernel, tip))
                 conc = c[nb:, t] if amap is None else amap @ c[:, t]
                 out[t] += self.C0 * (np.einsum("nab,nab->n", W, be) @ conc)
         return out

@@ -43,6 +43,12 @@ class BoundaryNetwork:
         Pairs of faces that share a pixel corner.
     link_length : ndarray, shape (nl,)
         Path length between the face centres through the shared corner (m).
+    normal : ndarray, shape (nf, 2), optional
+        Unit in-plane normal of the boundary each face stands for (the exact one where the film has
+        seeds); its slab is a strip along the boundary line in the mechanics. None: the face's own axis.
+    position : ndarray, shape (nf, 2), optional
+        Where each face's slab sits on the boundary line (m, frame of the label map); None: the face
+        centre. Set by :func:`place_on_boundaries`.
     """
 
     axis: np.ndarray
@@ -52,6 +58,8 @@ class BoundaryNetwork:
     grains: np.ndarray
     link_faces: np.ndarray
     link_length: np.ndarray
+    normal: np.ndarray | None = None
+    position: np.ndarray | None = None
 
     @property
     def n_faces(self) -> int:
@@ -77,7 +85,9 @@ def boundary_network(labels, hx, hy, *, periodic=False, normal=None) -> Boundary
     periodic : bool
         Whether the map wraps around in x and y.
     normal : callable, optional
-        ``normal(g_low, g_high) -> (nf, 2)`` unit boundary normals; when omitted
+        ``normal(g_low, g_high, centres) -> (nf, 2)`` unit boundary normals of the faces between grains
+        ``g_low`` and ``g_high`` centred at ``centres`` (m, shape (nf, 2), from the origin of the map's
+        first pixel; e.g. :meth:`ColumnarMicrostructure.boundary_normal`); when omitted
         all weights are 1 (no staircase correction).
 
     Returns
@@ -108,10 +118,15 @@ def boundary_network(labels, hx, hy, *, periodic=False, normal=None) -> Boundary
     axis = np.concatenate([np.zeros(nfx, np.int8), np.ones(nfy, np.int8)])
     grains = np.stack([labels[low[:, 0], low[:, 1]], labels[high[:, 0], high[:, 1]]], -1)
     if normal is not None and axis.size:
-        n = np.asarray(normal(grains[:, 0], grains[:, 1]))
+        xe = np.concatenate([[0.0], np.cumsum(hx)])
+        ye = np.concatenate([[0.0], np.cumsum(hy)])
+        i, j = low[:, 0], low[:, 1]
+        centres = np.stack([np.where(axis == 0, xe[i + 1], 0.5 * (xe[i] + xe[i + 1])),
+                            np.where(axis == 1, ye[j + 1], 0.5 * (ye[j] + ye[j + 1]))], -1)
+        n = np.asarray(normal(grains[:, 0], grains[:, 1], centres), float)
         weight = 1.0 / (np.abs(n[:, 0]) + np.abs(n[:, 1]))
     else:
-        weight = np.ones(axis.size)
+        n, weight = None, np.ones(axis.size)
 
     # corner links: vertex (i+1/2, j+1/2) touches xid[i, j], xid[i, j+1], yid[i, j], yid[i+1, j]
     vi = np.arange(nx if periodic else nx - 1)
@@ -132,4 +147,75 @@ def boundary_network(labels, hx, hy, *, periodic=False, normal=None) -> Boundary
         ll.append(length[ok])
     link_faces = np.concatenate(lf) if lf else np.zeros((0, 2), np.int64)
     link_length = np.concatenate(ll) if ll else np.zeros(0)
-    return BoundaryNetwork(axis, low, high, weight, grains, link_faces, link_length)
+    return BoundaryNetwork(axis, low, high, weight, grains, link_faces, link_length, n)
+
+
+def place_on_boundaries(net: BoundaryNetwork, ms, *, gb_width: float | None = None,
+                        scale_range: tuple[float, float] = (0.5, 2.0)) -> BoundaryNetwork:
+    """Put the faces of a film's staircase boundaries onto the exact boundary segments.
+
+    A staircase's faces project unevenly onto the line they stand for (they bunch up and leave gaps),
+    and near triple junctions the staircase of a short boundary is longer or shorter than the true
+    edge. For a film with seeds each boundary segment (:meth:`ColumnarMicrostructure.boundary_segment`)
+    gets its faces, in their order along it, one after the other with lengths in proportion to their
+    weights ``w h``, and the weights are scaled so that the lengths add up to the segment's: the slabs
+    then tile the true edge, and ``delta`` times the edge's area (storage, ``delta * D_gb`` along it) is
+    that of the true boundary whatever the voxel size. Conduction along the staircase scales as
+    ``1 / w``, so it follows the longer or shorter path. Weights are scaled by at most ``scale_range``
+    (the segment of a pixel-neighbour pair can be far shorter than its faces, or missing) and kept
+    below ``0.45 h / gb_width`` (the slab must fit inside the cells beside it).
+
+    Parameters
+    ----------
+    net : BoundaryNetwork
+        The network of ``ms.labels`` (the whole film, uniform pixels), with the film's normals.
+    ms : ColumnarMicrostructure
+        The film. Without seeds (an imported label image) the faces stay at their centres.
+    gb_width : float, optional
+        Boundary width delta (m), for the cap on the weights.
+    scale_range : (float, float)
+        Smallest and largest factor on a segment's weights.
+
+    Returns
+    -------
+    BoundaryNetwork
+        The same faces with ``position``, ``normal`` (the segments') and the scaled ``weight``.
+    """
+    import dataclasses
+
+    hx, hy = ms.spacing
+    centres = net.face_centres(hx, hy)
+    if ms.seeds is None or not net.n_faces:
+        return dataclasses.replace(net, position=centres)
+    pair = np.sort(net.grains, axis=1)
+    centre, tangent, length = ms.boundary_segment(pair[:, 0], pair[:, 1], centres)
+    on = ms.boundary_point(pair[:, 0], pair[:, 1], centres)
+    position, weight = on.copy(), net.weight.copy()
+    h_t = np.where(net.axis == 0, hy, hx)
+    L = np.asarray(ms.extent)
+
+    def near(d):  # the periodic image of a displacement closest to zero
+        return d - L * np.round(d / L) if ms.periodic else d
+
+    wrap = np.mod(centre, L) if ms.periodic else centre
+    key = np.concatenate([pair, np.round(wrap / (1e-3 * min(hx, hy))).astype(np.int64)], 1)
+    _, group = np.unique(key, axis=0, return_inverse=True)
+    group = group.ravel()
+    order = np.argsort(group, kind="stable")
+    bounds = np.flatnonzero(np.diff(group[order])) + 1
+    cap = np.inf if gb_width is None else 0.45 * min(hx, hy) / gb_width
+    for sel in np.split(order, bounds):
+        f = sel[0]
+        if length[f] <= 0:
+            continue
+        along = near(on[sel] - centre[f]) @ tangent[f]
+        sel = sel[np.argsort(along, kind="stable")]
+        size = weight[sel] * h_t[sel]
+        scale = np.clip(length[f] / size.sum(), *scale_range)
+        weight[sel] = np.minimum(weight[sel] * scale, cap)
+        size = weight[sel] * h_t[sel]
+        s = np.cumsum(size) - 0.5 * size - 0.5 * size.sum()
+        position[sel] = centre[f] + s[:, None] * tangent[f]
+    normal = np.stack([tangent[:, 1], -tangent[:, 0]], -1)
+    position = centres + near(position - centres)  # next to each face (a periodic film's wrap)
+    return dataclasses.replace(net, weight=weight, normal=normal, position=position)

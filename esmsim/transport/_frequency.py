@@ -14,13 +14,21 @@ __all__ = ["solve_frequency", "tip_rhs", "tip_terms", "CONDITIONS"]
 CONDITIONS = ("potentiostatic", "butler_volmer", "galvanostatic")
 
 
-def tip_rhs(system: DiffusionSystem, tip_xy, *, profile: str, width: float):
+def tip_rhs(system: DiffusionSystem, tip_xy, *, profile: str, width: float, average: bool = False):
     """Surface-condition terms ``(diag, b)`` of a potentiostatic tip at ``tip_xy`` for unit C0 (see :func:`tip_terms`)."""
-    return tip_terms(system, tip_xy, profile=profile, width=width)
+    return tip_terms(system, tip_xy, profile=profile, width=width, average=average)
 
 
-def contact_profile(system: DiffusionSystem, tip_xy, profile: str, width: float):
+AVERAGE_POINTS = 4  # midpoints per axis for the cell averages of the tip profile
+
+
+def contact_profile(system: DiffusionSystem, tip_xy, profile: str, width: float, average: bool = False):
     """Tip profile ``f`` at every surface contact and the mask where the tip condition applies.
+
+    With ``average`` the bulk cells' contacts take the profile averaged over their top face
+    (``AVERAGE_POINTS`` x ``AVERAGE_POINTS`` midpoints) instead of its value at the face centre, slab
+    contacts its average along their strip (``AVERAGE_POINTS`` midpoints; they are ``delta`` thin). The
+    mask stays that of the centres.
 
     Raises
     ------
@@ -36,11 +44,28 @@ def contact_profile(system: DiffusionSystem, tip_xy, profile: str, width: float)
             if not lo * (1 + 1e-9) - 1e-18 <= tip_xy[a] <= hi * (1 + 1e-9) + 1e-18:
                 raise ValueError(f"tip position: {'xy'[a]} = {tip_xy[a]:g} m is outside the surface "
                                  f"[{lo:g}, {hi:g}] m")
-    return tip_profile(np.hypot(xy[:, 0] - tip_xy[0], xy[:, 1] - tip_xy[1]), profile, width)
+    f, mask = tip_profile(np.hypot(xy[:, 0] - tip_xy[0], xy[:, 1] - tip_xy[1]), profile, width)
+    if average:
+        bulk = system.top_index < system.n_bulk
+        box = system.boxes[system.top_index[bulk]]
+        g = (np.arange(AVERAGE_POINTS) + 0.5) / AVERAGE_POINTS
+        x = box[:, :1] + (box[:, 1:2] - box[:, :1]) * g[None, :]
+        y = box[:, 2:3] + (box[:, 3:4] - box[:, 2:3]) * g[None, :]
+        r = np.hypot(x[:, :, None] - tip_xy[0], y[:, None, :] - tip_xy[1])
+        f = f.copy()
+        f[bulk] = tip_profile(r, profile, width)[0].mean(axis=(1, 2))
+        if system.slab_tangent is not None and not bulk.all():  # slabs: along their strips' length
+            u = system.top_index[~bulk]
+            t = system.slab_tangent[u - system.n_bulk]
+            s = (system.boxes[u, 1] - system.boxes[u, 0])[:, None] * (g - 0.5)[None, :]
+            px = xy[~bulk, 0, None] + s * t[:, 0, None]
+            py = xy[~bulk, 1, None] + s * t[:, 1, None]
+            f[~bulk] = tip_profile(np.hypot(px - tip_xy[0], py - tip_xy[1]), profile, width)[0].mean(axis=1)
+    return f, mask
 
 
 def tip_terms(system: DiffusionSystem, tip_xy, *, profile: str, width: float, condition: str = "potentiostatic",
-              kappa: float | None = None):
+              kappa: float | None = None, average: bool = False):
     """Surface-condition terms of a tip at ``tip_xy`` for unit amplitude (PHYSICS.md sec. 2).
 
     Parameters
@@ -56,6 +81,12 @@ def tip_terms(system: DiffusionSystem, tip_xy, *, profile: str, width: float, co
         inward flux density ``q0 f`` (Neumann, unit q0 in mol m^-2 s^-1).
     kappa : float
         Surface rate constant (m/s), ``j0 |dU/dc| / (R T)``; required for ``butler_volmer``.
+    average : bool
+        Give each bulk surface cell the profile averaged over its top face rather than the value at its
+        centre: the finite-volume data for a tip that is not at a cell centre (the centre value misses
+        the profile's curvature across the cell: 2 % in the cells around a tip on a corner of 8 nm cells,
+        Lorentzian of 20 nm). Pair it with the in-cell reconstruction of :meth:`DiffusionSystem.weights`:
+        the point under such a tip sees the profile's peak, which no cell's mean carries (7 % there).
 
     Returns
     -------
@@ -71,7 +102,7 @@ def tip_terms(system: DiffusionSystem, tip_xy, *, profile: str, width: float, co
     """
     if condition not in CONDITIONS:
         raise ValueError(f"tip condition: got {condition!r}; allowed {', '.join(CONDITIONS)}")
-    f, mask = contact_profile(system, tip_xy, profile, width)
+    f, mask = contact_profile(system, tip_xy, profile, width, average)
     diag = np.zeros(system.n)
     b = np.zeros(system.n)
     if condition == "galvanostatic":

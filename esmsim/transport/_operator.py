@@ -30,7 +30,7 @@ import scipy.sparse as sp
 from ..microstructure._grid import Grid
 from ._boundaries import BoundaryNetwork
 
-__all__ = ["DiffusionSystem", "assemble"]
+__all__ = ["DiffusionSystem", "assemble", "strip_boxes", "strip_to_sample"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,6 +65,12 @@ class DiffusionSystem:
         adds ``kernel(extra_boxes) @ (extra_map @ c)``.
     extra_cells : ndarray of int, shape (m,), optional
         The bulk cell (unknown index) each extra box belongs to: its grain's Vegard tensor applies.
+    slab_tangent : ndarray, shape (n - n_bulk, 2), optional
+        Unit direction of the boundary line along which each slab unknown lies. A slab's box
+        (``boxes[n_bulk:]``) is then a strip in its own frame: length ``w h`` along the tangent, width
+        ``delta`` across it, centred on the slab's position, and turned about its vertical centre line
+        onto the tangent. Use :meth:`kernel_boxes` (kernels invariant under rotation about z) and
+        :func:`strip_to_sample` (vector and tensor kernels) to integrate over it.
     """
 
     K: sp.csr_matrix
@@ -78,10 +84,136 @@ class DiffusionSystem:
     extra_boxes: np.ndarray | None = None
     extra_map: sp.spmatrix | None = None
     extra_cells: np.ndarray | None = None
+    slab_tangent: np.ndarray | None = None
 
     @property
     def n(self) -> int:
         return int(self.volume.size)
+
+    def kernel_boxes(self, point) -> np.ndarray:
+        """Boxes of every unknown for a kernel evaluated at ``point`` (m): the cells as they are, each slab
+        strip as the axis-aligned box that sits where ``point`` sees the strip in the strip's own frame
+        (:func:`strip_boxes`). Exact for kernels invariant under rotation about z (the Mindlin normal
+        displacement); vector and tensor kernels then need :func:`strip_to_sample` on the slab part."""
+        if self.slab_tangent is None:
+            return self.boxes
+        out = self.boxes.copy()
+        out[self.n_bulk:] = strip_boxes(self.boxes[self.n_bulk:], self.slab_tangent, point)
+        return out
+
+    def weights(self, kernel, point, rank: int = 0, *, shape=None, radius: float = 0.0,
+                pieces: int = 4) -> np.ndarray:
+        """``kernel(boxes, point)`` over every unknown, the slabs as strips along their boundary lines.
+
+        Parameters
+        ----------
+        kernel : callable
+            ``kernel(boxes, point)``: the weight of each box (m^3/mol per unit concentration, or any
+            linear functional) for an isotropic half-space (invariant under rotation about z).
+        point : (float, float)
+            Surface point (m).
+        rank : {0, 1, 2}
+            Rank of the kernel's result per box, in sample axes: 0 a scalar (n,), 1 an in-plane vector
+            (2, n) (``box_kernel_lateral``), 2 a tensor (n, 3, 3) (``tensor_box_weights``).
+        shape : callable, optional
+            ``shape(x, y)`` (arrays, m): how the Li is distributed inside a bulk cell or slab. Cells whose
+            centre lies within ``radius`` (m) of ``point`` are cut into ``pieces`` x ``pieces`` columns,
+            slab strips into ``pieces`` along their length, each piece holding ``c shape / mean(shape)``. Under an ESM tip the Li is a layer much thinner than the
+            tip field, so it follows the tip profile across a cell (``c ~ f(x)``): with cell-averaged tip
+            data (:func:`tip_terms` ``average``) this puts the Li under a tip that is not at a cell centre
+            where the profile puts it.
+        """
+        W = kernel(self.kernel_boxes(point), point)
+        if shape is not None:
+            self._rebuild(W, kernel, point, rank, shape, radius, pieces)
+        if self.slab_tangent is None or rank == 0:
+            return W
+        nb = self.n_bulk
+        if rank == 1:
+            W[..., nb:] = strip_to_sample(W[..., nb:], self.slab_tangent, 1)
+        else:
+            W[nb:] = strip_to_sample(W[nb:], self.slab_tangent, 2)
+        return W
+
+
+    def _rebuild(self, W, kernel, point, rank, shape, radius, pieces):
+        """Replace in ``W`` the weights of the cells (``pieces`` x ``pieces`` columns) and slab strips
+        (``pieces`` along their length) within ``radius`` of ``point`` by those of Li ``c shape / mean(shape)``
+        (see :meth:`weights`); slab results stay in the strips' frames."""
+        nb = self.n_bulk
+
+        def per_box(v):  # (m,) against a kernel result of this rank
+            return v[None] if rank == 1 else v[:, None, None] if rank == 2 else v
+
+        groups = [(np.arange(nb), None, (pieces, pieces))]
+        if self.slab_tangent is not None:
+            groups.append((np.arange(nb, self.n), self.slab_tangent, (pieces, 1)))
+        for idx, tangent, (na, nc) in groups:
+            own = self.boxes[idx]
+            cx, cy = 0.5 * (own[:, 0] + own[:, 1]), 0.5 * (own[:, 2] + own[:, 3])
+            sel = np.hypot(cx - point[0], cy - point[1]) <= radius
+            if not sel.any():
+                continue
+            sub, cx, cy = own[sel], cx[sel], cy[sel]
+            t = None if tangent is None else tangent[sel]
+            wa, wc = (sub[:, 1] - sub[:, 0]) / na, (sub[:, 3] - sub[:, 2]) / nc
+            acc, mean = 0.0, 0.0
+            for a in range(na):
+                for c in range(nc):
+                    da = sub[:, 0] + (a + 0.5) * wa - cx  # the piece's centre from the box's, own frame
+                    dc = sub[:, 2] + (c + 0.5) * wc - cy
+                    if t is None:
+                        px, py = cx + da, cy + dc
+                    else:  # turned onto the strip's line
+                        px, py = cx + da * t[:, 0] - dc * t[:, 1], cy + da * t[:, 1] + dc * t[:, 0]
+                    piece = np.stack([px - wa / 2, px + wa / 2, py - wc / 2, py + wc / 2, sub[:, 4], sub[:, 5]], -1)
+                    if t is not None:
+                        piece = strip_boxes(piece, t, point)
+                    f = shape(px, py)
+                    acc = acc + kernel(piece, point) * per_box(f)
+                    mean = mean + f / (na * nc)
+            rows = idx[sel]
+            if rank == 1:
+                W[:, rows] = acc / per_box(mean)
+            else:
+                W[rows] = acc / per_box(mean)
+
+
+def strip_boxes(boxes: np.ndarray, tangent: np.ndarray, point) -> np.ndarray:
+    """Axis-aligned stand-ins of strips for a kernel evaluated at ``point``.
+
+    ``boxes`` (n, 6) are strips in their own frames (x along ``tangent`` (n, 2), turned about their
+    vertical centre lines); ``point`` (m) is one point (2,) or one per box (n, 2). Each box comes back
+    shifted so that its point has the same offset from it, in
+    sample axes, as it has from the strip in the strip's frame. A kernel invariant under rotation about
+    z gives the strip's weight on the returned box; a vector or tensor result is in the strip's frame
+    (:func:`strip_to_sample`).
+    """
+    p = np.asarray(point, float)
+    px, py = p[..., 0], p[..., 1]  # one point, or one per box (shape (n, 2))
+    cx, cy = 0.5 * (boxes[:, 0] + boxes[:, 1]), 0.5 * (boxes[:, 2] + boxes[:, 3])
+    dx, dy = px - cx, py - cy
+    q1 = dx * tangent[:, 0] + dy * tangent[:, 1]  # the point in the strip's frame
+    q2 = -dx * tangent[:, 1] + dy * tangent[:, 0]
+    out = boxes.copy()
+    out[:, :2] += (px - q1 - cx)[:, None]
+    out[:, 2:4] += (py - q2 - cy)[:, None]
+    return out
+
+
+def strip_to_sample(values: np.ndarray, tangent: np.ndarray, rank: int) -> np.ndarray:
+    """Turn kernel results of strips (:func:`strip_boxes`) from the strips' frames to sample axes.
+
+    ``rank`` 1: in-plane vectors of shape ``(2, n)`` (leading axes allowed before the 2);
+    ``rank`` 2: tensors of shape ``(n, 3, 3)``, ``R W R^T``.
+    """
+    tx, ty = tangent[:, 0], tangent[:, 1]
+    if rank == 1:
+        v1, v2 = values[..., 0, :], values[..., 1, :]
+        return np.stack([v1 * tx - v2 * ty, v1 * ty + v2 * tx], axis=-2)
+    R = np.zeros((len(tangent), 3, 3))
+    R[:, 0, 0], R[:, 0, 1], R[:, 1, 0], R[:, 1, 1], R[:, 2, 2] = tx, -ty, ty, tx, 1.0
+    return R @ values @ np.swapaxes(R, 1, 2)
 
 
 def _links_to_matrix(n, a, b, g, diag_extra=None):
@@ -143,10 +275,14 @@ def assemble(
         and to the boundary-layer value ``1 / (D_n q)`` when it is much thinner than the column).
         ``K`` is then complex and valid at that frequency only.
     boundary_position : ndarray, shape (n_faces, 2), optional
-        Where each boundary face really is (m, grid frame): the nearest point of the exact boundary
-        line to the face centre. A staircase puts faces up to half a pixel off the line; the slab's
-        surface contact (tip field), its mechanics box and its bulk-layer boxes are placed at the
+        Where each boundary face really is (m, grid frame), e.g. the nearest point of the exact
+        boundary line to the face centre; default ``boundaries.position`` (:func:`place_on_boundaries`),
+        else the face centre. A staircase puts faces up to half a pixel off the line; the slab's
+        surface contact (tip field), its mechanics strip and its bulk-layer boxes are placed at the
         given point instead (the conductances stay those of the staircase).
+
+    With ``boundaries.normal`` each slab's mechanics box is a strip along its boundary line (length
+    ``w h``, width ``delta``; ``DiffusionSystem.slab_tangent``) rather than a box along the face.
 
     Returns
     -------
@@ -236,7 +372,7 @@ def assemble(
     top_a = [area[2][:, :, 0].ravel()]
     n = nb
 
-    extra_boxes = extra_map = extra_cells = None
+    extra_boxes = extra_map = extra_cells = slab_tangent = None
     if have_gb:
         nf = boundaries.n_faces
         n = nb + nf * nz
@@ -287,6 +423,8 @@ def assemble(
         # surface contact of each slab
         fx = np.where(ax == 0, xe[li + 1], xc[li])
         fy = np.where(ax == 0, yc[lj], ye[lj + 1])
+        if boundary_position is None:
+            boundary_position = boundaries.position
         if boundary_position is not None:
             pos = np.asarray(boundary_position, float)
             if pos.shape != (nf, 2):
@@ -296,15 +434,19 @@ def assemble(
         top_xy.append(np.stack([fx, fy], -1))
         top_g.append(Dgb * dw * h_t / (0.5 * hz[0]))
         top_a.append(dw * h_t)
-        # geometry of the slabs for the mechanics
+        # geometry of the slabs for the mechanics: strips along the boundary line, in their own frames
         half_t = 0.5 * h_t
-        sx0 = np.where(ax == 0, fx - 0.5 * dw, fx - half_t)
-        sx1 = np.where(ax == 0, fx + 0.5 * dw, fx + half_t)
-        sy0 = np.where(ax == 0, fy - half_t, fy - 0.5 * dw)
-        sy1 = np.where(ax == 0, fy + half_t, fy + 0.5 * dw)
         rep = lambda v: np.repeat(v, nz)  # noqa: E731
         tile = lambda v: np.tile(v, nf)  # noqa: E731
-        boxes.append(np.stack([rep(sx0), rep(sx1), rep(sy0), rep(sy1), tile(ze[:-1]), tile(ze[1:])], -1))
+        if boundaries.normal is None:  # along the face
+            tangent = np.stack([(ax == 1).astype(float), (ax == 0).astype(float)], -1)
+        else:
+            nrm = np.asarray(boundaries.normal, float)
+            tangent = np.stack([-nrm[:, 1], nrm[:, 0]], -1)
+        slab_tangent = np.repeat(tangent, nz, axis=0)
+        sl, sw = w * half_t, np.full(nf, 0.5 * delta)  # half length along, half width across
+        boxes.append(np.stack([rep(fx - sl), rep(fx + sl), rep(fy - sw), rep(fy + sw), tile(ze[:-1]), tile(ze[1:])],
+                              -1))
         if layers:
             extra_boxes, extra_map, extra_cells = _layer_boxes(layers, ax, fx, fy, dw, half_t, ze, gidx, face_area,
                                                                boxes[0], volume, omega, n)
@@ -315,7 +457,7 @@ def assemble(
     del a, b, g
     return DiffusionSystem(K, volume, np.concatenate(top_index), np.concatenate(top_xy),
                            np.concatenate(top_g), np.concatenate(boxes), nb, np.concatenate(top_a),
-                           extra_boxes, extra_map, extra_cells)
+                           extra_boxes, extra_map, extra_cells, slab_tangent)
 
 
 def _layer_boxes(layers, ax, fx, fy, dw, half_t, ze, gidx, face_area, bulk_boxes, volume, omega, n):
