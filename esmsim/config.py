@@ -243,6 +243,9 @@ SCHEMA: dict[str, dict[str, Field]] = {
                         doc="scan centre on the film [x, y], or 'auto': the film centre"),
         "rotation": Field("angle", "0 deg", example="30 deg", low=-2 * math.pi, high=2 * math.pi,
                           doc="scan angle: the scan's x axis from the film's x axis, counter-clockwise"),
+        "tips": Field("choice", "interpolated", choices=("interpolated", "solved"),
+                      doc="a scan other than the default: tips interpolated between voxel-centred solves, or each "
+                          "solved where it is (accurate near boundaries, about twice the cost)"),
         "retrace": Field("bool", False, doc="band excitation: also record the retrace pass"),
         "line_rate": Field("quantity", "1 Hz", dim=_F, example="1 Hz", low=1e-4, high=1e4,
                            doc="scan lines per second (acquisition time, for drift)"),

@@ -117,7 +117,7 @@ def map_settings(config: Config) -> MapSettings:
 def scan_grid(config: Config) -> ScanGrid:
     """The :class:`~esmsim.probe.ScanGrid` of a config."""
     s = config["scan"]
-    return ScanGrid(pixels=s["pixels"], size=s["size"], center=s["center"], rotation=s["rotation"])
+    return ScanGrid(pixels=s["pixels"], size=s["size"], center=s["center"], rotation=s["rotation"], tips=s["tips"])
 
 
 def instrument(config: Config) -> tuple[Cantilever, BandExcitation, Artefacts]:

@@ -158,3 +158,54 @@ def test_cell_averaged_tip_data():
                       x0, x1, y0, y1)[0] / h ** 2
         assert b_avg[top[cell]] / g[top[cell]] == pytest.approx(ref, rel=2e-3)
     assert abs(b[top[27]] / b_avg[top[27]] - 1) > 0.015
+
+
+def test_map_windows_take_the_films_placed_faces():
+    """Every window of the map engine (here one that wraps around the periodic film) gets the film's face
+    weights, normals and positions: each slab sits on its exact boundary line, as in the whole-film network."""
+    from esmsim.materials import get_material
+    from esmsim.probe import MapSettings
+    from esmsim.probe._scan import _Window
+
+    h = 4e-9
+    ms = columnar_seeded(SEEDS, (L, L), spacing=h, thickness=50e-9, periodic=True, rng=1)
+    w = _Window(ms, get_material("LiCoO2"), MapSettings(frequency=350e3, tip_width=10e-9))
+    film, _ = w._film_faces
+    lab, ox, oy, xi, yi = w._labels(np.array([1]), np.array([38]), indices=True)
+    assert xi[0] > xi[-1] or yi[0] > yi[-1]  # the window wraps
+    net = w._window_faces(boundary_network(lab, h, h), xi, yi)
+    shift = np.array([xi[0] * h, yi[0] * h])
+    on = ms.boundary_point(net.grains[:, 0], net.grains[:, 1], net.position + shift)
+    assert np.abs(on - (net.position + shift)).max() < 1e-18
+    assert np.abs(net.position - net.face_centres(h, h)).max() < 2 * h  # next to their faces, not a period away
+    f = np.flatnonzero(np.all(film.low == [xi[net.low[0, 0]], yi[net.low[0, 1]]], 1) & (film.axis == net.axis[0]))
+    assert net.weight[0] == film.weight[f[0]] and np.all(net.normal[0] == film.normal[f[0]])
+
+
+def test_films_without_seeds_keep_their_faces():
+    """An imported label image has no exact boundaries: place_on_boundaries leaves weights as they are and puts
+    each slab at its face centre; boundary_segment refuses such a film with the reason."""
+    from esmsim.microstructure import columnar_from_labels
+
+    h = 4e-9
+    ms = columnar_seeded(SEEDS, (L, L), spacing=h, thickness=50e-9, periodic=True, rng=1)
+    imp = columnar_from_labels(ms.labels, spacing=h, thickness=50e-9, periodic=True)
+    net = boundary_network(imp.labels, h, h, periodic=True, normal=imp.boundary_normal)
+    placed = place_on_boundaries(net, imp, gb_width=0.5e-9)
+    np.testing.assert_array_equal(placed.weight, net.weight)
+    np.testing.assert_array_equal(placed.position, net.face_centres(h, h))
+    with pytest.raises(ValueError, match="no seeds"):
+        imp.boundary_segment(np.array([0]), np.array([1]), np.zeros((1, 2)))
+
+
+def test_scan_tips_from_the_config():
+    """``scan.tips`` reaches the ScanGrid; anything else than interpolated or solved is refused by name."""
+    from esmsim._errors import ConfigError
+    from esmsim.config import parse_config
+    from esmsim.simulation import scan_grid
+
+    cfg = parse_config({"scan": {"rotation": "10 deg", "tips": "solved"}})
+    assert scan_grid(cfg).tips == "solved"
+    assert scan_grid(parse_config({})).tips == "interpolated"
+    with pytest.raises(ConfigError, match="scan.tips"):
+        parse_config({"scan": {"tips": "exact"}})

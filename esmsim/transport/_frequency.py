@@ -15,7 +15,8 @@ CONDITIONS = ("potentiostatic", "butler_volmer", "galvanostatic")
 
 
 def tip_rhs(system: DiffusionSystem, tip_xy, *, profile: str, width: float, average: bool = False):
-    """Surface-condition terms ``(diag, b)`` of a potentiostatic tip at ``tip_xy`` for unit C0 (see :func:`tip_terms`)."""
+    """Surface-condition terms ``(diag, b)`` of a potentiostatic tip at ``tip_xy`` for unit C0 (see
+    :func:`tip_terms`)."""
     return tip_terms(system, tip_xy, profile=profile, width=width, average=average)
 
 

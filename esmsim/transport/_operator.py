@@ -118,10 +118,14 @@ class DiffusionSystem:
         shape : callable, optional
             ``shape(x, y)`` (arrays, m): how the Li is distributed inside a bulk cell or slab. Cells whose
             centre lies within ``radius`` (m) of ``point`` are cut into ``pieces`` x ``pieces`` columns,
-            slab strips into ``pieces`` along their length, each piece holding ``c shape / mean(shape)``. Under an ESM tip the Li is a layer much thinner than the
-            tip field, so it follows the tip profile across a cell (``c ~ f(x)``): with cell-averaged tip
-            data (:func:`tip_terms` ``average``) this puts the Li under a tip that is not at a cell centre
-            where the profile puts it.
+            slab strips into ``pieces`` along their length, each piece holding ``c shape / mean(shape)``.
+            Under an ESM tip the Li is a layer much thinner than the tip field, so it follows the tip profile
+            across a cell (``c ~ f(x)``): with cell-averaged tip data (:func:`tip_terms` ``average``) this
+            puts the Li under a tip that is not at a cell centre where the profile puts it.
+        radius : float
+            Distance (m) within which cells and strips are rebuilt (three cells is enough: measured).
+        pieces : int
+            Pieces per side of a cell (and along a strip).
         """
         W = kernel(self.kernel_boxes(point), point)
         if shape is not None:
