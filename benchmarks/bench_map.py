@@ -36,13 +36,13 @@ def full_domain(ms, mat, st, pixels, method):
     w = _Window(ms, mat, st)
     h = ms.spacing[0]
     omega = 2 * np.pi * st.frequency
-    s = w._film_system(omega)  # the whole periodic film, boundaries across the wrap included
+    _, s = w._film_system(omega)  # the whole periodic film, boundaries across the wrap included
     out = []
     for i, j in pixels:
         tip = ((i + 0.5) * h, (j + 0.5) * h)
         c = solve_frequency(s, omega, *tip_rhs(s, tip, profile=st.tip_profile, width=st.tip_width),
                             method=method)[0]
-        out.append(w.pref * (box_kernel(s.boxes, tip) @ c + box_kernel(s.extra_boxes, tip) @ (s.extra_map @ c)))
+        out.append(w.pref * (s.weights(box_kernel, tip) @ c + box_kernel(s.extra_boxes, tip) @ (s.extra_map @ c)))
     return np.array(out), s.n
 
 
