@@ -328,20 +328,7 @@ class _Window:
         groups: dict[bytes, list[int]] = {}
         for t in range(len(tips)):
             groups.setdefault(np.packbits(mask[:, t]).tobytes(), []).append(t)
-        c = np.zeros((system.n, len(tips)), complex)
-        omega = 2 * np.pi * st.frequency
-        if self.method == "split":  # the unknowns that can hold Li, once for all groups
-            keep = self._live_unknowns(system)
-            Kr, nb_r = system.K[keep][:, keep], int(np.count_nonzero(keep[:system.n_bulk]))
-        for members in groups.values():
-            diag = S @ mask[:, members[0]].astype(float)
-            if self.method != "split":
-                c[:, members] = solve_frequency(system, omega, diag, rhs[:, members], method=self.method,
-                                                rtol=SOLVER_RTOL)[0]
-                continue
-            check_surface_layer(system, diag, omega)
-            c[np.ix_(keep, members)] = split_solve(Kr, nb_r, (diag + 1j * omega * system.volume)[keep],
-                                                   rhs[np.ix_(keep, members)], rtol=SOLVER_RTOL)
+        c = self._solve_groups(system, [(S @ mask[:, m[0]].astype(float), m) for m in groups.values()], rhs)
         out = self.C0 * self._isotropic_tile(lab, grid, system, ix, iy, ox, oy, c)
         if st.vegard == "tensor":
             out += self._deviatoric(lab, grid, system, ix, iy, ox, oy, c)
@@ -367,8 +354,7 @@ class _Window:
         """
         st, ms = self.settings, self.ms
         ix, iy = np.asarray(ix), np.asarray(iy)
-        omega = 2 * np.pi * st.frequency
-        lab, ox, oy, grid, net, system = self.system(ix, iy, omega=omega)
+        lab, ox, oy, grid, net, system = self.system(ix, iy, omega=2 * np.pi * st.frequency)
         h = ms.spacing[0]
         L = np.asarray(ms.extent)
         origin = np.array([(ix[0] - ox) * h, (iy[0] - oy) * h])  # the window's corner in the film frame
@@ -376,26 +362,11 @@ class _Window:
         if ms.periodic:
             tips = np.mod(tips, L)
         rhs = np.zeros((system.n, len(tips)))
-        groups: dict[bytes, list[int]] = {}
-        diags = {}
+        groups: dict[bytes, tuple] = {}
         for t, tip in enumerate(tips):
-            d, b = tip_terms(system, tip, profile=st.tip_profile, width=st.tip_width, average=True)
-            rhs[:, t] = b
-            key = np.packbits(d > 0).tobytes()
-            groups.setdefault(key, []).append(t)
-            diags[key] = d
-        c = np.zeros((system.n, len(tips)), complex)
-        if self.method == "split":
-            keep = self._live_unknowns(system)
-            Kr, nb_r = system.K[keep][:, keep], int(np.count_nonzero(keep[:system.n_bulk]))
-        for key, members in groups.items():
-            if self.method != "split":
-                c[:, members] = solve_frequency(system, omega, diags[key], rhs[:, members], method=self.method,
-                                                rtol=SOLVER_RTOL)[0]
-                continue
-            check_surface_layer(system, diags[key], omega)
-            c[np.ix_(keep, members)] = split_solve(Kr, nb_r, (diags[key] + 1j * omega * system.volume)[keep],
-                                                   rhs[np.ix_(keep, members)], rtol=SOLVER_RTOL)
+            d, rhs[:, t] = tip_terms(system, tip, profile=st.tip_profile, width=st.tip_width, average=True)
+            groups.setdefault(np.packbits(d > 0).tobytes(), (d, []))[1].append(t)
+        c = self._solve_groups(system, list(groups.values()), rhs)
         nz = self.dz.size
         nu = self.material["nu"]
         centre = 0.5 * (system.boxes[:, [0, 2]] + system.boxes[:, [1, 3]])
@@ -442,6 +413,25 @@ class _Window:
         if far and self.far_field:
             out += self._interpolated_far(np.asarray(points, float)).reshape(len(tips), comps)
         return out if st.lateral else out[:, 0]
+
+    def _solve_groups(self, system, groups, rhs):
+        """Concentrations (all unknowns x tips) for the right-hand sides ``rhs`` (columns: tips); ``groups`` lists
+        ``(diag, members)``: the tips that share one surface condition (the diagonal it adds), hence one
+        factorisation (the split operator's LU with block COCG, or ``solve_frequency``'s direct one)."""
+        omega = 2 * np.pi * self.settings.frequency
+        c = np.zeros((system.n, rhs.shape[1]), complex)
+        if self.method == "split":  # the unknowns that can hold Li, once for all groups
+            keep = self._live_unknowns(system)
+            Kr, nb_r = system.K[keep][:, keep], int(np.count_nonzero(keep[:system.n_bulk]))
+        for diag, members in groups:
+            if self.method != "split":
+                c[:, members] = solve_frequency(system, omega, diag, rhs[:, members], method=self.method,
+                                                rtol=SOLVER_RTOL)[0]
+                continue
+            check_surface_layer(system, diag, omega)
+            c[np.ix_(keep, members)] = split_solve(Kr, nb_r, (diag + 1j * omega * system.volume)[keep],
+                                                   rhs[np.ix_(keep, members)], rtol=SOLVER_RTOL)
+        return c
 
     def _interpolated_far(self, points):
         """:meth:`far_part` interpolated bilinearly between voxel centres at film ``points`` (m)."""
