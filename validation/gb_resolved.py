@@ -114,8 +114,8 @@ def reference(material, first=0.25, growth=1.3, hy=4e-9):
 POLY_TIPS = [(80e-9, 80e-9), (40e-9, 120e-9), (123e-9, 37e-9), (100e-9, 60e-9)]
 
 
-def poly_system(h, material=None):
-    """The 12-grain periodic polycrystal with columns of h (m): ``(ms, net, system, pref)``."""
+def polycrystal(h, material=None):
+    """Responses (m/V) at POLY_TIPS of a fixed 12-grain periodic polycrystal built with columns of h (m)."""
     from esmsim.microstructure import matrices_to_bunge, quaternions_to_matrices, random_quaternions
 
     mat = material or get_material("LiCoO2").replace(gb_width=0.5e-9, gb_enhancement=2e4)
@@ -133,16 +133,7 @@ def poly_system(h, material=None):
     s = assemble(grid, np.broadcast_to(Dg[ms.labels][:, :, None, :], grid.shape + (3,)), periodic=(True, True),
                  boundaries=net, D_gb=mat.D_gb, gb_width=mat["gb_width"], omega=omega)
     pref = (1 + mat["nu"]) / np.pi * mat.beta_isotropic / mat.dU_dc
-    return ms, net, s, pref
-
-
-def polycrystal(h, material=None):
-    """Responses (m/V) at POLY_TIPS of a fixed 12-grain periodic polycrystal built with columns of h (m)."""
-    _, _, s, pref = poly_system(h, material)
-    out = []
-    for tip in POLY_TIPS:
-        out.append(pref * point_response(s, tip, 20e-9))
-    return np.array(out)
+    return np.array([pref * point_response(s, tip, st.tip_width) for tip in POLY_TIPS])
 
 
 def run(out_dir, fast: bool = True) -> list[CaseResult]:

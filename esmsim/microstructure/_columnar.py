@@ -163,15 +163,14 @@ class ColumnarMicrostructure(GrainOrientations):
         # one segment per (grain pair, image offset): clip it once, with every seed image
         key = np.concatenate([np.stack([g1, g2], -1), np.round(d / (1e-3 * min(self.spacing))).astype(np.int64)], 1)
         _, first, group = np.unique(key, axis=0, return_index=True, return_inverse=True)
+        # the seed images nearest to a point and, in a periodic film, their eight neighbours
+        shifts = (np.array([(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1)]) * np.asarray(self.extent)
+                  if self.periodic else np.zeros((1, 2)))
+        wk = np.tile(w, len(shifts))
         for k, f in enumerate(first):
             o, t = on[f], tangent[f]
             a = s1[f] - o
-            rel = self._displacement(self.seeds - o)  # seeds relative to the line's point o: o + s t
-            wk = w
-            if self.periodic:  # the images nearest to o and their eight neighbours
-                L = np.asarray(self.extent)
-                shifts = np.array([(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1)]) * L
-                rel, wk = (rel[None] + shifts[:, None]).reshape(-1, 2), np.tile(w, 9)
+            rel = (self._displacement(self.seeds - o)[None] + shifts[:, None]).reshape(-1, 2)  # from o; line o + s t
             # power(s1) <= power(image):  2 s t.(r - a) <= |r|^2 - |a|^2 + w1 - w_image
             skip = (np.linalg.norm(rel - a, axis=1) < 1e-9 * min(self.spacing)) | \
                    (np.linalg.norm(rel - (s2[f] - o), axis=1) < 1e-9 * min(self.spacing))

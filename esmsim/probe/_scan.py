@@ -297,10 +297,7 @@ class _Window:
         assert np.all(f >= 0), "a window face that the film does not have"
         h = self.ms.spacing[0]
         centres = net.face_centres(h, h)
-        d = film.position[f] - np.array([xi[0] * h, yi[0] * h]) - centres  # film frame -> window frame
-        if self.ms.periodic:
-            L = np.asarray(self.ms.extent)
-            d -= L * np.round(d / L)
+        d = self.ms._displacement(film.position[f] - np.array([xi[0] * h, yi[0] * h]) - centres)  # -> window frame
         return dataclasses.replace(net, weight=film.weight[f], normal=film.normal[f], position=centres + d)
 
     def solve_tile(self, ix: np.ndarray, iy: np.ndarray, far: bool = True) -> np.ndarray:
@@ -373,10 +370,8 @@ class _Window:
         layer = None if system.extra_boxes is None else 0.5 * (system.extra_boxes[:, [0, 2]]
                                                                + system.extra_boxes[:, [1, 3]])
         if st.vegard == "tensor":
-            beta = np.concatenate([np.repeat(self.beta_dev[lab.ravel()], nz, axis=0),
-                                   np.repeat(0.5 * (self.beta_dev[net.grains[:, 0]] + self.beta_dev[net.grains[:, 1]]),
-                                             nz, axis=0)])
-            beta_layer = None if layer is None else self.beta_dev[lab.ravel()[system.extra_cells // nz]]
+            slab_beta, beta_layer = self._boundary_betas(lab, net, system)
+            beta = np.concatenate([np.repeat(self.beta_dev[lab.ravel()], nz, axis=0), slab_beta])
         comps = 3 if st.lateral else 1
         out = np.zeros((len(tips), comps), complex)
         for t, tip in enumerate(tips):
@@ -435,20 +430,8 @@ class _Window:
 
     def _interpolated_far(self, points):
         """:meth:`far_part` interpolated bilinearly between voxel centres at film ``points`` (m)."""
-        if self._far is None:
-            self._far = self._far_map()
-        n = np.array(self.ms.shape)
-        g = np.asarray(points, float) / np.array(self.ms.spacing[:2]) - 0.5
-        i0 = np.floor(g).astype(int)
-        w = g - i0
-        out = 0.0
-        for a, b in ((0, 0), (1, 0), (0, 1), (1, 1)):
-            j = i0 + np.array([a, b])
-            j = np.mod(j, n) if self.ms.periodic else np.clip(j, 0, n - 1)
-            wk = (w[:, 0] if a else 1 - w[:, 0]) * (w[:, 1] if b else 1 - w[:, 1])
-            far = self._far[j[:, 0], j[:, 1]]
-            out = out + (wk[:, None] if far.ndim > 1 else wk) * far
-        return out
+        ix, iy, _, interp = _voxel_stencil(self.ms, points)
+        return interp(self.far_part(ix, iy))
 
     def _live_unknowns(self, system) -> np.ndarray:
         """Unknowns that can hold Li at ESM frequencies (bool mask): every slab unknown and every cell of a
@@ -556,9 +539,7 @@ class _Window:
                 grains = lab[ox:ox + ix.size, oy:oy + iy.size]
                 amount_dev[np.ix_(ix, iy)] = (bulk[ox:ox + ix.size, oy:oy + iy.size, :, None]
                                               * self.beta_dev[grains][:, :, None, comp[0], comp[1]])
-                betas = [np.repeat(0.5 * (self.beta_dev[net.grains[:, 0]] + self.beta_dev[net.grains[:, 1]]), nz, 0)]
-                if system.extra_boxes is not None:
-                    betas.append(self.beta_dev[lab.ravel()[system.extra_cells // nz]])
+                betas = self._boundary_betas(lab, net, system)
             for n_part, (b, q) in enumerate(parts):
                 i = np.floor(0.5 * (b[:, 0] + b[:, 1]) / h).astype(int) - ox
                 j = np.floor(0.5 * (b[:, 2] + b[:, 3]) / h).astype(int) - oy
@@ -843,6 +824,14 @@ class _Window:
                 t += 1
         return out
 
+    def _boundary_betas(self, lab, net, system):
+        """Deviatoric Vegard tensors (m^3/mol) of the slab unknowns (the mean of their two grains', faces x
+        layers) and of the sub-grid layer boxes (their cell's grain; None without layers)."""
+        nz = self.dz.size
+        slab = np.repeat(0.5 * (self.beta_dev[net.grains[:, 0]] + self.beta_dev[net.grains[:, 1]]), nz, axis=0)
+        layer = None if system.extra_boxes is None else self.beta_dev[lab.ravel()[system.extra_cells // nz]]
+        return slab, layer
+
     def _deviatoric_boundaries(self, lab, net, system, tips, c):
         """Deviatoric Vegard part of u from the boundary slabs and their sub-grid bulk layers, m/V.
 
@@ -851,13 +840,11 @@ class _Window:
         strain Li in a grain boundary causes is not known (docs/mechanics.md). Integrated on every tip's
         own boxes (they are not on the uniform grid).
         """
-        nb, nz = system.n_bulk, self.dz.size
+        nb = system.n_bulk
         out = np.zeros(len(tips), complex)
         if system.n == nb:
             return out
-        flat = lab.ravel()
-        slab_beta = 0.5 * (self.beta_dev[net.grains[:, 0]] + self.beta_dev[net.grains[:, 1]])
-        slab_beta = np.repeat(slab_beta, nz, axis=0)  # slab unknowns: faces x layers
+        slab_beta, layer_beta = self._boundary_betas(lab, net, system)
         nu = self.material["nu"]
 
         def strips(p):  # the slabs' strips, turned onto their boundary lines
@@ -867,7 +854,7 @@ class _Window:
         kernels, beta, amounts = [strips], [slab_beta], [None]
         if system.extra_boxes is not None:
             kernels.append(lambda p: tensor_box_weights(system.extra_boxes, p, nu))
-            beta.append(self.beta_dev[flat[system.extra_cells // nz]])
+            beta.append(layer_beta)
             amounts.append(system.extra_map)
         for t, tip in enumerate(tips):
             for kernel, be, amap in zip(kernels, beta, amounts):
@@ -1058,7 +1045,7 @@ def _execute(tasks, win, ms, material, settings, *, workers, progress, client, f
     """Run map tasks (:func:`_run_task`) here, on local worker processes or on a Dask cluster: ``{key: value}``."""
     workers = default_workers(workers)
     results = {}
-    bar = None
+    bar = pool = None
     if progress:
         from tqdm.auto import tqdm
 
@@ -1084,7 +1071,7 @@ def _execute(tasks, win, ms, material, settings, *, workers, progress, client, f
             if bar is not None:
                 bar.update(1)
     finally:
-        if client is None and not (workers == 1 or len(tasks) == 1):
+        if pool is not None:
             pool.shutdown(cancel_futures=True)
         if bar is not None:
             bar.close()

@@ -192,12 +192,8 @@ def place_on_boundaries(net: BoundaryNetwork, ms, *, gb_width: float | None = No
     on = ms.boundary_point(pair[:, 0], pair[:, 1], centres)
     position, weight = on.copy(), net.weight.copy()
     h_t = np.where(net.axis == 0, hy, hx)
-    L = np.asarray(ms.extent)
-
-    def near(d):  # the periodic image of a displacement closest to zero
-        return d - L * np.round(d / L) if ms.periodic else d
-
-    wrap = np.mod(centre, L) if ms.periodic else centre
+    near = ms._displacement  # the periodic image of a displacement closest to zero (unchanged if not periodic)
+    wrap = np.mod(centre, np.asarray(ms.extent)) if ms.periodic else centre
     key = np.concatenate([pair, np.round(wrap / (1e-3 * min(hx, hy))).astype(np.int64)], 1)
     _, group = np.unique(key, axis=0, return_inverse=True)
     group = group.ravel()

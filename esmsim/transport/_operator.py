@@ -139,7 +139,6 @@ class DiffusionSystem:
             W[nb:] = strip_to_sample(W[nb:], self.slab_tangent, 2)
         return W
 
-
     def _rebuild(self, W, kernel, point, rank, shape, radius, pieces):
         """Replace in ``W`` the weights of the cells (``pieces`` x ``pieces`` columns) and slab strips
         (``pieces`` along their length) within ``radius`` of ``point`` by those of Li ``c shape / mean(shape)``
