@@ -59,12 +59,13 @@ def _full_domain(film, mat, st, pixels, lateral=False):
         c = solve_frequency(s, omega, *tip_rhs(s, tip, profile=st.tip_profile, width=st.tip_width))[0]
         if st.vegard == "tensor":
             W = s.weights(lambda b, p: tensor_box_weights(b, p, mat["nu"]), tip, rank=2)
-            We = tensor_box_weights(s.extra_boxes, tip, mat["nu"])
+            We = s.extra_weights(lambda b, p: tensor_box_weights(b, p, mat["nu"]), tip, rank=2)
             out.append(w.C0 * (np.einsum("nab,nab->n", W, beta) @ c
                                + np.einsum("nab,nab->n", We, beta_layers) @ (s.extra_map @ c)))
             continue
         kernel = box_kernel_lateral if lateral else box_kernel  # (u_x, u_y) or u3
-        u = s.weights(kernel, tip, rank=int(lateral)) @ c + kernel(s.extra_boxes, tip) @ (s.extra_map @ c)
+        u = (s.weights(kernel, tip, rank=int(lateral)) @ c
+             + s.extra_weights(kernel, tip, rank=int(lateral)) @ (s.extra_map @ c))
         out.append(w.pref * u)
     return np.array(out)
 

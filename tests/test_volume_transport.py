@@ -9,6 +9,7 @@ from esmsim._errors import ParameterError
 from esmsim.materials import get_material
 from esmsim.microstructure import add_cracks, add_pores, bicrystal, columnar_seeded, extrude
 from esmsim.probe import MapSettings, pixel_response
+from esmsim.probe._scan import _Window
 from esmsim.probe._volume import volume_response
 
 # trace/3 mechanics: these tests compare the two transport assemblies; the two engines integrate the Vegard
@@ -34,9 +35,11 @@ def test_extruded_crystal_matches_the_columnar_engine():
     film = _crystal(0.0)
     # the whole film in both: beyond its windows the columnar map engine adds a far field that volumes lack
     st = replace(ST, window=1e-6)
-    for ix, iy in [(12, 8), (3, 2)]:
-        a = pixel_response(film, MAT, st, ix, iy)
-        b = volume_response(extrude(film, 12), MAT, st, [((ix + 0.5) * 5e-9, (iy + 0.5) * 5e-9)])[0]
+    w = _Window(film, MAT, st)
+    # a voxel centre, a point off the centres, a corner: volumes take solved-tip data (cell averages, Li rebuilt)
+    for ix, iy, x, y in [(12, 8, 62.5e-9, 42.5e-9), (3, 2, 16.1e-9, 13.3e-9), (12, 8, 60e-9, 40e-9)]:
+        a = w.solve_points(np.array([ix]), np.array([iy]), np.array([[x, y]]))[0]
+        b = volume_response(extrude(film, 12), MAT, st, [(x, y)])[0]
         # not round-off: the map engine's split COCG stops at a relative residual of 1e-7 (SOLVER_RTOL);
         # measured 1.1e-8
         assert abs(b / a - 1) < 1e-6
@@ -74,12 +77,16 @@ def test_pores_and_cracks_take_li_away():
     assert abs(volume_response(cracked, MAT, ST, tip)[0]) < 0.7 * abs(clean)
 
 
-def test_volume_refuses_boundary_enhancement_and_outside_tips():
+def test_volume_refuses_outside_tips_and_slabs_that_do_not_fit():
     vol = bicrystal((60e-9, 40e-9, 30e-9), spacing=5e-9, rng=0)
-    with pytest.raises(ParameterError, match="material.gb_enhancement"):
-        volume_response(vol, get_material("LiCoO2"), ST, [(30e-9, 20e-9)])
     with pytest.raises(ParameterError, match="tip position"):
         volume_response(vol, MAT, ST, [(70e-9, 20e-9)])
+    # a 3 nm boundary cannot sit between 5 nm voxels (each side gives up w delta / 2 of its cell)
+    with pytest.raises(ParameterError, match="material.gb_width"):
+        volume_response(vol, get_material("LiCoO2", gb_width=3e-9), ST, [(30e-9, 20e-9)])
+    # FiPy has no term for the slabs' sub-grid exchange
+    with pytest.raises(ParameterError, match="engine"):
+        volume_response(vol, get_material("LiCoO2"), ST, [(30e-9, 20e-9)], engine="fipy")
 
 
 def test_fipy_engine_gives_the_same_tip_response():

@@ -74,7 +74,7 @@ def point_response(s, tip, width):
     c = solve_frequency(s, 2 * np.pi * FREQ, *tip_rhs(s, tip, profile="lorentzian", width=width, average=True))[0]
     W = s.weights(box_kernel, tip, radius=4 * width,
                   shape=lambda x, y: tip_profile(np.hypot(x - tip[0], y - tip[1]), "lorentzian", width)[0])
-    extra = 0.0 if s.extra_boxes is None else box_kernel(s.extra_boxes, tip) @ (s.extra_map @ c)
+    extra = 0.0 if s.extra_boxes is None else s.extra_weights(box_kernel, tip) @ (s.extra_map @ c)
     return W @ c + extra
 
 

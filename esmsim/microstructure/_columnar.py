@@ -198,31 +198,9 @@ class ColumnarMicrostructure(GrainOrientations):
     def _fitted_normals(self) -> np.ndarray:
         from ..transport._boundaries import boundary_network
 
-        n = self.n_grains
-        table = np.zeros((n, n, 2))
-        table[..., 0] = 1.0
         net = boundary_network(self.labels, self.spacing[0], self.spacing[1], periodic=self.periodic)
-        if not net.n_faces:
-            return table
-        hx, hy = self.spacing
-        # face centres, unwrapped next to the low-side pixel (periodic faces stay contiguous)
-        cx, cy = net.face_centres(hx, hy).T
-        pairs = np.sort(net.grains, axis=1)
-        uniq, inv = np.unique(pairs, axis=0, return_inverse=True)
-        inv = inv.ravel()
-        for k, (a, b) in enumerate(uniq):
-            sel = inv == k
-            pts = np.stack([cx[sel], cy[sel]], -1)
-            if self.periodic:  # bring the points next to the first one
-                pts = pts[0] + self._displacement(pts - pts[0])
-            if len(pts) >= 2:
-                _, _, vt = np.linalg.svd(pts - pts.mean(0), full_matrices=False)
-                nrm = vt[-1] if vt.shape[0] == 2 else np.array([-vt[0, 1], vt[0, 0]])
-            else:  # a single face: its own normal
-                nrm = np.array([1.0, 0.0]) if net.axis[sel][0] == 0 else np.array([0.0, 1.0])
-            table[a, b] = nrm
-            table[b, a] = -nrm
-        return table
+        return fitted_normals(net.face_centres(*self.spacing), net.grains, net.axis, self.n_grains,
+                              self._displacement)
 
     def boundary_distance(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Exact distance (m) from points to the nearest grain-boundary plane of the tessellation.
@@ -297,6 +275,47 @@ class ColumnarMicrostructure(GrainOrientations):
     def grid(self, dz: np.ndarray) -> Grid:
         """The 3-D grid of the film with the given z cell widths (m)."""
         return Grid(np.full(self.shape[0], self.spacing[0]), np.full(self.shape[1], self.spacing[1]), dz)
+
+
+def fitted_normals(centres, grains, axis, n: int, displacement) -> np.ndarray:
+    """Table (n, n, d) of boundary-plane normals fitted through the centres of the faces each grain pair
+    shares (principal axes; unoriented), for label maps without seeds (d = 2 or 3).
+
+    Parameters
+    ----------
+    centres : ndarray, shape (nf, d)
+        Face centres (m).
+    grains : ndarray of int, shape (nf, 2)
+        Grains on the two sides of each face.
+    axis : ndarray of int, shape (nf,)
+        Axis each face is normal to (the normal of a pair with too few faces to fit).
+    n : int
+        Number of grains.
+    displacement : callable
+        Minimum-image displacement of the map (identity when not periodic): a pair's faces are brought
+        next to its first face before the fit.
+    """
+    d = centres.shape[1]
+    table = np.zeros((n, n, d))
+    table[..., 0] = 1.0
+    if not len(centres):
+        return table
+    pairs = np.sort(grains, axis=1)
+    uniq, inv = np.unique(pairs, axis=0, return_inverse=True)
+    inv = inv.ravel()
+    order = np.argsort(inv, kind="stable")
+    for k, sel in enumerate(np.split(order, np.flatnonzero(np.diff(inv[order])) + 1)):
+        a, b = uniq[k]
+        pts = centres[sel]
+        pts = pts[0] + displacement(pts - pts[0])
+        _, sv, vt = np.linalg.svd(pts - pts.mean(0), full_matrices=False)
+        if len(pts) >= d and sv[d - 2] > 1e-9 * max(sv[0], 1e-300):  # the faces span a plane (a line in 2-D)
+            nrm = vt[d - 1]
+        else:  # too few faces, or all in a line: their own axis
+            nrm = np.eye(d)[axis[sel][0]]
+        table[a, b] = nrm
+        table[b, a] = -nrm
+    return table
 
 
 def columnar_voronoi(

@@ -10,11 +10,12 @@ grain it was cut from, so the tessellation itself is never lost).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
 from .._errors import ParameterError
-from ._columnar import ColumnarMicrostructure, _orientations, bunge_to_quaternions, relabel
+from ._columnar import ColumnarMicrostructure, _orientations, bunge_to_quaternions, fitted_normals, relabel
 from ._orientations import GrainOrientations, recorded_seed
 from ._tessellation import drop_empty, fit_power_diagram, power_labels
 
@@ -106,6 +107,50 @@ class Microstructure(GrainOrientations):
     def boundary_distance(self, x, y) -> np.ndarray:
         """In-plane distance (m) from surface points to the nearest grain-boundary line of the surface."""
         return self.surface().boundary_distance(x, y)
+
+    def _displacement(self, d: np.ndarray) -> np.ndarray:
+        """The periodic image of displacements ``d`` (m, (..., 3)) closest to zero (x and y wrap)."""
+        d = np.array(d, float)
+        if self.periodic:
+            L = np.asarray(self.extent[:2])
+            d[..., :2] -= L * np.round(d[..., :2] / L)
+        return d
+
+    def boundary_normal(self, g1: np.ndarray, g2: np.ndarray, points: np.ndarray) -> np.ndarray:
+        """Unit normal of the boundary plane between grains ``g1`` and ``g2`` next to ``points``, shape (..., 3).
+
+        Exact from the tessellation's seeds (a power-diagram face is normal to the line between its two
+        seeds; in a periodic volume the seed images nearest to each point, m). Without seeds (imported,
+        extruded or tilted-column volumes) the plane fitted through the voxel faces the two grains share
+        (principal axes), the same for every point.
+        """
+        g1, g2 = np.asarray(g1), np.asarray(g2)
+        if self.seeds is not None:
+            p = np.asarray(points, float)
+            d = self._displacement(self.seeds[g2] - p) - self._displacement(self.seeds[g1] - p)
+            return d / np.linalg.norm(d, axis=-1, keepdims=True)
+        return self._fitted_normals[g1, g2]
+
+    def boundary_point(self, g1: np.ndarray, g2: np.ndarray, points: np.ndarray) -> np.ndarray | None:
+        """The point of the exact boundary plane between ``g1`` and ``g2`` nearest to each of ``points`` (m),
+        shape (..., 3): the power bisector of the two seeds (images next to the point in a periodic volume).
+        None for a volume without seeds."""
+        if self.seeds is None:
+            return None
+        p = np.asarray(points, float)
+        g1, g2 = np.asarray(g1), np.asarray(g2)
+        w = np.zeros(self.n_grains) if self.weights is None else np.asarray(self.weights, float)
+        s1 = p + self._displacement(self.seeds[g1] - p)
+        s2 = p + self._displacement(self.seeds[g2] - p)
+        d = s2 - s1
+        excess = (np.sum((p - s1) ** 2, -1) - w[g1]) - (np.sum((p - s2) ** 2, -1) - w[g2])
+        return p - (excess / (2 * np.sum(d * d, -1)))[..., None] * d
+
+    @cached_property
+    def _fitted_normals(self) -> np.ndarray:
+        f = voxel_faces(self.material_labels, self.periodic)
+        centre = (f["index"] + 0.5 + 0.5 * np.eye(3)[f["axis"]]) * np.asarray(self.spacing)
+        return fitted_normals(centre, f["grains"], f["axis"], self.n_grains, self._displacement)
 
     def as_columnar(self) -> ColumnarMicrostructure:
         """The same film as a :class:`ColumnarMicrostructure` when it is one (columns through the film, no voids).

@@ -392,7 +392,7 @@ class _Window:
                 W = self._averaged(lambda p: system.weights(kernel, p, rank, shape=shape, radius=3 * h), tip)
                 u = (W * inbox) @ ct
                 if cl is not None:
-                    u = u + (self._averaged(lambda p: kernel(system.extra_boxes, p), tip) * inlayer) @ cl
+                    u = u + (self._averaged(lambda p: system.extra_weights(kernel, p, rank), tip) * inlayer) @ cl
                 return u
 
             out[t, 0] = self.C0 * self.mindlin * part(box_kernel, 0)
@@ -401,7 +401,8 @@ class _Window:
                                                                      shape=shape, radius=3 * h), tip))
                 out[t, 0] += self.C0 * (np.einsum("nab,nab->n", W, beta) * inbox) @ ct
                 if layer is not None:
-                    We = deviator(self._averaged(lambda p: tensor_box_weights(system.extra_boxes, p, nu), tip))
+                    We = deviator(self._averaged(lambda p: system.extra_weights(
+                        lambda b, q: tensor_box_weights(b, q, nu), p, 2), tip))
                     out[t, 0] += self.C0 * (np.einsum("nab,nab->n", We, beta_layer) * inlayer) @ cl
             if st.lateral:
                 out[t, 1:] = self.C0 * self.mindlin * part(box_kernel_lateral, 1)
@@ -762,7 +763,7 @@ class _Window:
         # slab strips (turned onto their boundary lines: strip_boxes), then the layers' boxes
         parts = [(system.boxes[nb:], c[nb:], system.slab_tangent)] if system.n > nb else []
         if system.extra_boxes is not None:  # bulk boundary layers beside the slabs
-            parts.append((system.extra_boxes, system.extra_map @ c, None))
+            parts.append((system.extra_boxes, system.extra_map @ c, system.extra_tangent))
         for boxes, conc, tangent in parts:
             i = np.floor(0.5 * (boxes[:, 0] + boxes[:, 1]) / h).astype(int)
             j = np.floor(0.5 * (boxes[:, 2] + boxes[:, 3]) / h).astype(int)
@@ -792,7 +793,7 @@ class _Window:
         u = (self._averaged(lambda p: box_kernel(system.kernel_boxes(p)[nb:], p), tip) @ c[nb:]
              if system.n > nb else 0.0)
         if system.extra_boxes is not None:  # bulk boundary layers beside the slabs
-            u += self._averaged(lambda p: box_kernel(system.extra_boxes, p), tip) @ (system.extra_map @ c)
+            u += self._averaged(lambda p: system.extra_weights(box_kernel, p), tip) @ (system.extra_map @ c)
         return self.mindlin * u
 
     def _deviatoric(self, lab, grid, system, ix, iy, ox, oy, c):
@@ -853,7 +854,7 @@ class _Window:
 
         kernels, beta, amounts = [strips], [slab_beta], [None]
         if system.extra_boxes is not None:
-            kernels.append(lambda p: tensor_box_weights(system.extra_boxes, p, nu))
+            kernels.append(lambda p: system.extra_weights(lambda b, q: tensor_box_weights(b, q, nu), p, 2))
             beta.append(layer_beta)
             amounts.append(system.extra_map)
         for t, tip in enumerate(tips):

@@ -1,4 +1,4 @@
-"""Tip response of a voxel volume (full-tensor transport, pores, cracks; no boundary paths yet)."""
+"""Tip response of a voxel volume (full-tensor transport, grain-boundary slabs, pores, cracks)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,15 @@ from ..mechanics._halfspace import box_kernel
 from ..mechanics._points import tensor_box_weights
 from ..microstructure._orientations import rotate_diagonal
 from ..microstructure._voxel import Microstructure
-from ..transport._frequency import solve_frequency, tip_terms
-from ..transport._volume import volume_system, volume_tensors, voxel_cells
+from ..transport._frequency import contact_profile, solve_frequency, tip_terms
+from ..transport._tip import tip_profile
+from ..transport._volume import flat_boundaries, has_boundaries, snap_to_layers, volume_system, volume_tensors, voxel_cells
 from ._scan import MapSettings, _z_widths, contact_average, window_range
 
 __all__ = ["volume_response"]
+
+DIRECT_BELOW = 8_000  # volumes: iterative above (see solve_frequency's direct_below)
+
 
 
 def volume_response(ms: Microstructure, material: Material, settings: MapSettings, tips, *,
@@ -24,10 +28,12 @@ def volume_response(ms: Microstructure, material: Material, settings: MapSetting
 
     Each tip is solved on a lateral window of half-width ``settings.window_for(material)`` around it
     (the whole film where that is wider), graded z cells as in the map engine, the full-tensor operator
-    (grain boundaries are not represented in volumes yet: the material must have ``gb_enhancement = 1``),
-    and the displacement as in the map engine: each voxel's grain Vegard tensor (``settings.vegard =
-    "tensor"``) or its trace/3 with the Mindlin kernel, averaged over ``settings.contact_radius``; pores and
-    cracks carry no Li.
+    with grain-boundary slabs on the faces between grains when the material's boundaries differ from the
+    bulk (:func:`esmsim.transport.assemble_tensor`; the z cells then end on the voxel layers), and the
+    displacement as in the map engine: each voxel's grain Vegard tensor (``settings.vegard = "tensor"``)
+    or its trace/3 with the Mindlin kernel, averaged over ``settings.contact_radius``; a slab's Li takes
+    the mean of its two grains' tensors, the sub-grid bulk layer beside it its cell's; pores and cracks
+    carry no Li.
 
     Parameters
     ----------
@@ -39,8 +45,8 @@ def volume_response(ms: Microstructure, material: Material, settings: MapSetting
         Tip positions (m) on the surface.
     engine : {"esmsim", "fipy"}
         ``"fipy"`` solves each window with FiPy (its real 2 x 2 block system) instead: an independent
-        check, for volumes whose tensors are diagonal (c axes along x, y or z) and without voids; windows
-        are never periodic with FiPy.
+        check, for volumes whose tensors are diagonal (c axes along x, y or z), without voids and without
+        boundary slabs (FiPy has no term for their sub-grid exchange); windows are never periodic with FiPy.
 
     Returns
     -------
@@ -51,11 +57,17 @@ def volume_response(ms: Microstructure, material: Material, settings: MapSetting
     T = volume_tensors(ms, material)
     if engine == "fipy":
         off = np.abs(T - np.eye(3) * T).max()
-        if off > 1e-9 * np.abs(T).max() or ms.void.any():
-            raise ParameterError("engine", "'fipy' takes diagonal tensors (c axes along x, y or z) and no pores or "
-                                           "cracks; use engine='esmsim'")
+        if off > 1e-9 * np.abs(T).max() or ms.void.any() or has_boundaries(ms, material):
+            raise ParameterError("engine", "'fipy' takes diagonal tensors (c axes along x, y or z), no pores or "
+                                           "cracks and no boundary slabs (gb_enhancement and the class factors 1); "
+                                           "use engine='esmsim'")
     Dzz = np.array([T[..., 2, 2][~ms.void].min()])
     dz = _z_widths(ms, material, settings, np.column_stack([Dzz, Dzz, Dzz]))
+    if has_boundaries(ms, material):
+        # cells end on the voxel layers; beside them wider than twice the slab where horizontal faces hold
+        # Li, else only no slivers
+        clear = 2.2 * material["gb_width"] if flat_boundaries(ms) else 0.1 * ms.spacing[2]
+        dz = snap_to_layers(dz, ms.spacing[2], clear, ms.thickness)
     hw = int(np.ceil(settings.window_for(material) / ms.spacing[0]))
     C0 = 1.0 / material.dU_dc
     pref = (1 + material["nu"]) / np.pi * material.beta_isotropic * C0
@@ -73,27 +85,48 @@ def volume_response(ms: Microstructure, material: Material, settings: MapSetting
         xi, ox = window_range(ix, ix, hw, ms.shape[0], ms.periodic)
         yi, oy = window_range(iy, iy, hw, ms.shape[1], ms.periodic)
         whole = xi.size == ms.shape[0] and yi.size == ms.shape[1] and ms.periodic and engine == "esmsim"
+        omega = 2 * np.pi * settings.frequency
         grid, system = volume_system(ms, material, dz, xi=None if whole else xi, yi=None if whole else yi,
-                                     tensors=T, bottom=settings.bottom)
+                                     tensors=T, bottom=settings.bottom, omega=omega)
         if whole:
             ox, oy = ix, iy
         tip = ((ox + x / hx - ix) * hx, (oy + y / hy - iy) * hy)
-        omega = 2 * np.pi * settings.frequency
         if engine == "fipy":
             from ..transport._fipy import fipy_frequency_solve
 
             Tw = T[voxel_cells(ms, dz, xi, yi)]
             Dd = np.stack([Tw[..., 0, 0], Tw[..., 1, 1], Tw[..., 2, 2]], -1)
+            f, _ = contact_profile(system, tip, settings.tip_profile, settings.tip_width, average=True)
             c = fipy_frequency_solve(grid, Dd, tip, profile=settings.tip_profile, width=settings.tip_width,
-                                     omega=omega).ravel()
+                                     omega=omega, surface=f.reshape(grid.shape[:2])).ravel()
         else:
-            diag, b = tip_terms(system, tip, profile=settings.tip_profile, width=settings.tip_width)
-            c = solve_frequency(system, omega, diag, b)[0]
-        if tensor:
-            cols = (np.arange(ms.shape[0]), np.arange(ms.shape[1])) if whole else (xi, yi)
-            beta = B[ms.labels[voxel_cells(ms, dz, *cols)]].reshape(-1, 3, 3)
-            W = contact_average(lambda p: tensor_box_weights(system.boxes, p, material["nu"]), tip, offsets, weights)
-            out.append(C0 * (np.einsum("nij,nij->n", W, beta) @ c))
-        else:
-            out.append(pref * (contact_average(lambda p: box_kernel(system.boxes, p), tip, offsets, weights) @ c))
+            diag, b = tip_terms(system, tip, profile=settings.tip_profile, width=settings.tip_width, average=True)
+            c = solve_frequency(system, omega, diag, b, direct_below=DIRECT_BELOW)[0]
+        parts = [(system.weights, c, np.arange(system.n_bulk))]
+        if system.extra_boxes is not None:  # the sub-grid bulk layers beside the slabs
+            parts.append((system.extra_weights, system.extra_map @ c, system.extra_cells))
+        cols = (np.arange(ms.shape[0]), np.arange(ms.shape[1])) if whole else (xi, yi)
+        lab = ms.labels[voxel_cells(ms, dz, *cols)].ravel()
+        u = 0.0
+        nu = material["nu"]
+
+        def shape(px, py, tip=tip):
+            return tip_profile(np.hypot(px - tip[0], py - tip[1]), settings.tip_profile, settings.tip_width)[0]
+
+        rebuild = dict(shape=shape, radius=3 * max(hx, hy))
+        for k, (integrate, amount, cells) in enumerate(parts):
+            # slabs and their layers as strips along their boundaries' traces; near the tip the unknowns'
+            # Li rebuilt inside their cells along the tip profile
+            weights_at = lambda kernel, rank, f=integrate, k=k: lambda p: f(  # noqa: E731
+                kernel, p, rank, **(rebuild if k == 0 else {}))
+            if tensor:
+                beta = B[lab[cells]]
+                if k == 0 and system.n > system.n_bulk:  # slabs: the mean of their two grains
+                    sc = system.slab_cells
+                    beta = np.concatenate([beta, 0.5 * (B[lab[sc[:, 0]]] + B[lab[sc[:, 1]]])])
+                W = contact_average(weights_at(lambda b, q: tensor_box_weights(b, q, nu), 2), tip, offsets, weights)
+                u = u + C0 * (np.einsum("nij,nij->n", W, beta) @ amount)
+            else:
+                u = u + pref * (contact_average(weights_at(box_kernel, 0), tip, offsets, weights) @ amount)
+        out.append(u)
     return np.asarray(out)

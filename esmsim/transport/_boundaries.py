@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["BoundaryNetwork", "boundary_network"]
+__all__ = ["BoundaryNetwork", "boundary_network", "VolumeBoundaries", "edge_factor", "slab_roles", "volume_boundaries"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,6 +49,8 @@ class BoundaryNetwork:
     position : ndarray, shape (nf, 2), optional
         Where each face's slab sits on the boundary line (m, frame of the label map); None: the face
         centre. Set by :func:`place_on_boundaries`.
+    link_half : ndarray, shape (nl, 2), optional
+        Each face's share of ``link_length`` (its centre to the shared corner, m); None: half each.
     """
 
     axis: np.ndarray
@@ -60,6 +62,7 @@ class BoundaryNetwork:
     link_length: np.ndarray
     normal: np.ndarray | None = None
     position: np.ndarray | None = None
+    link_half: np.ndarray | None = None
 
     @property
     def n_faces(self) -> int:
@@ -98,25 +101,11 @@ def boundary_network(labels, hx, hy, *, periodic=False, normal=None) -> Boundary
     nx, ny = labels.shape
     hx = np.broadcast_to(np.asarray(hx, float), (nx,))
     hy = np.broadcast_to(np.asarray(hy, float), (ny,))
-    ii, jj = np.meshgrid(np.arange(nx), np.arange(ny), indexing="ij")
-
-    # face id maps: xid[i, j] = face between (i, j) and (i+1, j); yid[i, j] between (i, j) and (i, j+1)
-    xid = np.full((nx, ny), -1, dtype=np.int64)
-    yid = np.full((nx, ny), -1, dtype=np.int64)
-    xmask = labels != np.roll(labels, -1, axis=0)
-    ymask = labels != np.roll(labels, -1, axis=1)
-    if not periodic:
-        xmask[-1, :] = False
-        ymask[:, -1] = False
-    nfx, nfy = int(xmask.sum()), int(ymask.sum())
-    xid[xmask] = np.arange(nfx)
-    yid[ymask] = nfx + np.arange(nfy)
-
-    low = np.concatenate([np.stack([ii[xmask], jj[xmask]], -1), np.stack([ii[ymask], jj[ymask]], -1)])
-    high = np.concatenate([np.stack([(ii[xmask] + 1) % nx, jj[xmask]], -1),
-                           np.stack([ii[ymask], (jj[ymask] + 1) % ny], -1)])
-    axis = np.concatenate([np.zeros(nfx, np.int8), np.ones(nfy, np.int8)])
-    grains = np.stack([labels[low[:, 0], low[:, 1]], labels[high[:, 0], high[:, 1]]], -1)
+    # the 3-D network of one layer: its x and y faces and the links through the pixel corners
+    vb = volume_boundaries(labels[:, :, None], (hx, hy, np.ones(1)), periodic=(periodic, periodic))
+    axis, grains = vb.axis, vb.grains
+    low = np.stack(np.unravel_index(vb.low, (nx, ny, 1))[:2], -1)
+    high = np.stack(np.unravel_index(vb.high, (nx, ny, 1))[:2], -1)
     if normal is not None and axis.size:
         xe = np.concatenate([[0.0], np.cumsum(hx)])
         ye = np.concatenate([[0.0], np.cumsum(hy)])
@@ -127,27 +116,9 @@ def boundary_network(labels, hx, hy, *, periodic=False, normal=None) -> Boundary
         weight = 1.0 / (np.abs(n[:, 0]) + np.abs(n[:, 1]))
     else:
         n, weight = None, np.ones(axis.size)
-
-    # corner links: vertex (i+1/2, j+1/2) touches xid[i, j], xid[i, j+1], yid[i, j], yid[i+1, j]
-    vi = np.arange(nx if periodic else nx - 1)
-    vj = np.arange(ny if periodic else ny - 1)
-    VI, VJ = np.meshgrid(vi, vj, indexing="ij")
-    VI1, VJ1 = (VI + 1) % nx, (VJ + 1) % ny
-    faces = [xid[VI, VJ], xid[VI, VJ1], yid[VI, VJ], yid[VI1, VJ]]
-    hyj, hyj1, hxi, hxi1 = hy[VJ], hy[VJ1], hx[VI], hx[VI1]
-    pairs = [
-        (0, 1, 0.5 * (hyj + hyj1)), (2, 3, 0.5 * (hxi + hxi1)),
-        (0, 2, 0.5 * (hyj + hxi)), (0, 3, 0.5 * (hyj + hxi1)),
-        (1, 2, 0.5 * (hyj1 + hxi)), (1, 3, 0.5 * (hyj1 + hxi1)),
-    ]
-    lf, ll = [], []
-    for a, b, length in pairs:
-        ok = (faces[a] >= 0) & (faces[b] >= 0)
-        lf.append(np.stack([faces[a][ok], faces[b][ok]], -1))
-        ll.append(length[ok])
-    link_faces = np.concatenate(lf) if lf else np.zeros((0, 2), np.int64)
-    link_length = np.concatenate(ll) if ll else np.zeros(0)
-    return BoundaryNetwork(axis, low, high, weight, grains, link_faces, link_length, n)
+    link_faces, link_half = vb.link_faces, vb.link_half
+    link_length = link_half.sum(axis=1)
+    return BoundaryNetwork(axis, low, high, weight, grains, link_faces, link_length, n, link_half=link_half)
 
 
 def place_on_boundaries(net: BoundaryNetwork, ms, *, gb_width: float | None = None,
@@ -215,3 +186,183 @@ def place_on_boundaries(net: BoundaryNetwork, ms, *, gb_width: float | None = No
     normal = np.stack([tangent[:, 1], -tangent[:, 0]], -1)
     position = centres + near(position - centres)  # next to each face (a periodic film's wrap)
     return dataclasses.replace(net, weight=weight, normal=normal, position=position)
+
+
+@dataclass(frozen=True, eq=False)
+class VolumeBoundaries:
+    """Boundary faces of a 3-D cell grid (faces between material cells of different grains) and the links
+    between faces that share a cell edge.
+
+    Attributes
+    ----------
+    axis : ndarray of int, shape (nf,)
+        Axis the face is normal to (0, 1, 2).
+    low, high : ndarray of int, shape (nf,)
+        Flat index (``(i * ny + j) * nz + k``) of the cell on the low and high side.
+    grains : ndarray of int, shape (nf, 2)
+        Grain ids on the low and high side.
+    normal : ndarray, shape (nf, 3)
+        Unit normal of the boundary plane each face stands for (the face's own axis where unknown).
+    link_faces : ndarray of int, shape (nl, 2)
+        Pairs of faces that share a cell edge.
+    link_axis : ndarray of int, shape (nl,)
+        Axis of the shared edge.
+    link_edge : ndarray, shape (nl,)
+        Length of the shared edge (m).
+    link_half : ndarray, shape (nl, 2)
+        Distance (m) from each face's centre to the shared edge (half its width across the edge).
+    """
+
+    axis: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    grains: np.ndarray
+    normal: np.ndarray
+    link_faces: np.ndarray
+    link_axis: np.ndarray
+    link_edge: np.ndarray
+    link_half: np.ndarray
+
+    @property
+    def n_faces(self) -> int:
+        return int(self.axis.size)
+
+
+def volume_boundaries(labels, widths, *, active=None, periodic=(False, False), normal=None) -> VolumeBoundaries:
+    """Find the boundary faces of a 3-D label grid and link those that share a cell edge.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (nx, ny, nz)
+        Grain id per cell.
+    widths : (ndarray, ndarray, ndarray)
+        Cell widths along x, y and z (m).
+    active : ndarray of bool, optional
+        Material cells; faces touching void cells are not boundaries (no flux there).
+    periodic : (bool, bool)
+        Whether x and y wrap.
+    normal : callable, optional
+        ``normal(g_low, g_high, centres) -> (nf, 3)`` unit normals of the boundary planes at the face
+        centres (m, grid frame; e.g. :meth:`Microstructure.boundary_normal`); default the faces' axes.
+
+    Returns
+    -------
+    VolumeBoundaries
+    """
+    labels = np.asarray(labels)
+    shape = labels.shape
+    active = np.ones(shape, bool) if active is None else np.asarray(active, bool)
+    h = [np.asarray(w, float) for w in widths]
+    per = (bool(periodic[0]), bool(periodic[1]), False)
+    idx = np.arange(labels.size).reshape(shape)
+    fid, axis, low, high, cen = [], [], [], [], []
+    count = 0
+    edges = [np.concatenate([[0.0], np.cumsum(w)]) for w in h]
+    centres = [0.5 * (e[1:] + e[:-1]) for e in edges]
+    for a in range(3):
+        mask = (labels != np.roll(labels, -1, axis=a)) & active & np.roll(active, -1, axis=a)
+        if not per[a]:
+            mask[tuple(slice(-1, None) if b == a else slice(None) for b in range(3))] = False
+        ids = np.full(shape, -1, np.int64)
+        m = int(mask.sum())
+        ids[mask] = count + np.arange(m)
+        count += m
+        fid.append(ids)
+        pos = np.nonzero(mask)
+        axis.append(np.full(m, a, np.int8))
+        low.append(idx[mask])
+        high.append(np.roll(idx, -1, axis=a)[mask])
+        cen.append(np.stack([edges[b][pos[b] + 1] if b == a else centres[b][pos[b]] for b in range(3)], -1))
+    axis, low, high = np.concatenate(axis), np.concatenate(low), np.concatenate(high)
+    flat = labels.ravel()
+    grains = np.stack([flat[low], flat[high]], -1)
+    if normal is not None and axis.size:
+        nrm = np.asarray(normal(grains[:, 0], grains[:, 1], np.concatenate(cen)), float)
+    else:
+        nrm = np.eye(3)[axis]
+
+    lf, lk, le, lh = [], [], [], []
+    for k in range(3):
+        i, j = [a for a in range(3) if a != k]
+        # the edge along k at the high-i, high-j corner of cell p, and the four faces around it
+        faces = (fid[i], np.roll(fid[i], -1, axis=j), fid[j], np.roll(fid[j], -1, axis=i))
+        ok = np.ones(shape, bool)
+        for b in (i, j):
+            if not per[b]:
+                ok[tuple(slice(-1, None) if c == b else slice(None) for c in range(3))] = False
+        pi, pj, pk = (np.broadcast_to(np.arange(shape[c]).reshape([-1 if d == c else 1 for d in range(3)]), shape)
+                      for c in (i, j, k))
+        hi0, hi1 = 0.5 * h[i][pi], 0.5 * h[i][(pi + 1) % shape[i]]
+        hj0, hj1 = 0.5 * h[j][pj], 0.5 * h[j][(pj + 1) % shape[j]]
+        # (face a, face b, a's distance to the edge, b's)
+        pairs = ((0, 1, hj0, hj1), (2, 3, hi0, hi1), (0, 2, hj0, hi0), (0, 3, hj0, hi1), (1, 2, hj1, hi0),
+                 (1, 3, hj1, hi1))
+        for a, b, da, db in pairs:
+            sel = ok & (faces[a] >= 0) & (faces[b] >= 0)
+            lf.append(np.stack([faces[a][sel], faces[b][sel]], -1))
+            lk.append(np.full(int(sel.sum()), k, np.int8))
+            le.append(h[k][pk[sel]])
+            lh.append(np.stack([da[sel], db[sel]], -1))
+    return VolumeBoundaries(axis, low, high, grains, nrm, np.concatenate(lf).astype(np.int64), np.concatenate(lk),
+                            np.concatenate(le), np.concatenate(lh))
+
+
+def edge_factor(normal: np.ndarray, k: int) -> np.ndarray:
+    """Factor on the conductance of a staircase link across a cell edge along axis ``k`` (every face type
+    of the staircase carrying the plane).
+
+    Conduction across an edge along ``k`` runs in the section normal to ``k``. There the boundary is a
+    2-D staircase of weight ``w_k = |n_perp| / (|n_i| + |n_j|)`` (``n_perp = (n_i, n_j)``, the normal's
+    components in the section): the true path is ``w_k`` times the staircase path, so the conductance
+    gains ``1 / w_k``; and the true width of the sheet across the flow is ``w / w_k`` times the staircase
+    edges' (the area ratio ``w`` shared between the two directions). Together ``w / w_k^2``. Exact where
+    the staircase is uniform along ``k`` (a plane containing the ``k`` axis: ``1 / w_k``) and for aligned
+    planes (1).
+    """
+    n = np.abs(np.asarray(normal, float))
+    i, j = [a for a in range(3) if a != k]
+    s = n[:, i] + n[:, j]
+    w = 1.0 / n.sum(axis=1)
+    wk = np.where(s > 0, np.hypot(n[:, i], n[:, j]) / np.where(s > 0, s, 1.0), 1.0)
+    return w / wk ** 2
+
+
+def slab_roles(normal: np.ndarray, axis: np.ndarray):
+    """How each face of a 3-D staircase stands for its boundary plane: storage weight and conductance
+    factors along the plane.
+
+    A staircase of faces normal to x, y and z has ``1 / w = |n_x| + |n_y| + |n_z|`` times the plane's
+    area. Where the plane is steep (``|n_z| <= |(n_x, n_y)|``: every plane that reaches the surface at
+    more than 45 degrees) its vertical faces alone carry it, as in a columnar film at every depth: they
+    store ``w_v = 1 / (|n_x| + |n_y|)`` times their area, which puts the plane's Li at the depth where
+    the plane is (the graded z cells resolve it; horizontal faces at the voxel-layer interfaces would hold
+    part of it a whole layer too deep, and a sharp tip on the boundary sees the Li within a few nm of the
+    surface). Their horizontal faces are junctions: no storage, and no path length between the vertical
+    faces above and below them. Conduction along the plane then needs, per link across an edge along
+    ``k``: vertically (``k`` = x or y) ``|n_xy|^2 / (|n_x| + |n_y|)`` (the plane's width per face is
+    ``w_h h``, ``w_h = |n_xy| / (|n_x| + |n_y|)`` its trace's 2-D staircase weight, and a depth step
+    ``dz`` is ``dz / |n_xy|`` along its dip), laterally (``k`` = z) ``(|n_x| + |n_y|) / |n_xy|^2``. For
+    a vertical plane these are the columnar network's ``w`` and ``1 / w``.
+
+    Flatter planes keep the whole staircase: storage ``w``, and across an edge along ``k`` the factor
+    ``w / w_k^2``, with ``w_k`` the 2-D staircase weight of the plane's section normal to ``k``
+    (:func:`edge_factor`).
+
+    Returns
+    -------
+    (weight, factor, junction)
+        ``weight`` (nf,) storage per face area; ``factor`` (nf, 3) conductance factor across edges along
+        x, y, z; ``junction`` (nf,) bool: horizontal faces of steep planes (their half path to an edge
+        counts zero towards a vertical face, and they do not conduct to each other).
+    """
+    n = np.abs(np.asarray(normal, float))
+    nxy2 = n[:, 0] ** 2 + n[:, 1] ** 2
+    sxy = n[:, 0] + n[:, 1]
+    steep = n[:, 2] ** 2 <= nxy2 * (1 + 1e-9)
+    vertical = axis < 2
+    weight = np.where(steep, np.where(vertical, 1.0 / np.where(steep, sxy, 1.0), 0.0), 1.0 / n.sum(axis=1))
+    factor = np.stack([edge_factor(n, k) for k in range(3)], -1)
+    s_xy, s_n2 = np.where(steep, sxy, 1.0), np.where(steep, nxy2, 1.0)
+    steep_factor = np.stack([s_n2 / s_xy, s_n2 / s_xy, s_xy / s_n2], -1)
+    factor = np.where(steep[:, None], steep_factor, factor)
+    return weight, factor, steep & ~vertical

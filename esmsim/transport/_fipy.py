@@ -40,12 +40,14 @@ def fipy_static_solve(grid: Grid, D: np.ndarray, tip_xy, *, profile: str, width:
 
 
 def fipy_frequency_solve(grid: Grid, D: np.ndarray, tip_xy, *, profile: str, width: float,
-                         omega: float) -> np.ndarray:
+                         omega: float, surface=None) -> np.ndarray:
     """Solve the frequency-domain tip problem with FiPy; returns complex c per unit C0, shape ``grid.shape``.
 
-    Parameters are those of :func:`fipy_static_solve`, plus the angular frequency ``omega`` (rad/s).
+    Parameters are those of :func:`fipy_static_solve`, plus the angular frequency ``omega`` (rad/s) and
+    ``surface`` (optional, shape (nx, ny)): the surface value of each top cell instead of the profile at
+    its face centre (e.g. the profile averaged over the face, :func:`contact_profile` ``average``).
     """
-    return _solve(grid, D, tip_xy, profile, width, omega=float(omega))
+    return _solve(grid, D, tip_xy, profile, width, omega=float(omega), surface=surface)
 
 
 def fipy_time_solve(grid: Grid, D: np.ndarray, tip_xy, *, profile: str, width: float, times,
@@ -60,17 +62,17 @@ def fipy_time_solve(grid: Grid, D: np.ndarray, tip_xy, *, profile: str, width: f
                   solver=solver)
 
 
-def _solve(grid, D, tip_xy, profile, width, omega=0.0, times=None, steps=0, solver=None):
+def _solve(grid, D, tip_xy, profile, width, omega=0.0, times=None, steps=0, solver=None, surface=None):
     import warnings
 
     with warnings.catch_warnings():
         # FiPy's harmonic face mean divides by zero on exterior faces (values replaced below)
         warnings.filterwarnings("ignore", message="divide by zero", category=RuntimeWarning)
         warnings.filterwarnings("ignore", message="invalid value", category=RuntimeWarning)
-        return _fipy_problem(grid, D, tip_xy, profile, width, omega, times, steps, solver)
+        return _fipy_problem(grid, D, tip_xy, profile, width, omega, times, steps, solver, surface)
 
 
-def _fipy_problem(grid, D, tip_xy, profile, width, omega, times, steps, solver):
+def _fipy_problem(grid, D, tip_xy, profile, width, omega, times, steps, solver, surface=None):
     import fipy as fp
 
     nx, ny, nz = grid.shape
@@ -88,6 +90,10 @@ def _fipy_problem(grid, D, tip_xy, profile, width, omega, times, steps, solver):
     f, mask = tip_profile(np.hypot(fx - tip_xy[0], fy - tip_xy[1]), profile, width)
     if not np.all(mask):
         raise ValueError("fipy_static_solve: the tip profile must apply on the whole surface")
+    if surface is not None:  # each face takes the value of the top cell under it
+        i = np.clip(np.searchsorted(grid.edges(0), fx) - 1, 0, nx - 1)
+        j = np.clip(np.searchsorted(grid.edges(1), fy) - 1, 0, ny - 1)
+        f = np.asarray(surface, float)[i, j]
     c.constrain(fp.FaceVariable(mesh=mesh, value=f), where=mesh.facesFront)
     coeff = fp.FaceVariable(mesh=mesh, rank=2, value=tensor)
     back = lambda v: np.array(v.value, copy=True).reshape(nz, ny, nx).transpose(2, 1, 0)  # noqa: E731 (FiPy reuses its buffer)

@@ -121,7 +121,7 @@ def tip_terms(system: DiffusionSystem, tip_xy, *, profile: str, width: float, co
 
 
 def solve_frequency(system: DiffusionSystem, omegas, diag, b, *, method: str = "auto",
-                    rtol: float = 1e-10) -> np.ndarray:
+                    rtol: float = 1e-10, direct_below: int = 40_000) -> np.ndarray:
     """Solve ``(i omega V + K + diag) c = b`` for each angular frequency.
 
     ``method="direct"`` factorises with SuperLU (minimum-degree ordering of
@@ -131,7 +131,7 @@ def solve_frequency(system: DiffusionSystem, omegas, diag, b, *, method: str = "
     ``method="zline"`` uses GMRES preconditioned by the exact solve of every z line (the tridiagonal part
     of the matrix: unknowns are numbered along z within each column and slab), which is nearly exact
     when the diffusion length is thinner than a column, as at ESM frequencies; ``"auto"`` picks direct
-    below 40 000 unknowns, z lines where ``omega`` exceeds 100 times the median lateral rate ``g / V`` of
+    below ``direct_below`` unknowns, z lines where ``omega`` exceeds 100 times the median lateral rate ``g / V`` of
     the bulk cells (:func:`_zline_omega`; measured crossover between 1 and 10 kHz for 5 nm columns of
     LiCoO2), AMG otherwise. GMRES iterations over 1 Hz - 1 MHz on a 190 000-unknown polycrystal:
     AMG 23 -> 53, z lines 643 -> 24.
@@ -152,6 +152,10 @@ def solve_frequency(system: DiffusionSystem, omegas, diag, b, *, method: str = "
         Right-hand side(s).
     rtol : float
         Relative residual of the iterative methods (per right-hand side).
+    direct_below : int
+        Size under which ``"auto"`` factorises. A whole periodic volume with boundary slabs fills its LU
+        far more than a window of columns: 28 000 unknowns took 660 s to factorise and 0.1 s with z lines
+        (residual 9e-11), so :func:`~esmsim.probe.volume_response` lowers it.
 
     Returns
     -------
@@ -168,7 +172,8 @@ def solve_frequency(system: DiffusionSystem, omegas, diag, b, *, method: str = "
     out = []
     for w in omegas:
         if auto:
-            method = "direct" if system.n < 40_000 else ("zline" if w >= 100 * _zline_omega(system) else "amg")
+            method = "direct" if system.n < direct_below else (
+                "zline" if w >= 100 * _zline_omega(system) else "amg")
         if method == "zline":  # no copy of the matrix: A = K + diag(d) applied as such
             d = diag + 1j * w * system.volume
             cols = b.reshape(system.n, -1)

@@ -30,7 +30,7 @@ import scipy.sparse as sp
 from ..microstructure._grid import Grid
 from ._boundaries import BoundaryNetwork
 
-__all__ = ["DiffusionSystem", "assemble", "strip_boxes", "strip_to_sample"]
+__all__ = ["DiffusionSystem", "assemble", "layer_boxes", "slab_exchange", "strip_boxes", "strip_to_sample"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,7 +62,7 @@ class DiffusionSystem:
         with a negative copy of the bulk cell that holds that Li on average.
     extra_map : scipy.sparse matrix, shape (m, n), optional
         Concentration (mol/m^3) of each extra box as a linear function of the unknowns; the mechanics
-        adds ``kernel(extra_boxes) @ (extra_map @ c)``.
+        adds ``extra_weights(kernel, point) @ (extra_map @ c)``.
     extra_cells : ndarray of int, shape (m,), optional
         The bulk cell (unknown index) each extra box belongs to: its grain's Vegard tensor applies.
     slab_tangent : ndarray, shape (n - n_bulk, 2), optional
@@ -71,6 +71,12 @@ class DiffusionSystem:
         ``delta`` across it, centred on the slab's position, and turned about its vertical centre line
         onto the tangent. Use :meth:`kernel_boxes` (kernels invariant under rotation about z) and
         :func:`strip_to_sample` (vector and tensor kernels) to integrate over it.
+    extra_tangent : ndarray, shape (m, 2), optional
+        Own x axis of each extra box, as ``slab_tangent`` (the layers beside slab strips are strips);
+        ``(1, 0)`` for an axis-aligned box. Integrate over them with :meth:`extra_weights`.
+    slab_cells : ndarray of int, shape (n - n_bulk, 2), optional
+        The bulk cells (unknown indices) on the low and high side of each slab unknown (voxel volumes,
+        :func:`assemble_tensor`): which grains it separates.
     """
 
     K: sp.csr_matrix
@@ -85,6 +91,8 @@ class DiffusionSystem:
     extra_map: sp.spmatrix | None = None
     extra_cells: np.ndarray | None = None
     slab_tangent: np.ndarray | None = None
+    slab_cells: np.ndarray | None = None
+    extra_tangent: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -100,6 +108,11 @@ class DiffusionSystem:
         out = self.boxes.copy()
         out[self.n_bulk:] = strip_boxes(self.boxes[self.n_bulk:], self.slab_tangent, point)
         return out
+
+    def extra_weights(self, kernel, point, rank: int = 0) -> np.ndarray:
+        """``kernel(boxes, point)`` over the extra boxes (strips turned onto their tangents), in sample axes;
+        ``rank`` as in :meth:`weights`. Multiply by ``extra_map @ c``."""
+        return _turned(kernel, self.extra_boxes, self.extra_tangent, point, rank)
 
     def weights(self, kernel, point, rank: int = 0, *, shape=None, radius: float = 0.0,
                 pieces: int = 4) -> np.ndarray:
@@ -180,6 +193,14 @@ class DiffusionSystem:
                 W[:, rows] = acc / per_box(mean)
             else:
                 W[rows] = acc / per_box(mean)
+
+
+def _turned(kernel, boxes, tangent, point, rank):
+    """``kernel`` over boxes given in their own frames (``tangent`` their x axes; None: sample frame)."""
+    if tangent is None:
+        return kernel(boxes, point)
+    W = kernel(strip_boxes(boxes, tangent, point), point)
+    return W if rank == 0 else strip_to_sample(W, tangent, rank)
 
 
 def strip_boxes(boxes: np.ndarray, tangent: np.ndarray, point) -> np.ndarray:
@@ -276,7 +297,12 @@ def assemble(
         ``a / D_n`` becomes ``tanh(q a) / (D_n q)``, ``q = sqrt(i omega / D_n)`` (the exact 1-D
         admittance of the half column; equal to ``a / D_n`` when the layer is resolved, ``|q a| << 1``,
         and to the boundary-layer value ``1 / (D_n q)`` when it is much thinner than the column).
-        ``K`` is then complex and valid at that frequency only.
+        ``K`` is then complex and valid at that frequency only. The unresolved part of that exchange
+        (``theta = 1 - Re tanh(qa)/qa``) goes through the boundary's true area ``w A`` rather than the
+        staircase face's ``A``: the conductance is ``A (1 - theta (1 - w)) / r``. A thin layer beside an
+        inclined boundary exchanges through the boundary's area; the staircase has ``1 / w`` times more
+        (measured: the response on a boundary turned by 45 degrees in a film whose grains are isotropic
+        in-plane came out 2.8 % above the same boundary along x without it, 0.1 % with it).
     boundary_position : ndarray, shape (n_faces, 2), optional
         Where each boundary face really is (m, grid frame), e.g. the nearest point of the exact
         boundary line to the face centre; default ``boundaries.position`` (:func:`place_on_boundaries`),
@@ -375,7 +401,7 @@ def assemble(
     top_a = [area[2][:, :, 0].ravel()]
     n = nb
 
-    extra_boxes = extra_map = extra_cells = slab_tangent = None
+    extra_boxes = extra_map = extra_cells = slab_tangent = extra_tangent = None
     if have_gb:
         nf = boundaries.n_faces
         n = nb + nf * nz
@@ -388,23 +414,16 @@ def assemble(
         layers = []
         for side, (ci, cj, hn) in ((-1, (li, lj, h_lo)), (1, (hi_, hj, h_hi))):
             Dn = np.where(ax[:, None] == 0, D[ci, cj, :, 0], D[ci, cj, :, 1])
-            a = (0.5 * (hn - dw))[:, None]
-            Dn = np.maximum(Dn, 1e-300)
+            r, theta, ell = slab_exchange(Dn, (0.5 * (hn - dw))[:, None], (0.5 * dw / Dgb)[:, None], omega)
+            g_ex = face_area / r
             if omega:
-                qa = np.sqrt(1j * omega / Dn) * a
-                # tanh(qa) / qa, written to stay finite for |qa| >> 1 (tanh -> 1)
-                th = np.where(qa.real > 20, 1.0 + 0j, np.tanh(np.where(qa.real > 20, 0, qa)))
-                r = th / qa * a / Dn + (0.5 * dw / Dgb)[:, None]
-                # Li of the unresolved layer: (1 - Re tanh(qa)/qa) of the exchanged amount, within
-                # the decay length 1 / Re(q) of the slab (0 when the column resolves the layer)
-                theta = np.clip(1.0 - (th / qa).real, 0.0, 1.0)
-                ell = np.minimum(1.0 / np.sqrt(omega / (2 * Dn)), a)
-                layers.append((side, idx[ci, cj, :], face_area / r, theta, ell))
-            else:
-                r = a / Dn + (0.5 * dw / Dgb)[:, None]
+                # the part of the exchange through a bulk layer the column does not resolve goes through the
+                # boundary's true area w A, not the staircase's A
+                g_ex = g_ex * (1.0 - theta * (1.0 - w[:, None]))
+                layers.append((side, idx[ci, cj, :].ravel(), g_ex.ravel(), theta.ravel(), ell.ravel()))
             la.append(idx[ci, cj, :].ravel())
             lb.append(gidx.ravel())
-            lg.append((face_area / r).ravel())
+            lg.append(g_ex.ravel())
         # vertical conduction inside the slab
         if nz > 1:
             dzc = 0.5 * (hz[:-1] + hz[1:])
@@ -414,9 +433,12 @@ def assemble(
         # lateral conduction along the staircase (through pixel corners)
         if boundaries.link_faces.size:
             fa, fb = boundaries.link_faces[:, 0], boundaries.link_faces[:, 1]
-            inv_w = 0.5 * (1.0 / w[fa] + 1.0 / w[fb])
-            D_link = 2.0 / (1.0 / Dgb[fa] + 1.0 / Dgb[fb])  # harmonic mean where boundary classes meet
-            gl = (D_link * delta * inv_w)[:, None] * hz[None, :] / boundaries.link_length[:, None]
+            half = boundaries.link_half
+            if half is None:
+                half = np.repeat(0.5 * boundaries.link_length[:, None], 2, axis=1)
+            # each face's half path in series, with its own D_gb and staircase factor 1 / w
+            res = half[:, 0] * w[fa] / Dgb[fa] + half[:, 1] * w[fb] / Dgb[fb]
+            gl = (delta / res)[:, None] * hz[None, :]
             la.append(gidx[fa].ravel())
             lb.append(gidx[fb].ravel())
             lg.append(gl.ravel())
@@ -450,9 +472,15 @@ def assemble(
         sl, sw = w * half_t, np.full(nf, 0.5 * delta)  # half length along, half width across
         boxes.append(np.stack([rep(fx - sl), rep(fx + sl), rep(fy - sw), rep(fy + sw), tile(ze[:-1]), tile(ze[1:])],
                               -1))
-        if layers:
-            extra_boxes, extra_map, extra_cells = _layer_boxes(layers, ax, fx, fy, dw, half_t, ze, gidx, face_area,
-                                                               boxes[0], volume, omega, n)
+        if layers:  # each (face, layer): the face's rectangle in the other two axes
+            is_x = np.repeat(ax == 0, nz)
+            across, along = rep(np.where(ax == 0, fx, fy)), rep(np.where(ax == 0, fy, fx))
+            rect = np.stack([along - rep(half_t), along + rep(half_t), tile(ze[:-1]), tile(ze[1:])], -1)
+            strips = (np.ones(nf * nz, bool), np.stack([rep(fx), rep(fy)], -1), slab_tangent,
+                      np.stack([rep(sl), rep(sw)], -1))
+            extra_boxes, extra_map, extra_cells, extra_tangent = layer_boxes(
+                layers, np.where(is_x, 0, 1), across, rect, rep(0.5 * dw), gidx.ravel(),
+                face_area.ravel(), boxes[0], volume, omega, n, strips=strips)
 
     a, b, g = np.concatenate(la), np.concatenate(lb), np.concatenate(lg)
     la.clear(), lb.clear(), lg.clear()  # keep one copy of the links while the matrix is built
@@ -460,43 +488,105 @@ def assemble(
     del a, b, g
     return DiffusionSystem(K, volume, np.concatenate(top_index), np.concatenate(top_xy),
                            np.concatenate(top_g), np.concatenate(boxes), nb, np.concatenate(top_a),
-                           extra_boxes, extra_map, extra_cells, slab_tangent)
+                           extra_boxes, extra_map, extra_cells, slab_tangent, extra_tangent=extra_tangent)
 
 
-def _layer_boxes(layers, ax, fx, fy, dw, half_t, ze, gidx, face_area, bulk_boxes, volume, omega, n):
+def slab_exchange(Dn, a, r_slab, omega):
+    """Resistance (per unit area, s/m) between a bulk cell's centre and a boundary slab's centre.
+
+    ``a`` (m) is the bulk distance from the cell centre to the slab's edge, ``Dn`` the cell's diffusivity
+    normal to the face, ``r_slab = (w delta / 2) / D_gb`` the slab's own half. In the frequency domain
+    (``omega`` > 0) the bulk part is the exact 1-D admittance of the half column, ``tanh(q a) / (D_n q)``,
+    ``q = sqrt(i omega / D_n)``; the Li of the boundary layer the column does not resolve is
+    ``theta = 1 - Re tanh(qa)/qa`` of the exchanged amount, within ``ell = min(1/Re q, a)`` of the slab.
+
+    Returns
+    -------
+    (r, theta, ell)
+        ``theta`` and ``ell`` are None without ``omega``.
+    """
+    Dn = np.maximum(Dn, 1e-300)
+    if not omega:
+        return a / Dn + r_slab, None, None
+    qa = np.sqrt(1j * omega / Dn) * a
+    # tanh(qa) / qa, written to stay finite for |qa| >> 1 (tanh -> 1)
+    th = np.where(qa.real > 20, 1.0 + 0j, np.tanh(np.where(qa.real > 20, 0, qa)))
+    r = th / qa * a / Dn + r_slab
+    theta = np.clip(1.0 - (th / qa).real, 0.0, 1.0)
+    ell = np.minimum(1.0 / np.sqrt(omega / (2 * Dn)), a)
+    return r, theta, ell
+
+
+def layer_boxes(layers, axis, pos, rect, half_dw, slab, area, bulk_boxes, volume, omega, n, strips=None):
     """Boxes and linear map of the thin bulk layers beside the slabs (see ``DiffusionSystem.extra_boxes``).
 
     Layer Li ``M = theta g (c_slab - c_cell) / (i omega)`` sits in a box of the face's area and
     width ``ell`` against the slab; the same amount is removed from the cell's own box.
+
+    Parameters
+    ----------
+    layers : list of (side, cells, g, theta, ell)
+        Per side of the slabs (-1 low, +1 high), per slab unknown: the bulk cell (unknown index), the
+        exchange conductance (m^3/s), ``theta`` and ``ell`` of :func:`slab_exchange`.
+    axis : ndarray of int
+        Axis the face is normal to, per slab unknown.
+    pos : ndarray
+        Coordinate (m) of the face along ``axis``.
+    rect : ndarray, shape (m, 4)
+        Extent (m) of the face along the two other axes, in axis order.
+    half_dw : ndarray
+        Half the slab's width (m).
+    slab, area : ndarray
+        Slab unknown index and face area (m^2).
+    strips : (ndarray, ndarray, ndarray, ndarray), optional
+        ``(mask, centre, tangent, half_size)`` of slabs that are strips along a boundary trace (``mask`` (m,)
+        bool; their strip centres (m, 2), tangents (m, 2) and half length and width (m, 2), m). Their layers
+        are strips too, beside the slab strip on the side of their cell, as long as it and as wide as
+        holds the layer's Li (``ell`` times the face area over the strip's length and height).
+
+    Returns
+    -------
+    (boxes, map, cells, tangent)
+        ``tangent`` (2 m per side, 2): the direction of each box's own x axis (``(1, 0)``: axis-aligned),
+        as ``DiffusionSystem.extra_tangent``.
     """
-    rows, cols, vals, out_boxes, out_cells = [], [], [], [], []
-    z0 = np.broadcast_to(ze[:-1], gidx.shape)
-    z1 = np.broadcast_to(ze[1:], gidx.shape)
+    rows, cols, vals, out_boxes, out_cells, out_tan = [], [], [], [], [], []
+    ident = np.broadcast_to([1.0, 0.0], (slab.size, 2))
     base = 0
-    for side, cells, g, theta, ell in layers:
+    m = slab.size
+    others = np.array([[1, 2], [0, 2], [0, 1]])[axis]
+    for side, cell, g, theta, ell in layers:
         coef = theta * g / (1j * omega)  # mol per unit (c_slab - c_cell)
-        edge = np.broadcast_to((0.5 * dw)[:, None] * side, ell.shape)
-        cx = np.broadcast_to(fx[:, None], gidx.shape)
-        cy = np.broadcast_to(fy[:, None], gidx.shape)
-        ht = np.broadcast_to(half_t[:, None], gidx.shape)
+        edge = pos + side * half_dw
         across = np.sort(np.stack([edge, edge + side * ell]), axis=0)
-        is_x = (ax == 0)[:, None]
-        bx0 = np.where(is_x, cx + across[0], cx - ht)
-        bx1 = np.where(is_x, cx + across[1], cx + ht)
-        by0 = np.where(is_x, cy - ht, cy + across[0])
-        by1 = np.where(is_x, cy + ht, cy + across[1])
-        layer = np.stack([bx0, bx1, by0, by1, z0, z1], -1).reshape(-1, 6)
-        cell = cells.ravel()
-        m = layer.shape[0]
-        conc_layer = (coef / (face_area * ell)).ravel()
-        conc_cell = (coef.ravel() / volume[cell])
+        layer = np.empty((m, 6))
+        layer[np.arange(m), 2 * axis] = across[0]
+        layer[np.arange(m), 2 * axis + 1] = across[1]
+        for t in range(2):
+            layer[np.arange(m), 2 * others[:, t]] = rect[:, 2 * t]
+            layer[np.arange(m), 2 * others[:, t] + 1] = rect[:, 2 * t + 1]
+        tangent = ident
+        if strips is not None:
+            mask, centre, tan, half = strips
+            across = np.stack([-tan[:, 1], tan[:, 0]], -1)  # the strip frame's y axis
+            toward = side * np.sign(np.take_along_axis(across, np.minimum(axis, 1)[:, None], 1))  # the cell's side
+            height = layer[:, 5] - layer[:, 4]
+            wid = 0.5 * ell * area / (2 * half[:, 0] * height)  # half width holding the layer's Li
+            mid = centre + (toward * (half[:, 1:] + wid[:, None])) * across
+            strip = np.stack([mid[:, 0] - half[:, 0], mid[:, 0] + half[:, 0], mid[:, 1] - wid, mid[:, 1] + wid,
+                              layer[:, 4], layer[:, 5]], -1)
+            layer = np.where(mask[:, None], strip, layer)
+            tangent = np.where(mask[:, None], tan, ident)
+        conc_layer = coef / (area * ell)
+        conc_cell = coef / volume[cell]
         r_layer = base + np.arange(m)
         r_cell = base + m + np.arange(m)
         rows += [r_layer, r_layer, r_cell, r_cell]
-        cols += [gidx.ravel(), cell, gidx.ravel(), cell]
+        cols += [slab, cell, slab, cell]
         vals += [conc_layer, -conc_layer, -conc_cell, conc_cell]
         out_boxes += [layer, bulk_boxes[cell]]
         out_cells += [cell, cell]
+        out_tan += [tangent, ident]
         base += 2 * m
     M = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(base, n))
-    return np.concatenate(out_boxes), M, np.concatenate(out_cells)
+    return np.concatenate(out_boxes), M, np.concatenate(out_cells), np.concatenate(out_tan)

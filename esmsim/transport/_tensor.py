@@ -27,7 +27,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..microstructure._grid import Grid
-from ._operator import DiffusionSystem
+from ._boundaries import slab_roles, volume_boundaries
+from ._operator import DiffusionSystem, _links_to_matrix, layer_boxes, slab_exchange
 
 __all__ = ["assemble_tensor", "grain_tensors"]
 
@@ -79,7 +80,9 @@ def _cell_gradient(idx, active, centres, axis, periodic):
 
 def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = None,
                     periodic: tuple[bool, bool] = (False, False), bottom: str = "blocking",
-                    sinks: tuple[str, ...] = ()) -> DiffusionSystem:
+                    sinks: tuple[str, ...] = (), labels: np.ndarray | None = None, D_gb=None,
+                    gb_width: float | None = None, normal=None, point=None,
+                    omega: float | None = None) -> DiffusionSystem:
     """Assemble the full-tensor finite-volume operator of ``V dc/dt = -K c + b``.
 
     Parameters
@@ -97,6 +100,34 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
     sinks : tuple of {"x-", "x+", "y-", "y+"}
         Lateral sides held at delta_c = 0 (a far field standing in for infinity in validation
         problems); the other non-periodic sides are no-flux.
+    labels : ndarray of int, shape (nx, ny, nz), optional
+        Grain id per cell. With ``D_gb`` and ``gb_width`` every face between material cells of different
+        grains carries a grain-boundary slab unknown (:func:`volume_boundaries`), as in the columnar
+        operator (:func:`assemble`) but on faces of all three orientations: it stores ``w delta A``,
+        exchanges with the cells on both sides through ``a / D_n + (w delta / 2) / D_gb`` (the half-column
+        admittance of :func:`slab_exchange` at ``omega``), and conducts ``delta D_gb`` to the slabs that
+        share an edge with it, with the staircase factor of :func:`edge_factor`. The face itself carries
+        no bulk flux (normal or cross terms); each slab takes ``w delta / 2`` out of the cells beside it.
+    D_gb : float or ndarray, shape (n_grains, n_grains)
+        Boundary diffusivity (m^2/s): one value, or one per grain pair (boundary classes).
+    gb_width : float
+        Boundary width delta (m); every cell beside a boundary must be wider than ``2 w delta`` across it.
+    normal : callable, optional
+        ``normal(g_low, g_high, centres) -> (nf, 3)``: the boundary planes' unit normals at the face
+        centres (m, grid frame), for the staircase weights ``w = 1 / (|n_x| + |n_y| + |n_z|)``.
+    point : callable, optional
+        ``point(g_low, g_high, centres) -> (nf, 3)``: the nearest point of the exact boundary plane to
+        each face centre (m, grid frame; e.g. :meth:`Microstructure.boundary_point`). The slabs of the
+        vertical (x and y) faces are then moved horizontally onto the plane at their depth (at most one
+        cell) and lie along its trace as strips (``DiffusionSystem.slab_tangent``): their surface contact,
+        their mechanics strip (length ``w_h h``, ``w_h`` the trace's 2-D staircase weight, and width
+        ``delta w / w_h``, so it holds the slab's ``w delta A``) and the bulk layers beside them. A
+        staircase puts a face up to a cell off the plane, and under a sharp tip that decides how much of
+        the slab's Li the tip sees. Horizontal (z) faces stay where they are.
+    omega : float, optional
+        Angular frequency (rad/s) of a frequency-domain solve: the slab-bulk exchange resolves the bulk
+        boundary layer beside the slab (``K`` then complex and valid at that frequency only), and the
+        Li of that layer is placed for the mechanics (``extra_boxes``).
 
     Returns
     -------
@@ -123,6 +154,30 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
     widths = [np.broadcast_to(h[a].reshape([-1 if k == a else 1 for k in range(3)]), shape) for a in range(3)]
     per = (periodic[0], periodic[1], False)
     grads = [_cell_gradient(idx, active, centres, b, per[b]) for b in range(3)]
+    net = None
+    if labels is not None and D_gb is not None:
+        labels = np.asarray(labels)
+        if labels.shape != shape:
+            raise ValueError(f"labels: shape {labels.shape} does not match grid {shape}")
+        if gb_width is None or not np.isfinite(gb_width) or gb_width <= 0:
+            raise ValueError(f"gb_width: got {gb_width!r}; a positive boundary width (m) is required with D_gb")
+        if not np.all(np.isfinite(D_gb)) or np.any(np.asarray(D_gb) <= 0):
+            raise ValueError("D_gb: boundary diffusivities must be finite and positive (m^2/s)")
+        net = volume_boundaries(labels, h, active=active, periodic=periodic, normal=normal)
+        roles = slab_roles(net.normal, net.axis)
+    # effective widths: each boundary slab takes w delta / 2 out of the cells on both sides
+    eff = [np.array(widths[a], dtype=float).ravel() for a in range(3)]
+    if net is not None and net.n_faces:
+        dw = gb_width * roles[0]
+        for a in range(3):
+            sel = net.axis == a
+            across = np.minimum(eff[a][net.low[sel]], eff[a][net.high[sel]])
+            if np.any(dw[sel] >= 0.5 * across):
+                raise ValueError(f"gb_width: w * {gb_width:g} m must be smaller than half the cells beside a "
+                                 f"boundary (cells of {across.min():g} m across axis {'xyz'[a]})")
+            np.subtract.at(eff[a], net.low[sel], 0.5 * dw[sel])
+            np.subtract.at(eff[a], net.high[sel], 0.5 * dw[sel])
+    eff = [e.reshape(shape) for e in eff]
 
     F_rows, F_cols, F_vals = [], [], []
     P_all, Q_all = [], []
@@ -137,10 +192,13 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
         P = np.take(idx, lo, axis=a)
         Q = np.take(idx, hi, axis=a)
         ok = np.take(active, lo, axis=a) & np.take(active, hi, axis=a)
+        if net is not None:  # a boundary face's flux goes through its slab
+            ok &= np.take(labels, lo, axis=a) == np.take(labels, hi, axis=a)
         P, Q = P[ok], Q[ok]
         pf, qf = np.unravel_index(P, shape), np.unravel_index(Q, shape)
         b_axes = [b for b in range(3) if b != a]
-        area = widths[b_axes[0]][pf] * widths[b_axes[1]][pf]
+        cross_area = eff[b_axes[0]] * eff[b_axes[1]]
+        area = 0.5 * (cross_area[pf] + cross_area[qf])
         res = 0.5 * widths[a][pf] / diagD[pf + (a,)] + 0.5 * widths[a][qf] / diagD[qf + (a,)]
         g = area / res
         nf = len(P)
@@ -172,10 +230,11 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
                          (np.concatenate([P_all, Q_all]), np.tile(np.arange(n_faces), 2))), shape=(n, n_faces))
     K = (div @ F).tocsr()
     hz = grid.dz
-    top_area = np.outer(grid.dx, grid.dy)
+    top_area = eff[0][:, :, 0] * eff[1][:, :, 0]
     diag = np.where(~active.ravel(), 1.0, 0.0)  # void rows: c = 0
     if bottom == "reservoir":
-        g_bot = np.where(active[:, :, -1], top_area * diagD[:, :, -1, 2] / (0.5 * hz[-1]), 0.0)
+        g_bot = np.where(active[:, :, -1], eff[0][:, :, -1] * eff[1][:, :, -1] * diagD[:, :, -1, 2] / (0.5 * hz[-1]),
+                         0.0)
         diag[idx[:, :, -1].ravel()] += g_bot.ravel()
     for side in sinks:
         if side not in ("x-", "x+", "y-", "y+") or per["xy".index(side[0])]:
@@ -189,7 +248,7 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
         np.add.at(diag, np.take(idx, end, axis=a).ravel(), g_side.ravel())
     K = (K + sp.diags(diag)).tocsr()
     K.eliminate_zeros()
-    volume = np.where(active, grid.volumes(), 0.0).ravel()
+    volume = np.where(active, eff[0] * eff[1] * eff[2], 0.0).ravel()
     xe, ye, ze = grid.edges(0), grid.edges(1), grid.edges(2)
     X0, Y0, Z0 = np.meshgrid(xe[:-1], ye[:-1], ze[:-1], indexing="ij")
     X1, Y1, Z1 = np.meshgrid(xe[1:], ye[1:], ze[1:], indexing="ij")
@@ -198,4 +257,154 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
     top_xy = np.stack(np.meshgrid(centres[0], centres[1], indexing="ij"), -1).reshape(-1, 2)
     top_g = np.where(active[:, :, 0], top_area * diagD[:, :, 0, 2] / (0.5 * hz[0]), 0.0).ravel()
     top_a = np.where(active[:, :, 0], top_area, 0.0).ravel()
-    return DiffusionSystem(K, volume, top_index, top_xy, top_g, boxes, n, top_a)
+    system = DiffusionSystem(K, volume, top_index, top_xy, top_g, boxes, n, top_a)
+    if net is None or not net.n_faces:
+        return system
+    return _with_slabs(system, grid, net, roles, diagD, D_gb, float(gb_width), omega, bottom, point)
+
+
+def _with_slabs(system, grid, net, roles, diagD, D_gb, delta, omega, bottom, point=None):
+    """Add the boundary slab unknowns of ``net`` to a bulk system (see :func:`assemble_tensor`)."""
+    shape = grid.shape
+    nb, nf = system.n, net.n_faces
+    n = nb + nf
+    h = (grid.dx, grid.dy, grid.dz)
+    edges = [grid.edges(a) for a in range(3)]
+    ax, lo, hi = net.axis, net.low, net.high
+    lo3, hi3 = np.unravel_index(lo, shape), np.unravel_index(hi, shape)
+    Dgb = np.asarray(D_gb, float)
+    Dgb = Dgb[net.grains[:, 0], net.grains[:, 1]] if Dgb.ndim == 2 else np.broadcast_to(Dgb, (nf,))
+    weight, factor, junction = roles
+    dw = delta * weight
+    rows = np.arange(nf)
+    # the face: its coordinate along its axis and its extent along the other two (low cell's)
+    cell_lo = np.stack([edges[a][lo3[a]] for a in range(3)], -1)
+    cell_hi = np.stack([edges[a][lo3[a] + 1] for a in range(3)], -1)
+    pos = cell_hi[rows, ax]
+    others = np.array([[1, 2], [0, 2], [0, 1]])[ax]
+    width = lambda t: cell_hi[rows, others[:, t]] - cell_lo[rows, others[:, t]]  # noqa: E731
+    face_area = width(0) * width(1)
+    slab = nb + rows
+    la, lb, lg, layers = [], [], [], []
+    for side, cells3, cells in ((-1, lo3, lo), (1, hi3, hi)):
+        r, theta, ell = slab_exchange(diagD[cells3 + (ax,)], 0.5 * (h_along(h, ax, cells3) - dw), 0.5 * dw / Dgb,
+                                      omega)
+        g_ex = face_area / r
+        if omega:  # the unresolved layer exchanges through the plane's true area, w A (see assemble)
+            g_ex = g_ex * (1 - theta * (1 - weight))
+        la.append(cells)
+        lb.append(slab)
+        lg.append(g_ex)
+        if omega:
+            layers.append((side, cells, g_ex, theta, ell))
+    if net.link_faces.size:
+        fa, fb = net.link_faces[:, 0], net.link_faces[:, 1]
+        k = net.link_axis
+        # resistance of each face's half path to the shared edge (per delta and edge length)
+        r_a = net.link_half[:, 0] / (Dgb[fa] * factor[fa, k])
+        r_b = net.link_half[:, 1] / (Dgb[fb] * factor[fb, k])
+        # junctions (horizontal faces of steep planes) join the vertical faces above and below without a
+        # path of their own, and do not conduct to each other
+        r_a = np.where(junction[fa], 0.0, r_a)
+        r_b = np.where(junction[fb], 0.0, r_b)
+        both = junction[fa] & junction[fb]
+        g = np.where(both, 0.0, delta * net.link_edge / np.where(both, 1.0, r_a + r_b))
+        la.append(nb + fa)
+        lb.append(nb + fb)
+        lg.append(g)
+    diag = np.zeros(n)
+    vertical = ax < 2
+    h_t = np.where(vertical, width(0), 0.0)  # horizontal width of the x and y faces
+    # the vertical faces' conductance to the surface and to the bottom: along the plane's dip
+    g_end = Dgb * delta * factor[:, 0] * h_t
+    if bottom == "reservoir":
+        at = vertical & (lo3[2] == shape[2] - 1)
+        diag[slab[at]] += g_end[at] / (0.5 * h[2][-1])
+    K = sp.bmat([[system.K, None], [None, sp.csr_matrix((nf, nf))]], format="csr")
+    K = (K + _links_to_matrix(n, np.concatenate(la), np.concatenate(lb), np.concatenate(lg), diag)).tocsr()
+    volume = np.concatenate([system.volume, dw * face_area])
+    # mechanics: the slab is a box of width w delta on its face; the cells beside it give up that width
+    boxes = system.boxes.copy()
+    np.subtract.at(boxes, (lo, 2 * ax + 1), 0.5 * dw)
+    np.add.at(boxes, (hi, 2 * ax), 0.5 * dw)
+    sb = np.empty((nf, 6))
+    sb[rows, 2 * ax], sb[rows, 2 * ax + 1] = pos - 0.5 * dw, pos + 0.5 * dw
+    rect = np.empty((nf, 4))
+    for t in range(2):
+        sb[rows, 2 * others[:, t]] = rect[:, 2 * t] = cell_lo[rows, others[:, t]]
+        sb[rows, 2 * others[:, t] + 1] = rect[:, 2 * t + 1] = cell_hi[rows, others[:, t]]
+    top = vertical & (lo3[2] == 0)
+    centre = 0.5 * (cell_lo + cell_hi)
+    centre[rows, ax] = pos
+    # the trace of each vertical face's plane: horizontal normal m, tangent, 2-D staircase weight w_h
+    m = net.normal[:, :2]
+    m_len = np.hypot(m[:, 0], m[:, 1])
+    flat_ = m_len < 1e-6  # a (nearly) horizontal plane: the face's own directions
+    m_hat = np.where(flat_[:, None], np.eye(3)[ax][:, :2], m / np.where(flat_, 1.0, m_len)[:, None])
+    tangent = np.stack([-m_hat[:, 1], m_hat[:, 0]], -1)
+    tangent[ax == 2] = (1.0, 0.0)
+    w_h = 1.0 / (np.abs(m_hat[:, 0]) + np.abs(m_hat[:, 1]))
+    shift = np.zeros((nf, 2))
+    if point is not None:
+        q = np.asarray(point(net.grains[:, 0], net.grains[:, 1], centre), float)
+        dist = np.sum((centre - q) * net.normal, axis=1)
+        move = -(dist / np.where(flat_, 1.0, m_len ** 2))[:, None] * m
+        limit = h_along(h, ax, lo3)  # at most a cell
+        big = np.hypot(move[:, 0], move[:, 1])
+        move *= np.minimum(1.0, limit / np.maximum(big, 1e-300))[:, None]
+        shift[vertical & ~flat_] = move[vertical & ~flat_]
+    if point is not None:
+        shift[vertical] += _tile_along(centre[vertical, :2] + shift[vertical], tangent[vertical],
+                                       (w_h * h_t)[vertical], net.grains[vertical], lo3[2][vertical],
+                                       h_along(h, ax, lo3)[vertical])
+    xy = centre[:, :2] + shift
+    # mechanics: strips along the trace in their own frames (the z faces: their face, tangent x)
+    half_len = np.where(vertical, 0.5 * w_h * h_t, 0.5 * width(0))
+    half_wid = np.where(vertical, 0.5 * dw / w_h, 0.5 * width(1))
+    sb[vertical] = np.stack([xy[:, 0] - half_len, xy[:, 0] + half_len, xy[:, 1] - half_wid, xy[:, 1] + half_wid,
+                             cell_lo[:, 2], cell_hi[:, 2]], -1)[vertical]
+    pos = pos + shift[rows, np.minimum(ax, 1)] * vertical
+    rect[vertical, :2] += shift[rows, 1 - np.minimum(ax, 1)][vertical, None]
+    extra = (None, None, None, None)
+    if layers:
+        strips = (vertical, xy, tangent, np.stack([half_len, half_wid], -1))
+        extra = layer_boxes(layers, ax, pos, rect, 0.5 * dw, slab, face_area, boxes, volume, omega, n, strips=strips)
+    return DiffusionSystem(K, volume, np.concatenate([system.top_index, slab[top]]),
+                           np.concatenate([system.top_xy, xy[top]]),
+                           np.concatenate([system.top_conductance, g_end[top] / (0.5 * h[2][0])]),
+                           np.concatenate([boxes, sb]), nb, np.concatenate([system.top_area, dw[top] * h_t[top]]),
+                           *extra[:3], slab_tangent=tangent, slab_cells=np.stack([lo, hi], -1),
+                           extra_tangent=extra[3])
+
+
+def _tile_along(xy, tangent, length, grains, layer, h):
+    """Shifts (m, (m, 2)) along the boundary traces that lay the strips of each run of faces one after the
+    other.
+
+    A staircase's faces project unevenly onto the trace of its plane: they bunch up and leave gaps, and a
+    sharp tip in a gap misses Li the boundary has there. The faces of one grain pair in one z layer are
+    sorted along the trace and cut into runs where consecutive faces are more than two cells apart (the
+    pair meeting in separate places); each run's strips (lengths ``length``) are laid end to end about
+    the run's mean position. The strips then tile the trace as the boundary does: per unit length there
+    are ``(|m_x| + |m_y|) / h`` faces of length ``w_h h``.
+    """
+    out = np.zeros_like(xy)
+    if not len(xy):
+        return out
+    pair = np.sort(grains, axis=1)
+    _, group = np.unique(np.column_stack([pair, layer]), axis=0, return_inverse=True)
+    group = group.ravel()
+    along = np.sum(xy * tangent, axis=1)
+    order = np.lexsort((along, group))
+    g, a = group[order], along[order]
+    cut = np.flatnonzero((np.diff(g) != 0) | (np.diff(a) > 2 * np.maximum(h[order][1:], h[order][:-1]))) + 1
+    for run in np.split(order, cut):
+        ell = length[run]
+        new = along[run].mean() - 0.5 * ell.sum() + np.cumsum(ell) - 0.5 * ell
+        out[run] = (new - along[run])[:, None] * tangent[run]
+    return out
+
+
+def h_along(h, ax, cells3):
+    """Width (m) of each cell ``cells3`` (tuple of index arrays) along the axis ``ax`` of its face."""
+    return np.choose(ax, [h[a][cells3[a]] for a in range(3)])

@@ -1,0 +1,149 @@
+"""Grain-boundary slabs in voxel volumes: inclined 3-D boundaries (issue 4, items 1 and 7).
+
+A LiCoO2 bicrystal (both c axes along z, turned 30 deg about it: the grains have the same D tensor and
+are isotropic in-plane) with the boundary plane through the volume's centre; a Lorentzian tip (d = 20 nm)
+on the plane's surface trace and one 6 nm beside it; 350 kHz, delta = 0.5 nm, D_gb = 2e4 D_ab. The
+voxel engine (:func:`esmsim.probe.volume_response`) puts a slab unknown on every face between the
+grains, x, y and z (:func:`esmsim.transport.assemble_tensor`). Checked:
+
+- rotation invariance: a vertical boundary along y and the same boundary turned by 26.6 and 45 deg
+  about z are one physical problem (the grains are isotropic in-plane and the tip is round), so the
+  response on the boundary must not depend on the turn; the staircase of the turned ones has 1.34 and
+  1.41 times the boundary's area. Within 1 % (measured 0.3 %); the columnar map engine the same;
+- voxel-size invariance at fixed delta * D_gb: h = 8, 4 and 2 nm within 3 % for boundaries steep and
+  inclined in z (the tip on the trace). A plane that dips under 45 deg is carried by its horizontal faces
+  at the voxel layers' interfaces; it is in the full run, reported, with its own (looser) reading.
+
+What the inclined planes need (measured with the tip on the trace, 8/4/2 nm):
+
+1. the slabs of a steep plane on its vertical faces only, storing ``1 / (|n_x| + |n_y|)`` of their area
+   (the plane's Li at the depth where the plane is), horizontal faces as junctions without storage or
+   path: with the whole staircase (storage ``w`` on every face) a 45 deg plane gave 10.6, 11.2 and
+   11.6 pm/V, half its Li a whole voxel layer too deep; now 14.88, 14.85 and 14.85;
+2. the unresolved bulk layer's exchange through the true area ``w A``: the 45 deg turned vertical
+   boundary came out 2.8 % above the one along y without it (both engines), 0.1 % with it;
+3. slabs and their bulk layers as strips along the plane's trace, moved onto the plane at their depth
+   and laid end to end per grain pair and layer: with boxes on the staircase faces 4.7, 7.9 and 17.2 pm/V
+   for a plane at 26.6 deg;
+4. z cells that end on the voxel layers and are not merged into coarse cells there unless a flat plane's
+   horizontal slab needs the room: the 2 nm run had one 2 nm cell per layer below the first (-3.5 %).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from esmsim.materials import get_material
+from esmsim.microstructure import Grid, bicrystal, columnar_seeded
+from esmsim.probe import MapSettings
+from esmsim.probe._scan import _z_widths, grain_diffusivities
+from esmsim.probe._volume import volume_response
+
+from ._common import CaseResult, new_figure, save
+
+FREQ = 350e3
+SIZE = (96e-9, 96e-9, 48e-9)
+EULER = np.radians([[0.0, 0.0, 0.0], [30.0, 0.0, 0.0]])
+Y_TIP = 45e-9
+OFFSET = 6e-9
+
+
+def material():
+    return get_material("LiCoO2").replace(gb_width=0.5e-9, gb_enhancement=2e4)
+
+
+def settings():
+    return MapSettings(frequency=FREQ, tip_profile="lorentzian", tip_width=20e-9)
+
+
+def _plane(normal, depth=None):
+    """Unit normal, a point of the plane, and the tips: on its surface trace at y = Y_TIP and OFFSET beside."""
+    n = np.asarray(normal, float) / np.linalg.norm(normal)
+    p = np.array(SIZE) / 2 + 0.3e-9
+    if depth is not None:
+        p[2] = depth
+    x0 = p[0] - (n[1] * (Y_TIP - p[1]) - n[2] * p[2]) / n[0]
+    return n, p, [(x0, Y_TIP), (x0 + OFFSET, Y_TIP)]
+
+
+def volume(normal, h, depth=None):
+    """|u| (m/V) at the two tips of the bicrystal with the given boundary normal, voxels of h (m)."""
+    n, p, tips = _plane(normal, depth)
+    ms = bicrystal(SIZE, spacing=h, normal=tuple(n), point=p, euler_angles=EULER)
+    return np.abs(volume_response(ms, material(), settings(), tips))
+
+
+def columnar(normal, h):
+    """|u| (m/V) at the two tips from the columnar map engine's operator (vertical planes)."""
+    from esmsim.transport import assemble, boundary_network, place_on_boundaries
+
+    from .gb_resolved import point_response
+
+    mat, st = material(), settings()
+    n, p, tips = _plane(normal)
+    seeds = np.stack([p[:2] - 30e-9 * n[:2], p[:2] + 30e-9 * n[:2]])
+    ms = columnar_seeded(seeds, SIZE[:2], spacing=h, thickness=SIZE[2], euler_angles=EULER)
+    Dg = grain_diffusivities(ms, mat)
+    grid = Grid(np.full(ms.shape[0], h), np.full(ms.shape[1], h), _z_widths(ms, mat, st, Dg))
+    net = place_on_boundaries(boundary_network(ms.labels, h, h, normal=ms.boundary_normal), ms,
+                              gb_width=mat["gb_width"])
+    s = assemble(grid, np.broadcast_to(Dg[ms.labels][:, :, None, :], grid.shape + (3,)), boundaries=net,
+                 D_gb=mat.D_gb, gb_width=mat["gb_width"], omega=2 * np.pi * FREQ)
+    pref = (1 + mat["nu"]) / np.pi * mat.beta_isotropic / mat.dU_dc
+    return np.abs([pref * point_response(s, t, st.tip_width) for t in tips])
+
+
+TURNS = {"0": (1.0, 0.0, 0.0), "26.6": (1.0, 0.5, 0.0), "45": (1.0, 1.0, 0.0)}
+INCLINED = {"steep 26.6 deg in-plane": (1.0, 0.5, 0.0), "45 deg in z": (1.0, 0.0, 1.0),
+            "oblique (1, 0.5, 1)": (1.0, 0.5, 1.0)}
+FLAT = {"flat (0.6, 0.3, 1), 32 deg dip": ((0.6, 0.3, 1.0), 10e-9)}
+
+
+def run(out_dir, fast: bool = True) -> list[CaseResult]:
+    hs = [8e-9, 4e-9, 2e-9]
+    out = []
+    # rotation invariance (4 nm voxels): the tip on the boundary
+    h_rot = 4e-9
+    vol_rot = {k: volume(v, h_rot)[0] for k, v in TURNS.items()}
+    col_rot = {k: columnar(v, h_rot)[0] for k, v in TURNS.items()}
+    for name, res in (("volume", vol_rot), ("columnar", col_rot)):
+        vals = np.array(list(res.values()))
+        spread = vals.max() / vals.min() - 1
+        out.append(CaseResult(f"gb_rotation_invariance[{name}]", spread <= 0.01,
+                              ", ".join(f"{k} deg {v * 1e12:.2f}" for k, v in res.items()) + f" pm/V, spread {spread:.2%}",
+                              "equal", "1 %"))
+    cases = dict(list(INCLINED.items())[1:2]) if fast else INCLINED
+    curves = {}
+    for name, normal in cases.items():
+        amps = np.array([volume(normal, h) for h in hs])  # (h, tip)
+        curves[name] = amps
+        on = amps[:, 0].max() / amps[:, 0].min() - 1
+        beside = amps[:, 1].max() / amps[:, 1].min() - 1
+        out.append(CaseResult(f"gb_volume_voxel_invariance[{name}]", on <= 0.03,
+                              f"h = 8, 4, 2 nm, tip on the trace: {', '.join(f'{v * 1e12:.2f}' for v in amps[:, 0])} "
+                              f"pm/V, spread {on:.2%} (tip {OFFSET * 1e9:g} nm beside: {beside:.2%})",
+                              "equal", "3 %"))
+    if not fast:
+        for name, (normal, depth) in FLAT.items():
+            amps = np.array([volume(normal, h, depth) for h in hs])
+            curves[name] = amps
+            on = amps[:, 0].max() / amps[:, 0].min() - 1
+            beside = amps[:, 1].max() / amps[:, 1].min() - 1
+            # a plane dipping under 45 deg lies on horizontal faces at the voxel layers: a tip beside its trace,
+            # over the buried plane, sees it a voxel layer off (15 % measured at 8 nm); reported, 5 % on the trace
+            out.append(CaseResult(f"gb_volume_voxel_invariance[{name}]", on <= 0.05,
+                                  f"tip on the trace {on:.2%}; tip beside it {beside:.2%} (not checked)", "equal",
+                                  "5 %"))
+    fig, (a1, a2) = new_figure()
+    x = np.arange(len(TURNS))
+    a1.bar(x - 0.2, np.array(list(vol_rot.values())) * 1e12, 0.4, label="volume engine")
+    a1.bar(x + 0.2, np.array(list(col_rot.values())) * 1e12, 0.4, label="columnar engine")
+    a1.set_xticks(x, [f"{k} deg" for k in TURNS])
+    a1.set(ylabel="|u3| / V (pm/V)", title="vertical boundary turned about z, tip on it")
+    a1.legend()
+    for name, amps in curves.items():
+        a2.plot(np.array(hs) * 1e9, amps[:, 0] * 1e12, "o-", label=name)
+    a2.set(xlabel="voxel h (nm)", ylabel="|u3| / V (pm/V)", title="tip on the trace, fixed delta D_gb")
+    a2.legend(fontsize=7)
+    path = save(fig, out_dir, "gb_volume")
+    return [CaseResult(r.case, r.passed, r.measured, r.expected, r.tolerance, path) for r in out]
