@@ -13,6 +13,8 @@ grains, x, y and z (:func:`esmsim.transport.assemble_tensor`). Checked:
 - voxel-size invariance at fixed delta * D_gb: h = 8, 4 and 2 nm within 3 % for boundaries steep and
   inclined in z (the tip on the trace). A plane that dips under 45 deg is carried by its horizontal faces
   at the voxel layers' interfaces; it is in the full run, reported, with its own (looser) reading.
+- the full run also takes a periodic 10-grain 3-D Voronoi polycrystal (four tips, whole film) at 3 %; it
+  does not pass yet (measured 0.7, 2.5, 4.0 and 7.6 %): an open item of issue 4.
 
 What the inclined planes need (measured with the tip on the trace, 8/4/2 nm):
 
@@ -93,6 +95,23 @@ def columnar(normal, h):
     return np.abs([pref * point_response(s, t, st.tip_width) for t in tips])
 
 
+POLY_TIPS = [(40e-9, 50e-9), (61.3e-9, 22.1e-9), (15.2e-9, 77.7e-9), (80e-9, 80e-9)]
+
+
+def polycrystal(h):
+    """|u| (m/V) at POLY_TIPS of a fixed periodic 10-grain 3-D Voronoi volume built with voxels of h (m),
+    solved on the whole film (windows of volumes have no far field, and their edges round to whole voxels)."""
+    from dataclasses import replace
+
+    from esmsim.microstructure import random_quaternions
+    from esmsim.microstructure._voxel import _tessellated
+
+    seeds = np.random.default_rng(4).uniform(0, 1, (10, 3)) * np.array(SIZE)
+    ms = _tessellated(seeds, None, tuple(int(round(v / h)) for v in SIZE), (h, h, h),
+                      random_quaternions(10, rng=7), True, {})
+    return np.abs(volume_response(ms, material(), replace(settings(), window=1e-6), POLY_TIPS))
+
+
 TURNS = {"0": (1.0, 0.0, 0.0), "26.6": (1.0, 0.5, 0.0), "45": (1.0, 1.0, 0.0)}
 INCLINED = {"steep 26.6 deg in-plane": (1.0, 0.5, 0.0), "45 deg in z": (1.0, 0.0, 1.0),
             "oblique (1, 0.5, 1)": (1.0, 0.5, 1.0)}
@@ -134,6 +153,14 @@ def run(out_dir, fast: bool = True) -> list[CaseResult]:
             out.append(CaseResult(f"gb_volume_voxel_invariance[{name}]", on <= 0.05,
                                   f"tip on the trace {on:.2%}; tip beside it {beside:.2%} (not checked)", "equal",
                                   "5 %"))
+    if not fast:
+        amps = np.array([polycrystal(h) for h in hs])
+        curves["3-D polycrystal, tip 2"] = amps[:, 1:2]
+        spread = amps.max(0) / amps.min(0) - 1
+        # not yet within 3 %: reported so that it shows (docs/transport.md, issue 4)
+        out.append(CaseResult("gb_volume_voxel_invariance[3-D polycrystal]", spread.max() <= 0.03,
+                              f"h = 8, 4, 2 nm, whole film: spread per tip {', '.join(f'{v:.1%}' for v in spread)}",
+                              "equal", "3 %"))
     fig, (a1, a2) = new_figure()
     x = np.arange(len(TURNS))
     a1.bar(x - 0.2, np.array(list(vol_rot.values())) * 1e12, 0.4, label="volume engine")

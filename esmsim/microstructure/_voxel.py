@@ -146,6 +146,17 @@ class Microstructure(GrainOrientations):
         excess = (np.sum((p - s1) ** 2, -1) - w[g1]) - (np.sum((p - s2) ** 2, -1) - w[g2])
         return p - (excess / (2 * np.sum(d * d, -1)))[..., None] * d
 
+    def section(self, z: float) -> ColumnarMicrostructure | None:
+        """The tessellation's section at depth ``z`` (m) as a columnar film: the 2-D power diagram of the
+        plane (seeds' x, y; weights ``w - (z - s_z)^2``), with the labels of the voxel layer that holds
+        ``z``. None for a volume without seeds."""
+        if self.seeds is None:
+            return None
+        s2, w2 = _surface_power(self.seeds, self.weights, z)
+        layer = min(int(z / self.spacing[2]), self.shape[2] - 1)
+        return ColumnarMicrostructure(self.labels[:, :, layer], self.spacing[:2], self.thickness, self.quaternions,
+                                      s2, self.periodic, self.recipe, w2)
+
     @cached_property
     def _fitted_normals(self) -> np.ndarray:
         f = voxel_faces(self.material_labels, self.periodic)

@@ -81,8 +81,8 @@ def _cell_gradient(idx, active, centres, axis, periodic):
 def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = None,
                     periodic: tuple[bool, bool] = (False, False), bottom: str = "blocking",
                     sinks: tuple[str, ...] = (), labels: np.ndarray | None = None, D_gb=None,
-                    gb_width: float | None = None, normal=None, point=None,
-                    omega: float | None = None) -> DiffusionSystem:
+                    gb_width: float | None = None, normal=None, point=None, section=None,
+                    section_origin=(0, 0), omega: float | None = None) -> DiffusionSystem:
     """Assemble the full-tensor finite-volume operator of ``V dc/dt = -K c + b``.
 
     Parameters
@@ -124,6 +124,16 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
         ``delta w / w_h``, so it holds the slab's ``w delta A``) and the bulk layers beside them. A
         staircase puts a face up to a cell off the plane, and under a sharp tip that decides how much of
         the slab's Li the tip sees. Horizontal (z) faces stay where they are.
+    section : callable, optional
+        ``section(z) -> ColumnarMicrostructure``: the tessellation's section at depth ``z`` (its 2-D power
+        diagram, :meth:`Microstructure.section`). The vertical faces of each z layer are then placed on the
+        exact boundary segments of the section at the layer's centre (:func:`place_on_boundaries`: one
+        after the other along each segment, their weights scaled by 0.5-2 so that their strips add up to
+        its length; storage and conduction along the trace follow the weight as in the columnar engine)
+        instead of ``point``'s shift: near triple lines a grain pair's staircase is longer or shorter than
+        its true edge.
+    section_origin : (int, int)
+        Index of the grid's first column in the sections' label map (a window of a larger volume).
     omega : float, optional
         Angular frequency (rad/s) of a frequency-domain solve: the slab-bulk exchange resolves the bulk
         boundary layer beside the slab (``K`` then complex and valid at that frequency only), and the
@@ -165,6 +175,9 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
             raise ValueError("D_gb: boundary diffusivities must be finite and positive (m^2/s)")
         net = volume_boundaries(labels, h, active=active, periodic=periodic, normal=normal)
         roles = slab_roles(net.normal, net.axis)
+        placed = None
+        if section is not None and net.n_faces:
+            roles, placed = _on_sections(net, roles, grid, section, section_origin, float(gb_width))
     # effective widths: each boundary slab takes w delta / 2 out of the cells on both sides
     eff = [np.array(widths[a], dtype=float).ravel() for a in range(3)]
     if net is not None and net.n_faces:
@@ -260,10 +273,10 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
     system = DiffusionSystem(K, volume, top_index, top_xy, top_g, boxes, n, top_a)
     if net is None or not net.n_faces:
         return system
-    return _with_slabs(system, grid, net, roles, diagD, D_gb, float(gb_width), omega, bottom, point)
+    return _with_slabs(system, grid, net, roles, diagD, D_gb, float(gb_width), omega, bottom, point, placed)
 
 
-def _with_slabs(system, grid, net, roles, diagD, D_gb, delta, omega, bottom, point=None):
+def _with_slabs(system, grid, net, roles, diagD, D_gb, delta, omega, bottom, point=None, placed=None):
     """Add the boundary slab unknowns of ``net`` to a bulk system (see :func:`assemble_tensor`)."""
     shape = grid.shape
     nb, nf = system.n, net.n_faces
@@ -343,9 +356,10 @@ def _with_slabs(system, grid, net, roles, diagD, D_gb, delta, omega, bottom, poi
     m_hat = np.where(flat_[:, None], np.eye(3)[ax][:, :2], m / np.where(flat_, 1.0, m_len)[:, None])
     tangent = np.stack([-m_hat[:, 1], m_hat[:, 0]], -1)
     tangent[ax == 2] = (1.0, 0.0)
-    w_h = 1.0 / (np.abs(m_hat[:, 0]) + np.abs(m_hat[:, 1]))
+    # the trace's 2-D staircase weight, times the factor _on_sections scaled the face's weight by
+    w_h = weight / slab_roles(net.normal, net.axis)[0].clip(1e-300) / (np.abs(m_hat[:, 0]) + np.abs(m_hat[:, 1]))
     shift = np.zeros((nf, 2))
-    if point is not None:
+    if point is not None and placed is None:
         q = np.asarray(point(net.grains[:, 0], net.grains[:, 1], centre), float)
         dist = np.sum((centre - q) * net.normal, axis=1)
         move = -(dist / np.where(flat_, 1.0, m_len ** 2))[:, None] * m
@@ -353,14 +367,16 @@ def _with_slabs(system, grid, net, roles, diagD, D_gb, delta, omega, bottom, poi
         big = np.hypot(move[:, 0], move[:, 1])
         move *= np.minimum(1.0, limit / np.maximum(big, 1e-300))[:, None]
         shift[vertical & ~flat_] = move[vertical & ~flat_]
-    if point is not None:
+    if placed is not None:  # on the exact segments of the sections (_on_sections)
+        shift[vertical] = placed[vertical] - centre[vertical, :2]
+    elif point is not None:
         shift[vertical] += _tile_along(centre[vertical, :2] + shift[vertical], tangent[vertical],
                                        (w_h * h_t)[vertical], net.grains[vertical], lo3[2][vertical],
                                        h_along(h, ax, lo3)[vertical])
     xy = centre[:, :2] + shift
     # mechanics: strips along the trace in their own frames (the z faces: their face, tangent x)
     half_len = np.where(vertical, 0.5 * w_h * h_t, 0.5 * width(0))
-    half_wid = np.where(vertical, 0.5 * dw / w_h, 0.5 * width(1))
+    half_wid = np.where(vertical, 0.5 * dw / np.maximum(w_h, 1e-300), 0.5 * width(1))
     sb[vertical] = np.stack([xy[:, 0] - half_len, xy[:, 0] + half_len, xy[:, 1] - half_wid, xy[:, 1] + half_wid,
                              cell_lo[:, 2], cell_hi[:, 2]], -1)[vertical]
     pos = pos + shift[rows, np.minimum(ax, 1)] * vertical
@@ -375,6 +391,46 @@ def _with_slabs(system, grid, net, roles, diagD, D_gb, delta, omega, bottom, poi
                            np.concatenate([boxes, sb]), nb, np.concatenate([system.top_area, dw[top] * h_t[top]]),
                            *extra[:3], slab_tangent=tangent, slab_cells=np.stack([lo, hi], -1),
                            extra_tangent=extra[3])
+
+
+def _on_sections(net, roles, grid, section, origin, delta):
+    """Vertical faces placed on the exact boundary segments of the section of their z layer
+    (:func:`place_on_boundaries` on each layer's faces as a 2-D network, strips of length ``w_h h``).
+
+    Returns the roles with each vertical face's weight scaled by the segment's factor ``s`` (storage and
+    vertical conduction times ``s``, conduction along the trace over ``s``; kept below ``0.45 h / delta``)
+    and the faces' positions (m, grid frame; NaN for horizontal faces).
+    """
+    from ._boundaries import BoundaryNetwork, place_on_boundaries
+
+    weight, factor, junction = (np.array(r, copy=True) for r in roles)
+    shape = grid.shape
+    i, j, k = np.unravel_index(net.low, shape)
+    ih, jh, _ = np.unravel_index(net.high, shape)
+    hx, hy = float(grid.dx[0]), float(grid.dy[0])
+    m = net.normal[:, :2]
+    m_len = np.hypot(m[:, 0], m[:, 1])
+    w_h = np.where(m_len > 1e-6, m_len / np.maximum(np.abs(m[:, 0]) + np.abs(m[:, 1]), 1e-300), 1.0)
+    zc = grid.centers(2)
+    pos = np.full((net.n_faces, 2), np.nan)
+    for layer in np.unique(k[net.axis < 2]):
+        sel = np.flatnonzero((net.axis < 2) & (k == layer))
+        film = section(zc[layer])
+        if film is None:
+            return roles, None
+        low = np.stack([i[sel] + origin[0], j[sel] + origin[1]], -1)
+        high = np.stack([ih[sel] + origin[0], jh[sel] + origin[1]], -1)
+        empty = np.zeros((0, 2), np.int64)
+        flat = BoundaryNetwork(net.axis[sel], low, high, w_h[sel], net.grains[sel], empty, np.zeros(0))
+        placed = place_on_boundaries(flat, film)
+        s = placed.weight / w_h[sel]
+        # no larger than the cells take (a slab that does not fit even unscaled is refused by the caller)
+        s = np.minimum(s, np.maximum(0.45 * min(hx, hy) / (delta * np.maximum(weight[sel], 1e-300)), 1.0))
+        weight[sel] *= s
+        factor[sel, :2] *= s[:, None]
+        factor[sel, 2] /= s
+        pos[sel] = placed.position - np.array([origin[0] * hx, origin[1] * hy])
+    return (weight, factor, junction), pos
 
 
 def _tile_along(xy, tangent, length, grains, layer, h):

@@ -127,7 +127,8 @@ def volume_system(ms: Microstructure, material, dz, *, xi=None, yi=None, tensors
         slabs = dict(labels=ms.labels[sel], D_gb=material.D_gb * boundary_factors(ms, material),
                      gb_width=material["gb_width"], omega=omega,
                      normal=lambda g1, g2, c: ms.boundary_normal(g1, g2, c + origin),
-                     point=None if ms.seeds is None else lambda g1, g2, c: ms.boundary_point(g1, g2, c + origin) - origin)
+                     point=None if ms.seeds is None else lambda g1, g2, c: ms.boundary_point(g1, g2, c + origin) - origin,
+                     section=None if ms.seeds is None else ms.section, section_origin=(int(xi[0]), int(yi[0])))
     try:
         system = assemble_tensor(grid, T[sel], active=~ms.void[sel], periodic=periodic, bottom=bottom, **slabs)
     except ValueError as e:
