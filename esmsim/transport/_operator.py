@@ -167,7 +167,9 @@ class DiffusionSystem:
         for idx, tangent, (na, nc) in groups:
             own = self.boxes[idx]
             cx, cy = 0.5 * (own[:, 0] + own[:, 1]), 0.5 * (own[:, 2] + own[:, 3])
-            sel = np.hypot(cx - point[0], cy - point[1]) <= radius
+            # a cell exactly at the radius (voxel-centred tips, radius a whole number of cells) is left out
+            # whatever the last bit of the tip position: two scans that put a tip 1e-24 m apart agree
+            sel = np.hypot(cx - point[0], cy - point[1]) <= radius * (1 - 1e-9)
             if not sel.any():
                 continue
             sub, cx, cy = own[sel], cx[sel], cy[sel]
@@ -389,7 +391,23 @@ def assemble(
     by0 = np.broadcast_to(ye[None, :-1], (nx, ny)).copy()
     by1 = np.broadcast_to(ye[None, 1:], (nx, ny)).copy()
     if have_gb:
-        for sel, lo_edge, hi_edge in ((ax == 0, bx1, bx0), (ax == 1, by1, by0)):
+        # where each slab sits: its face centre, or the given point on the exact boundary
+        fx = np.where(ax == 0, xe[li + 1], xc[li])
+        fy = np.where(ax == 0, yc[lj], ye[lj + 1])
+        if boundary_position is None:
+            boundary_position = boundaries.position
+        stay = np.ones(ax.size, bool)
+        if boundary_position is not None:
+            pos = np.asarray(boundary_position, float)
+            if pos.shape != (ax.size, 2):
+                raise ValueError(f"boundary_position: shape {pos.shape}; expected ({ax.size}, 2)")
+            stay = np.hypot(pos[:, 0] - fx, pos[:, 1] - fy) <= 0.25 * dw
+            fx, fy = pos[:, 0], pos[:, 1]
+        # the columns beside a slab that stays on its face give up its width there; where it moved onto the
+        # boundary they keep their boxes: a gap at the face and bulk Li doubled under the strip put a hole
+        # up to half a column from the boundary (a tip on a 26.6 deg boundary in grains with fast vertical
+        # diffusion: -6 % at 2 nm against 8 and 4 nm; 0.1 % without)
+        for sel, lo_edge, hi_edge in ((stay & (ax == 0), bx1, bx0), (stay & (ax == 1), by1, by0)):
             np.subtract.at(lo_edge, (li[sel], lj[sel]), 0.5 * dw[sel])
             np.add.at(hi_edge, (hi_[sel], hj[sel]), 0.5 * dw[sel])
     col = lambda v: np.repeat(v.ravel(), nz)  # noqa: E731
@@ -446,15 +464,6 @@ def assemble(
         if bottom == "reservoir":
             diag[gidx[:, -1]] += Dgb * dw * h_t / (0.5 * hz[-1])
         # surface contact of each slab
-        fx = np.where(ax == 0, xe[li + 1], xc[li])
-        fy = np.where(ax == 0, yc[lj], ye[lj + 1])
-        if boundary_position is None:
-            boundary_position = boundaries.position
-        if boundary_position is not None:
-            pos = np.asarray(boundary_position, float)
-            if pos.shape != (nf, 2):
-                raise ValueError(f"boundary_position: shape {pos.shape}; expected ({nf}, 2)")
-            fx, fy = pos[:, 0], pos[:, 1]
         top_index.append(gidx[:, 0])
         top_xy.append(np.stack([fx, fy], -1))
         top_g.append(Dgb * dw * h_t / (0.5 * hz[0]))

@@ -336,10 +336,7 @@ def _with_slabs(system, grid, net, roles, diagD, D_gb, delta, omega, bottom, poi
     K = sp.bmat([[system.K, None], [None, sp.csr_matrix((nf, nf))]], format="csr")
     K = (K + _links_to_matrix(n, np.concatenate(la), np.concatenate(lb), np.concatenate(lg), diag)).tocsr()
     volume = np.concatenate([system.volume, dw * face_area])
-    # mechanics: the slab is a box of width w delta on its face; the cells beside it give up that width
     boxes = system.boxes.copy()
-    np.subtract.at(boxes, (lo, 2 * ax + 1), 0.5 * dw)
-    np.add.at(boxes, (hi, 2 * ax), 0.5 * dw)
     sb = np.empty((nf, 6))
     sb[rows, 2 * ax], sb[rows, 2 * ax + 1] = pos - 0.5 * dw, pos + 0.5 * dw
     rect = np.empty((nf, 4))
@@ -374,6 +371,13 @@ def _with_slabs(system, grid, net, roles, diagD, D_gb, delta, omega, bottom, poi
                                        (w_h * h_t)[vertical], net.grains[vertical], lo3[2][vertical],
                                        h_along(h, ax, lo3)[vertical])
     xy = centre[:, :2] + shift
+    # mechanics: the cells beside a slab that stays on its face give up its width there; where the slab
+    # moved onto the plane they keep their boxes (a gap at the face and bulk Li doubled under the strip
+    # would put a hole up to a cell from the plane: 6 % between 8 and 2 nm for a tip on an oblique plane in
+    # grains with fast vertical diffusion, 0.2 % without)
+    stay = np.hypot(shift[:, 0], shift[:, 1]) <= 1e-9 * h_along(h, ax, lo3)
+    np.subtract.at(boxes, (lo[stay], 2 * ax[stay] + 1), 0.5 * dw[stay])
+    np.add.at(boxes, (hi[stay], 2 * ax[stay]), 0.5 * dw[stay])
     # mechanics: strips along the trace in their own frames (the z faces: their face, tangent x)
     half_len = np.where(vertical, 0.5 * w_h * h_t, 0.5 * width(0))
     half_wid = np.where(vertical, 0.5 * dw / np.maximum(w_h, 1e-300), 0.5 * width(1))
