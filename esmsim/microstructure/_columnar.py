@@ -18,7 +18,7 @@ from .._errors import ParameterError
 from ._grid import Grid
 from ._orientations import GrainOrientations, random_quaternions, recorded_seed
 from ._symmetry import quat_multiply
-from ._tessellation import _lift, drop_empty, fit_power_diagram, power_labels
+from ._tessellation import _lift, bisector_point, drop_empty, fit_power_diagram, power_labels
 
 __all__ = ["ColumnarMicrostructure", "columnar_voronoi", "columnar_laguerre", "columnar_seeded",
            "columnar_from_labels", "fibre_quaternions", "bunge_to_quaternions"]
@@ -107,16 +107,9 @@ class ColumnarMicrostructure(GrainOrientations):
         The power bisector ``|x - s1|^2 - w1 = |x - s2|^2 - w2`` of the two seeds (minimum images next to
         the point in a periodic film). Points come back unchanged for a film without seeds.
         """
-        p = np.asarray(points, float)
         if self.seeds is None:
-            return p.copy()
-        g1, g2 = np.asarray(g1), np.asarray(g2)
-        w = np.zeros(self.n_grains) if self.weights is None else np.asarray(self.weights, float)
-        s1 = p + self._displacement(self.seeds[g1] - p)
-        s2 = p + self._displacement(self.seeds[g2] - p)
-        d = s2 - s1
-        delta = (np.sum((p - s1) ** 2, -1) - w[g1]) - (np.sum((p - s2) ** 2, -1) - w[g2])
-        return p - (delta / (2 * np.sum(d * d, -1)))[..., None] * d
+            return np.array(points, float)
+        return bisector_point(self.seeds, self.weights, self._displacement, g1, g2, points)
 
     def boundary_segment(self, g1: np.ndarray, g2: np.ndarray, points: np.ndarray):
         """The exact boundary segment between ``g1`` and ``g2`` that passes next to each of ``points``.

@@ -189,3 +189,18 @@ def drop_empty(labels, *per_grain):
     new = np.cumsum(present) - 1
     out = np.where(lab >= 0, new[np.maximum(lab, 0)], lab).astype(np.int32)
     return (out, *(None if a is None else np.asarray(a)[present] for a in per_grain))
+
+
+def bisector_point(seeds, weights, displacement, g1, g2, points) -> np.ndarray:
+    """The point of the power bisector ``|x - s1|^2 - w1 = |x - s2|^2 - w2`` of seeds ``g1`` and ``g2`` nearest
+    to each of ``points`` (m, any dimension), with the seed images next to each point (``displacement``:
+    the map's minimum-image displacement)."""
+    p = np.asarray(points, float)
+    g1, g2 = np.asarray(g1), np.asarray(g2)
+    w = np.zeros(len(seeds)) if weights is None else np.asarray(weights, float)
+    s1 = p + displacement(seeds[g1] - p)
+    s2 = p + displacement(seeds[g2] - p)
+    d = s2 - s1
+    excess = (np.sum((p - s1) ** 2, -1) - w[g1]) - (np.sum((p - s2) ** 2, -1) - w[g2])
+    return p - (excess / (2 * np.sum(d * d, -1)))[..., None] * d
+

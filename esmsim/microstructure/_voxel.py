@@ -17,7 +17,7 @@ import numpy as np
 from .._errors import ParameterError
 from ._columnar import ColumnarMicrostructure, _orientations, bunge_to_quaternions, fitted_normals, relabel
 from ._orientations import GrainOrientations, recorded_seed
-from ._tessellation import drop_empty, fit_power_diagram, power_labels
+from ._tessellation import bisector_point, drop_empty, fit_power_diagram, power_labels
 
 __all__ = ["Microstructure", "voronoi", "laguerre", "bicrystal", "columnar_film", "extrude", "from_labels", "voxel_faces"]
 
@@ -137,14 +137,7 @@ class Microstructure(GrainOrientations):
         None for a volume without seeds."""
         if self.seeds is None:
             return None
-        p = np.asarray(points, float)
-        g1, g2 = np.asarray(g1), np.asarray(g2)
-        w = np.zeros(self.n_grains) if self.weights is None else np.asarray(self.weights, float)
-        s1 = p + self._displacement(self.seeds[g1] - p)
-        s2 = p + self._displacement(self.seeds[g2] - p)
-        d = s2 - s1
-        excess = (np.sum((p - s1) ** 2, -1) - w[g1]) - (np.sum((p - s2) ** 2, -1) - w[g2])
-        return p - (excess / (2 * np.sum(d * d, -1)))[..., None] * d
+        return bisector_point(self.seeds, self.weights, self._displacement, g1, g2, points)
 
     def section(self, z: float) -> ColumnarMicrostructure | None:
         """The tessellation's section at depth ``z`` (m) as a columnar film: the 2-D power diagram of the
