@@ -350,7 +350,7 @@ def test_map_on_a_dask_cluster_is_the_local_map(film, tmp_path):
 
     cfg = parse_config({"microstructure": {"size": ["40 nm", "40 nm"], "thickness": "40 nm", "grain_size": "20 nm"},
                         "scan": {"pixels": [4, 4]}, "numerics": {"workers": 1}, "output": {"figure": False}})
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                                   host="127.0.0.1") as cluster, distributed.Client(cluster) as client:
         remote = single_frequency_map(film, mat, st, client=client)
         # the config path (numerics.scheduler / esmsim run --scheduler) connects to the same scheduler

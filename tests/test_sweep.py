@@ -349,7 +349,7 @@ def test_a_dead_local_worker_is_retried(tmp_path, monkeypatch, retries, reason):
 @pytest.fixture(scope="module")
 def cluster():
     distributed = pytest.importorskip("distributed", reason="Dask distributed comes with the test extra")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                                   host="127.0.0.1") as c:
         yield c
 

@@ -216,7 +216,7 @@ def _dask(todo, *, scheduler, local_cluster, retries, on_result):
             from None
     cluster = None
     if scheduler is None:
-        cluster = LocalCluster(n_workers=local_cluster, threads_per_worker=1, processes=True, dashboard_address=None,
+        cluster = LocalCluster(n_workers=local_cluster, threads_per_worker=1, processes=True, dashboard_address=":0",
                                host="127.0.0.1", env={v: "1" for v in _THREAD_VARS})
     try:
         try:
