@@ -210,19 +210,3 @@ def test_slabs_of_a_polycrystal_lie_on_the_exact_boundary_planes():
     off = np.linalg.norm(centre - ms.boundary_point(g1, g2, centre), axis=1)[vertical]
     assert vertical.sum() > 100
     assert np.mean(off < 1e-12) > 0.95
-
-
-def test_horizontal_slabs_between_thin_cells_overlap_them():
-    """A flat plane's horizontal slabs (width w delta = 0.4 nm here) between graded z cells of 0.3 nm do
-    not fit inside them: they overlap the cells instead of being refused, and store as much as on a grid
-    of whole voxel layers (the in-layer splits add no boundary)."""
-    ms = bicrystal((32e-9, 32e-9, 24e-9), spacing=2e-9, normal=(0.3, 0.2, 1.0), rng=0)
-    kw = dict(D_gb=1e-11, gb_width=0.5e-9, normal=lambda g1, g2, c: ms.boundary_normal(g1, g2, c))
-    whole = Grid(np.full(16, 2e-9), np.full(16, 2e-9), np.full(12, 2e-9))
-    split = Grid(np.full(16, 2e-9), np.full(16, 2e-9), np.tile([0.3e-9, 1.4e-9, 0.3e-9], 12))
-    stored = []
-    for grid, lab in ((whole, ms.labels), (split, np.repeat(ms.labels, 3, axis=2))):
-        s = assemble_tensor(grid, np.broadcast_to(np.eye(3) * 1e-15, grid.shape + (3, 3)), labels=lab, **kw)
-        stored.append(s.volume[s.n_bulk:].sum())
-        assert np.all(s.volume[:s.n_bulk] > 0)
-    assert abs(stored[1] / stored[0] - 1) < 1e-12

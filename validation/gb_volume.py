@@ -27,9 +27,8 @@ What the inclined planes need (measured with the tip on the trace, 8/4/2 nm):
 3. slabs and their bulk layers as strips along the plane's trace, moved onto the plane at their depth
    and laid end to end per grain pair and layer: with boxes on the staircase faces 4.7, 7.9 and 17.2 pm/V
    for a plane at 26.6 deg;
-4. z cells that end on the voxel layers and are not merged into coarse cells there (a horizontal slab
-   between thin cells overlaps them): merged, the 2 nm run had one 2 nm cell per layer below the first
-   (-3.5 %).
+4. z cells that end on the voxel layers and are not merged into coarse cells there unless a flat plane's
+   horizontal slab needs the room: the 2 nm run had one 2 nm cell per layer below the first (-3.5 %).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from ..microstructure._orientations import rotate_diagonal
 from ..microstructure._voxel import Microstructure
 from ..transport._frequency import contact_profile, solve_frequency, tip_terms
 from ..transport._tip import tip_profile
-from ..transport._volume import has_boundaries, snap_to_layers, volume_system, volume_tensors, voxel_cells
+from ..transport._volume import flat_boundaries, has_boundaries, snap_to_layers, volume_system, volume_tensors, voxel_cells
 from ._scan import MapSettings, _z_widths, contact_average, window_range
 
 __all__ = ["volume_response"]
@@ -64,9 +64,10 @@ def volume_response(ms: Microstructure, material: Material, settings: MapSetting
     Dzz = np.array([T[..., 2, 2][~ms.void].min()])
     dz = _z_widths(ms, material, settings, np.column_stack([Dzz, Dzz, Dzz]))
     if has_boundaries(ms, material):
-        # the cells end on the voxel layers (no slivers beside them); a horizontal slab between thin cells
-        # overlaps them (assemble_tensor)
-        dz = snap_to_layers(dz, ms.spacing[2], 0.1 * ms.spacing[2], ms.thickness)
+        # cells end on the voxel layers; beside them wider than twice the slab where horizontal faces hold
+        # Li, else only no slivers
+        clear = 2.2 * material["gb_width"] if flat_boundaries(ms) else 0.1 * ms.spacing[2]
+        dz = snap_to_layers(dz, ms.spacing[2], clear, ms.thickness)
     hw = int(np.ceil(settings.window_for(material) / ms.spacing[0]))
     C0 = 1.0 / material.dU_dc
     pref = (1 + material["nu"]) / np.pi * material.beta_isotropic * C0

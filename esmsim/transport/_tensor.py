@@ -182,20 +182,14 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
     eff = [np.array(widths[a], dtype=float).ravel() for a in range(3)]
     if net is not None and net.n_faces:
         dw = gb_width * roles[0]
-        carve = dw.copy()  # the width each slab takes out of the cells beside it
         for a in range(3):
-            sel = np.flatnonzero(net.axis == a)
+            sel = net.axis == a
             across = np.minimum(eff[a][net.low[sel]], eff[a][net.high[sel]])
-            tight = dw[sel] >= 0.5 * across
-            if a < 2 and np.any(tight):
+            if np.any(dw[sel] >= 0.5 * across):
                 raise ValueError(f"gb_width: w * {gb_width:g} m must be smaller than half the cells beside a "
                                  f"boundary (cells of {across.min():g} m across axis {'xyz'[a]})")
-            # a horizontal slab between thin graded z cells overlaps them instead (it lies a voxel layer or more
-            # below the surface, where the bulk Li it counts twice is small); merging the cells to make room
-            # coarsened every layer below the first to one cell at 2 nm voxels
-            carve[sel[tight]] = 0.0
-            np.subtract.at(eff[a], net.low[sel], 0.5 * carve[sel])
-            np.subtract.at(eff[a], net.high[sel], 0.5 * carve[sel])
+            np.subtract.at(eff[a], net.low[sel], 0.5 * dw[sel])
+            np.subtract.at(eff[a], net.high[sel], 0.5 * dw[sel])
     eff = [e.reshape(shape) for e in eff]
 
     F_rows, F_cols, F_vals = [], [], []
@@ -279,10 +273,10 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
     system = DiffusionSystem(K, volume, top_index, top_xy, top_g, boxes, n, top_a)
     if net is None or not net.n_faces:
         return system
-    return _with_slabs(system, grid, net, roles, carve, diagD, D_gb, float(gb_width), omega, bottom, point, placed)
+    return _with_slabs(system, grid, net, roles, diagD, D_gb, float(gb_width), omega, bottom, point, placed)
 
 
-def _with_slabs(system, grid, net, roles, carve, diagD, D_gb, delta, omega, bottom, point=None, placed=None):
+def _with_slabs(system, grid, net, roles, diagD, D_gb, delta, omega, bottom, point=None, placed=None):
     """Add the boundary slab unknowns of ``net`` to a bulk system (see :func:`assemble_tensor`)."""
     shape = grid.shape
     nb, nf = system.n, net.n_faces
@@ -306,7 +300,7 @@ def _with_slabs(system, grid, net, roles, carve, diagD, D_gb, delta, omega, bott
     slab = nb + rows
     la, lb, lg, layers = [], [], [], []
     for side, cells3, cells in ((-1, lo3, lo), (1, hi3, hi)):
-        r, theta, ell = slab_exchange(diagD[cells3 + (ax,)], 0.5 * (h_along(h, ax, cells3) - carve), 0.5 * dw / Dgb,
+        r, theta, ell = slab_exchange(diagD[cells3 + (ax,)], 0.5 * (h_along(h, ax, cells3) - dw), 0.5 * dw / Dgb,
                                       omega)
         g_ex = face_area / r
         if omega:  # the unresolved layer exchanges through the plane's true area, w A (see assemble)
@@ -382,8 +376,8 @@ def _with_slabs(system, grid, net, roles, carve, diagD, D_gb, delta, omega, bott
     # would put a hole up to a cell from the plane: 6 % between 8 and 2 nm for a tip on an oblique plane in
     # grains with fast vertical diffusion, 0.2 % without)
     stay = np.hypot(shift[:, 0], shift[:, 1]) <= 1e-9 * h_along(h, ax, lo3)
-    np.subtract.at(boxes, (lo[stay], 2 * ax[stay] + 1), 0.5 * carve[stay])
-    np.add.at(boxes, (hi[stay], 2 * ax[stay]), 0.5 * carve[stay])
+    np.subtract.at(boxes, (lo[stay], 2 * ax[stay] + 1), 0.5 * dw[stay])
+    np.add.at(boxes, (hi[stay], 2 * ax[stay]), 0.5 * dw[stay])
     # mechanics: strips along the trace in their own frames (the z faces: their face, tangent x)
     half_len = np.where(vertical, 0.5 * w_h * h_t, 0.5 * width(0))
     half_wid = np.where(vertical, 0.5 * dw / np.maximum(w_h, 1e-300), 0.5 * width(1))

@@ -20,10 +20,10 @@ import numpy as np
 
 from .._errors import ParameterError
 from ..microstructure._grid import Grid
-from ..microstructure._voxel import Microstructure
+from ..microstructure._voxel import Microstructure, voxel_faces
 from ._tensor import assemble_tensor, grain_tensors
 
-__all__ = ["has_boundaries", "snap_to_layers", "volume_tensors", "volume_system", "voxel_cells"]
+__all__ = ["flat_boundaries", "has_boundaries", "snap_to_layers", "volume_tensors", "volume_system", "voxel_cells"]
 
 
 def volume_tensors(ms: Microstructure, material) -> np.ndarray:
@@ -37,6 +37,18 @@ def has_boundaries(ms: Microstructure, material) -> bool:
     (``gb_enhancement`` or a class factor other than 1) and there is more than one grain."""
     differ = any(material[k] != 1.0 for k in ("gb_enhancement", "gb_factor_low_angle", "gb_factor_twin"))
     return differ and ms.n_grains > 1
+
+
+def flat_boundaries(ms: Microstructure) -> bool:
+    """Whether any boundary plane of the volume dips less than 45 degrees (``|n_z| > |(n_x, n_y)|``): its
+    horizontal faces then hold Li (:func:`~esmsim.transport.slab_roles`), and the z cells beside the voxel
+    layers' interfaces must be wider than twice the slab."""
+    f = voxel_faces(ms.material_labels, ms.periodic)
+    if not len(f["axis"]):
+        return False
+    centre = (f["index"] + 0.5 + 0.5 * np.eye(3)[f["axis"]]) * np.asarray(ms.spacing)
+    n = np.abs(ms.boundary_normal(f["grains"][:, 0], f["grains"][:, 1], centre))
+    return bool(np.any(n[:, 2] ** 2 > (n[:, 0] ** 2 + n[:, 1] ** 2) * (1 + 1e-9)))
 
 
 def snap_to_layers(dz, hz: float, clearance: float, thickness: float) -> np.ndarray:
