@@ -9,12 +9,12 @@ grains, x, y and z (:func:`esmsim.transport.assemble_tensor`). Checked:
 - rotation invariance: a vertical boundary along y and the same boundary turned by 26.6 and 45 deg
   about z are one physical problem (the grains are isotropic in-plane and the tip is round), so the
   response on the boundary must not depend on the turn; the staircase of the turned ones has 1.34 and
-  1.41 times the boundary's area. Within 1 % (measured 0.3 %); the columnar map engine the same;
+  1.41 times the boundary's area. Within 1 % (measured 0.07 %); the columnar map engine the same;
 - voxel-size invariance at fixed delta * D_gb: h = 8, 4 and 2 nm within 3 % for boundaries steep and
   inclined in z (the tip on the trace). A plane that dips under 45 deg is carried by its horizontal faces
   at the voxel layers' interfaces; it is in the full run, reported, with its own (looser) reading.
 - the full run also takes a periodic 10-grain 3-D Voronoi polycrystal (four tips, whole film) at 3 %; it
-  does not pass yet (measured 0.7, 2.5, 4.0 and 7.6 %): an open item of issue 4.
+  does not pass yet (measured 0.7, 2.6, 4.0 and 7.6 %): an open item of issue 4.
 
 What the inclined planes need (measured with the tip on the trace, 8/4/2 nm):
 
