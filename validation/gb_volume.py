@@ -24,8 +24,8 @@ What the inclined planes need (measured with the tip on the trace, 8/4/2 nm):
    11.6 pm/V, half its Li a whole voxel layer too deep; now 14.88, 14.85 and 14.85;
 2. the unresolved bulk layer's exchange through the true area ``w A``: the 45 deg turned vertical
    boundary came out 2.8 % above the one along y without it (both engines), 0.1 % with it;
-3. slabs and their bulk layers as strips along the plane's trace, moved onto the plane at their depth
-   and laid end to end per grain pair and layer: with boxes on the staircase faces 4.7, 7.9 and 17.2 pm/V
+3. slabs and their bulk layers as strips along the plane's trace, on the exact boundary segments of the
+   tessellation's section at their depth: with boxes on the staircase faces 4.7, 7.9 and 17.2 pm/V
    for a plane at 26.6 deg;
 4. z cells that end on the voxel layers and are not merged into coarse cells there unless a flat plane's
    horizontal slab needs the room: the 2 nm run had one 2 nm cell per layer below the first (-3.5 %).

@@ -153,8 +153,8 @@ class Microstructure(GrainOrientations):
     @cached_property
     def _fitted_normals(self) -> np.ndarray:
         f = voxel_faces(self.material_labels, self.periodic)
-        centre = (f["index"] + 0.5 + 0.5 * np.eye(3)[f["axis"]]) * np.asarray(self.spacing)
-        return fitted_normals(centre, f["grains"], f["axis"], self.n_grains, self._displacement)
+        return fitted_normals(voxel_face_centres(f, self.spacing), f["grains"], f["axis"], self.n_grains,
+                              self._displacement)
 
     def as_columnar(self) -> ColumnarMicrostructure:
         """The same film as a :class:`ColumnarMicrostructure` when it is one (columns through the film, no voids).
@@ -177,6 +177,12 @@ def extrude(cms: ColumnarMicrostructure, nz: int) -> Microstructure:
     labels = np.repeat(cms.labels[:, :, None], nz, axis=2).astype(np.int32)
     return Microstructure(labels, (*cms.spacing, hz), cms.quaternions, cms.periodic, dict(cms.recipe),
                           surface_seeds=cms.seeds, surface_weights=cms.weights)
+
+
+def voxel_face_centres(faces: dict, spacing) -> np.ndarray:
+    """Centres (m, (m, 3)) of the faces of :func:`voxel_faces` (a periodic face between the last voxel and
+    the first sits at the far edge, next to its low side)."""
+    return (faces["index"] + 0.5 + 0.5 * np.eye(3)[faces["axis"]]) * np.asarray(spacing)
 
 
 def voxel_faces(labels, periodic: bool) -> dict[str, np.ndarray]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["BoundaryNetwork", "boundary_network", "VolumeBoundaries", "edge_factor", "slab_roles", "volume_boundaries"]
+__all__ = ["BoundaryNetwork", "boundary_network", "VolumeBoundaries", "edge_factor", "slab_roles", "steep", "volume_boundaries"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -327,6 +327,13 @@ def edge_factor(normal: np.ndarray, k: int) -> np.ndarray:
     return w / wk ** 2
 
 
+def steep(normal) -> np.ndarray:
+    """Whether each plane (unit normals, (n, 3)) meets the horizontal at 45 degrees or more:
+    ``|n_z| <= |(n_x, n_y)|``."""
+    n = np.asarray(normal, float)
+    return n[:, 2] ** 2 <= (n[:, 0] ** 2 + n[:, 1] ** 2) * (1 + 1e-9)
+
+
 def slab_roles(normal: np.ndarray, axis: np.ndarray):
     """How each face of a 3-D staircase stands for its boundary plane: storage weight and conductance
     factors along the plane.
@@ -358,11 +365,11 @@ def slab_roles(normal: np.ndarray, axis: np.ndarray):
     n = np.abs(np.asarray(normal, float))
     nxy2 = n[:, 0] ** 2 + n[:, 1] ** 2
     sxy = n[:, 0] + n[:, 1]
-    steep = n[:, 2] ** 2 <= nxy2 * (1 + 1e-9)
+    steep_ = steep(n)
     vertical = axis < 2
-    weight = np.where(steep, np.where(vertical, 1.0 / np.where(steep, sxy, 1.0), 0.0), 1.0 / n.sum(axis=1))
+    weight = np.where(steep_, np.where(vertical, 1.0 / np.where(steep_, sxy, 1.0), 0.0), 1.0 / n.sum(axis=1))
     factor = np.stack([edge_factor(n, k) for k in range(3)], -1)
-    s_xy, s_n2 = np.where(steep, sxy, 1.0), np.where(steep, nxy2, 1.0)
+    s_xy, s_n2 = np.where(steep_, sxy, 1.0), np.where(steep_, nxy2, 1.0)
     steep_factor = np.stack([s_n2 / s_xy, s_n2 / s_xy, s_xy / s_n2], -1)
-    factor = np.where(steep[:, None], steep_factor, factor)
-    return weight, factor, steep & ~vertical
+    factor = np.where(steep_[:, None], steep_factor, factor)
+    return weight, factor, steep_ & ~vertical

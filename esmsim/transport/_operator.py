@@ -30,7 +30,7 @@ import scipy.sparse as sp
 from ..microstructure._grid import Grid
 from ._boundaries import BoundaryNetwork
 
-__all__ = ["DiffusionSystem", "assemble", "layer_boxes", "slab_exchange", "strip_boxes", "strip_to_sample"]
+__all__ = ["DiffusionSystem", "assemble", "layer_boxes", "slab_exchange", "stays_on_face", "strip_boxes", "strip_to_sample"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -401,7 +401,7 @@ def assemble(
             pos = np.asarray(boundary_position, float)
             if pos.shape != (ax.size, 2):
                 raise ValueError(f"boundary_position: shape {pos.shape}; expected ({ax.size}, 2)")
-            stay = np.hypot(pos[:, 0] - fx, pos[:, 1] - fy) <= 0.25 * dw
+            stay = stays_on_face(np.stack([pos[:, 0] - fx, pos[:, 1] - fy], -1), dw)
             fx, fy = pos[:, 0], pos[:, 1]
         # the columns beside a slab that stays on its face give up its width there; where it moved onto the
         # boundary they keep their boxes: a gap at the face and bulk Li doubled under the strip put a hole
@@ -498,6 +498,14 @@ def assemble(
     return DiffusionSystem(K, volume, np.concatenate(top_index), np.concatenate(top_xy),
                            np.concatenate(top_g), np.concatenate(boxes), nb, np.concatenate(top_a),
                            extra_boxes, extra_map, extra_cells, slab_tangent, extra_tangent=extra_tangent)
+
+
+def stays_on_face(shift, dw) -> np.ndarray:
+    """Whether each slab, moved by ``shift`` (m, (n, 2)) from its face onto its boundary, still sits on the
+    face: by at most a quarter of its width ``dw`` (m). The cells beside such a slab give up its width in
+    the mechanics; beside a moved one they keep their boxes (a gap at the face and bulk Li doubled under
+    the strip would put a hole up to half a cell from the boundary)."""
+    return np.hypot(shift[:, 0], shift[:, 1]) <= 0.25 * np.asarray(dw)
 
 
 def slab_exchange(Dn, a, r_slab, omega):

@@ -28,7 +28,7 @@ import scipy.sparse as sp
 
 from ..microstructure._grid import Grid
 from ._boundaries import slab_roles, volume_boundaries
-from ._operator import DiffusionSystem, _links_to_matrix, layer_boxes, slab_exchange
+from ._operator import DiffusionSystem, _links_to_matrix, layer_boxes, slab_exchange, stays_on_face
 
 __all__ = ["assemble_tensor", "grain_tensors"]
 
@@ -81,7 +81,7 @@ def _cell_gradient(idx, active, centres, axis, periodic):
 def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = None,
                     periodic: tuple[bool, bool] = (False, False), bottom: str = "blocking",
                     sinks: tuple[str, ...] = (), labels: np.ndarray | None = None, D_gb=None,
-                    gb_width: float | None = None, normal=None, point=None, section=None,
+                    gb_width: float | None = None, normal=None, section=None,
                     section_origin=(0, 0), omega: float | None = None) -> DiffusionSystem:
     """Assemble the full-tensor finite-volume operator of ``V dc/dt = -K c + b``.
 
@@ -106,7 +106,7 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
         operator (:func:`assemble`) but on faces of all three orientations: it stores ``w delta A``,
         exchanges with the cells on both sides through ``a / D_n + (w delta / 2) / D_gb`` (the half-column
         admittance of :func:`slab_exchange` at ``omega``), and conducts ``delta D_gb`` to the slabs that
-        share an edge with it, with the staircase factor of :func:`edge_factor`. The face itself carries
+        share an edge with it, with the staircase factors of :func:`slab_roles`. The face itself carries
         no bulk flux (normal or cross terms); each slab takes ``w delta / 2`` out of the cells beside it.
     D_gb : float or ndarray, shape (n_grains, n_grains)
         Boundary diffusivity (m^2/s): one value, or one per grain pair (boundary classes).
@@ -115,23 +115,18 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
     normal : callable, optional
         ``normal(g_low, g_high, centres) -> (nf, 3)``: the boundary planes' unit normals at the face
         centres (m, grid frame), for the staircase weights ``w = 1 / (|n_x| + |n_y| + |n_z|)``.
-    point : callable, optional
-        ``point(g_low, g_high, centres) -> (nf, 3)``: the nearest point of the exact boundary plane to
-        each face centre (m, grid frame; e.g. :meth:`Microstructure.boundary_point`). The slabs of the
-        vertical (x and y) faces are then moved horizontally onto the plane at their depth (at most one
-        cell) and lie along its trace as strips (``DiffusionSystem.slab_tangent``): their surface contact,
-        their mechanics strip (length ``w_h h``, ``w_h`` the trace's 2-D staircase weight, and width
-        ``delta w / w_h``, so it holds the slab's ``w delta A``) and the bulk layers beside them. A
-        staircase puts a face up to a cell off the plane, and under a sharp tip that decides how much of
-        the slab's Li the tip sees. Horizontal (z) faces stay where they are.
     section : callable, optional
         ``section(z) -> ColumnarMicrostructure``: the tessellation's section at depth ``z`` (its 2-D power
         diagram, :meth:`Microstructure.section`). The vertical faces of each z layer are then placed on the
         exact boundary segments of the section at the layer's centre (:func:`place_on_boundaries`: one
         after the other along each segment, their weights scaled by 0.5-2 so that their strips add up to
-        its length; storage and conduction along the trace follow the weight as in the columnar engine)
-        instead of ``point``'s shift: near triple lines a grain pair's staircase is longer or shorter than
-        its true edge.
+        its length; storage and conduction along the trace follow the weight as in the columnar engine).
+        Their slabs are then strips along the plane's trace (``DiffusionSystem.slab_tangent``; length
+        ``w_h h``, ``w_h`` the trace's 2-D staircase weight, width ``delta w / w_h`` so it holds the
+        slab's ``w delta A``): their surface contact, mechanics and the bulk layers beside them. A
+        staircase puts a face up to a cell off the plane, under a sharp tip that decides how much of
+        the slab's Li the tip sees, and near triple lines a grain pair's staircase is longer or shorter
+        than its true edge. Without it the slabs stay on their faces.
     section_origin : (int, int)
         Index of the grid's first column in the sections' label map (a window of a larger volume).
     omega : float, optional
@@ -273,11 +268,12 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
     system = DiffusionSystem(K, volume, top_index, top_xy, top_g, boxes, n, top_a)
     if net is None or not net.n_faces:
         return system
-    return _with_slabs(system, grid, net, roles, diagD, D_gb, float(gb_width), omega, bottom, point, placed)
+    return _with_slabs(system, grid, net, roles, diagD, D_gb, float(gb_width), omega, bottom, placed)
 
 
-def _with_slabs(system, grid, net, roles, diagD, D_gb, delta, omega, bottom, point=None, placed=None):
-    """Add the boundary slab unknowns of ``net`` to a bulk system (see :func:`assemble_tensor`)."""
+def _with_slabs(system, grid, net, roles, diagD, D_gb, delta, omega, bottom, placed=None):
+    """Add the boundary slab unknowns of ``net`` to a bulk system (see :func:`assemble_tensor`); ``placed``:
+    the vertical faces' positions and weight factors from :func:`_on_sections`."""
     shape = grid.shape
     nb, nf = system.n, net.n_faces
     n = nb + nf
@@ -346,41 +342,27 @@ def _with_slabs(system, grid, net, roles, diagD, D_gb, delta, omega, bottom, poi
     top = vertical & (lo3[2] == 0)
     centre = 0.5 * (cell_lo + cell_hi)
     centre[rows, ax] = pos
-    # the trace of each vertical face's plane: horizontal normal m, tangent, 2-D staircase weight w_h
-    m = net.normal[:, :2]
-    m_len = np.hypot(m[:, 0], m[:, 1])
-    flat_ = m_len < 1e-6  # a (nearly) horizontal plane: the face's own directions
-    m_hat = np.where(flat_[:, None], np.eye(3)[ax][:, :2], m / np.where(flat_, 1.0, m_len)[:, None])
+    # the trace of each vertical face's plane: its direction and 2-D staircase weight w_h (times the factor
+    # _on_sections scaled the face's weight by)
+    m_hat, w_h = _trace(net.normal, ax)
     tangent = np.stack([-m_hat[:, 1], m_hat[:, 0]], -1)
     tangent[ax == 2] = (1.0, 0.0)
-    # the trace's 2-D staircase weight, times the factor _on_sections scaled the face's weight by
-    w_h = weight / slab_roles(net.normal, net.axis)[0].clip(1e-300) / (np.abs(m_hat[:, 0]) + np.abs(m_hat[:, 1]))
     shift = np.zeros((nf, 2))
-    if point is not None and placed is None:
-        q = np.asarray(point(net.grains[:, 0], net.grains[:, 1], centre), float)
-        dist = np.sum((centre - q) * net.normal, axis=1)
-        move = -(dist / np.where(flat_, 1.0, m_len ** 2))[:, None] * m
-        limit = h_along(h, ax, lo3)  # at most a cell
-        big = np.hypot(move[:, 0], move[:, 1])
-        move *= np.minimum(1.0, limit / np.maximum(big, 1e-300))[:, None]
-        shift[vertical & ~flat_] = move[vertical & ~flat_]
-    if placed is not None:  # on the exact segments of the sections (_on_sections)
-        shift[vertical] = placed[vertical] - centre[vertical, :2]
-    elif point is not None:
-        shift[vertical] += _tile_along(centre[vertical, :2] + shift[vertical], tangent[vertical],
-                                       (w_h * h_t)[vertical], net.grains[vertical], lo3[2][vertical],
-                                       h_along(h, ax, lo3)[vertical])
+    if placed is not None:  # on the exact segments of the sections
+        pos_xy, scale = placed
+        shift[vertical] = pos_xy[vertical] - centre[vertical, :2]
+        w_h = w_h * scale
     xy = centre[:, :2] + shift
     # mechanics: the cells beside a slab that stays on its face give up its width there; where the slab
     # moved onto the plane they keep their boxes (a gap at the face and bulk Li doubled under the strip
     # would put a hole up to a cell from the plane: 6 % between 8 and 2 nm for a tip on an oblique plane in
     # grains with fast vertical diffusion, 0.2 % without)
-    stay = np.hypot(shift[:, 0], shift[:, 1]) <= 1e-9 * h_along(h, ax, lo3)
+    stay = stays_on_face(shift, dw)
     np.subtract.at(boxes, (lo[stay], 2 * ax[stay] + 1), 0.5 * dw[stay])
     np.add.at(boxes, (hi[stay], 2 * ax[stay]), 0.5 * dw[stay])
     # mechanics: strips along the trace in their own frames (the z faces: their face, tangent x)
     half_len = np.where(vertical, 0.5 * w_h * h_t, 0.5 * width(0))
-    half_wid = np.where(vertical, 0.5 * dw / np.maximum(w_h, 1e-300), 0.5 * width(1))
+    half_wid = np.where(vertical, 0.5 * dw / w_h, 0.5 * width(1))
     sb[vertical] = np.stack([xy[:, 0] - half_len, xy[:, 0] + half_len, xy[:, 1] - half_wid, xy[:, 1] + half_wid,
                              cell_lo[:, 2], cell_hi[:, 2]], -1)[vertical]
     pos = pos + shift[rows, np.minimum(ax, 1)] * vertical
@@ -402,8 +384,9 @@ def _on_sections(net, roles, grid, section, origin, delta):
     (:func:`place_on_boundaries` on each layer's faces as a 2-D network, strips of length ``w_h h``).
 
     Returns the roles with each vertical face's weight scaled by the segment's factor ``s`` (storage and
-    vertical conduction times ``s``, conduction along the trace over ``s``; kept below ``0.45 h / delta``)
-    and the faces' positions (m, grid frame; NaN for horizontal faces).
+    vertical conduction times ``s``, conduction along the trace over ``s``; kept below ``0.45 h / delta``),
+    and ``(positions, s)``: the faces' positions (m, grid frame; NaN for horizontal faces) and ``s`` (1 for
+    them); None without sections.
     """
     from ._boundaries import BoundaryNetwork, place_on_boundaries
 
@@ -412,11 +395,10 @@ def _on_sections(net, roles, grid, section, origin, delta):
     i, j, k = np.unravel_index(net.low, shape)
     ih, jh, _ = np.unravel_index(net.high, shape)
     hx, hy = float(grid.dx[0]), float(grid.dy[0])
-    m = net.normal[:, :2]
-    m_len = np.hypot(m[:, 0], m[:, 1])
-    w_h = np.where(m_len > 1e-6, m_len / np.maximum(np.abs(m[:, 0]) + np.abs(m[:, 1]), 1e-300), 1.0)
+    w_h = _trace(net.normal, net.axis)[1]
     zc = grid.centers(2)
     pos = np.full((net.n_faces, 2), np.nan)
+    scale = np.ones(net.n_faces)
     for layer in np.unique(k[net.axis < 2]):
         sel = np.flatnonzero((net.axis < 2) & (k == layer))
         film = section(zc[layer])
@@ -433,36 +415,19 @@ def _on_sections(net, roles, grid, section, origin, delta):
         weight[sel] *= s
         factor[sel, :2] *= s[:, None]
         factor[sel, 2] /= s
+        scale[sel] = s
         pos[sel] = placed.position - np.array([origin[0] * hx, origin[1] * hy])
-    return (weight, factor, junction), pos
+    return (weight, factor, junction), (pos, scale)
 
 
-def _tile_along(xy, tangent, length, grains, layer, h):
-    """Shifts (m, (m, 2)) along the boundary traces that lay the strips of each run of faces one after the
-    other.
-
-    A staircase's faces project unevenly onto the trace of its plane: they bunch up and leave gaps, and a
-    sharp tip in a gap misses Li the boundary has there. The faces of one grain pair in one z layer are
-    sorted along the trace and cut into runs where consecutive faces are more than two cells apart (the
-    pair meeting in separate places); each run's strips (lengths ``length``) are laid end to end about
-    the run's mean position. The strips then tile the trace as the boundary does: per unit length there
-    are ``(|m_x| + |m_y|) / h`` faces of length ``w_h h``.
-    """
-    out = np.zeros_like(xy)
-    if not len(xy):
-        return out
-    pair = np.sort(grains, axis=1)
-    _, group = np.unique(np.column_stack([pair, layer]), axis=0, return_inverse=True)
-    group = group.ravel()
-    along = np.sum(xy * tangent, axis=1)
-    order = np.lexsort((along, group))
-    g, a = group[order], along[order]
-    cut = np.flatnonzero((np.diff(g) != 0) | (np.diff(a) > 2 * np.maximum(h[order][1:], h[order][:-1]))) + 1
-    for run in np.split(order, cut):
-        ell = length[run]
-        new = along[run].mean() - 0.5 * ell.sum() + np.cumsum(ell) - 0.5 * ell
-        out[run] = (new - along[run])[:, None] * tangent[run]
-    return out
+def _trace(normal, axis):
+    """Unit horizontal normal ``m`` of each face's plane (the face's own x or y axis where the plane is
+    horizontal) and its trace's 2-D staircase weight ``w_h = 1 / (|m_x| + |m_y|)``."""
+    m = np.asarray(normal, float)[:, :2]
+    m_len = np.hypot(m[:, 0], m[:, 1])
+    flat = m_len < 1e-6
+    m_hat = np.where(flat[:, None], np.eye(2)[np.minimum(axis, 1)], m / np.where(flat, 1.0, m_len)[:, None])
+    return m_hat, 1.0 / (np.abs(m_hat[:, 0]) + np.abs(m_hat[:, 1]))
 
 
 def h_along(h, ax, cells3):

@@ -20,7 +20,8 @@ import numpy as np
 
 from .._errors import ParameterError
 from ..microstructure._grid import Grid
-from ..microstructure._voxel import Microstructure, voxel_faces
+from ..microstructure._voxel import Microstructure, voxel_face_centres, voxel_faces
+from ._boundaries import steep
 from ._tensor import assemble_tensor, grain_tensors
 
 __all__ = ["flat_boundaries", "has_boundaries", "snap_to_layers", "volume_tensors", "volume_system", "voxel_cells"]
@@ -40,15 +41,14 @@ def has_boundaries(ms: Microstructure, material) -> bool:
 
 
 def flat_boundaries(ms: Microstructure) -> bool:
-    """Whether any boundary plane of the volume dips less than 45 degrees (``|n_z| > |(n_x, n_y)|``): its
+    """Whether any boundary plane of the volume dips less than 45 degrees (not :func:`steep`): its
     horizontal faces then hold Li (:func:`~esmsim.transport.slab_roles`), and the z cells beside the voxel
     layers' interfaces must be wider than twice the slab."""
     f = voxel_faces(ms.material_labels, ms.periodic)
     if not len(f["axis"]):
         return False
-    centre = (f["index"] + 0.5 + 0.5 * np.eye(3)[f["axis"]]) * np.asarray(ms.spacing)
-    n = np.abs(ms.boundary_normal(f["grains"][:, 0], f["grains"][:, 1], centre))
-    return bool(np.any(n[:, 2] ** 2 > (n[:, 0] ** 2 + n[:, 1] ** 2) * (1 + 1e-9)))
+    n = ms.boundary_normal(f["grains"][:, 0], f["grains"][:, 1], voxel_face_centres(f, ms.spacing))
+    return bool(np.any(~steep(n)))
 
 
 def snap_to_layers(dz, hz: float, clearance: float, thickness: float) -> np.ndarray:
@@ -127,7 +127,6 @@ def volume_system(ms: Microstructure, material, dz, *, xi=None, yi=None, tensors
         slabs = dict(labels=ms.labels[sel], D_gb=material.D_gb * boundary_factors(ms, material),
                      gb_width=material["gb_width"], omega=omega,
                      normal=lambda g1, g2, c: ms.boundary_normal(g1, g2, c + origin),
-                     point=None if ms.seeds is None else lambda g1, g2, c: ms.boundary_point(g1, g2, c + origin) - origin,
                      section=None if ms.seeds is None else ms.section, section_origin=(int(xi[0]), int(yi[0])))
     try:
         system = assemble_tensor(grid, T[sel], active=~ms.void[sel], periodic=periodic, bottom=bottom, **slabs)
