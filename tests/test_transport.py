@@ -156,3 +156,34 @@ def test_split_solver_runs_all_right_hand_sides_and_refuses_strong_lateral_coupl
     assert np.linalg.norm(X - ref) < 1e-8 * np.linalg.norm(ref)
     with pytest.raises(RuntimeError, match="split COCG did not converge"):
         split_solve(s.K, s.n_bulk, diag + 1j * 2e-3 * np.pi * s.volume, B, maxiter=5)
+
+
+def test_solve_frequency_reports_its_method_and_iterations():
+    """``info`` names the method and counts the Krylov iterations; AMG stays bounded over six decades of
+    omega on a polycrystal with slabs (the reason the real shifted operator preconditions it), while the
+    z-line preconditioner needs more iterations at 1 Hz than at 1 MHz (lateral coupling dominates there)."""
+    from esmsim.materials import get_material
+    from esmsim.microstructure import columnar_voronoi
+    from esmsim.probe._scan import grain_diffusivities
+
+    mat = get_material("LiCoO2")
+    ms = columnar_voronoi((60e-9, 60e-9), spacing=5e-9, thickness=40e-9, grain_size=30e-9, rng=2)
+    Dg = grain_diffusivities(ms, mat)
+    grid = Grid(np.full(12, 5e-9), np.full(12, 5e-9), graded_widths(0.01e-9, 1.3, 40e-9, max_width=5e-9))
+    net = boundary_network(ms.labels, 5e-9, 5e-9, periodic=True, normal=ms.boundary_normal)
+    s = assemble(grid, np.broadcast_to(Dg[ms.labels][:, :, None, :], grid.shape + (3,)), periodic=(True, True),
+                 boundaries=net, D_gb=mat.D_gb, gb_width=1e-9)
+    diag, b = tip_rhs(s, (30e-9, 30e-9), profile="lorentzian", width=10e-9)
+    omegas = 2 * np.pi * np.array([1.0, 1e6])
+    counts = {}
+    for method in ("direct", "amg", "zline"):
+        info = {}
+        solve_frequency(s, omegas, diag, b, method=method, info=info)
+        assert info["method"] == [method, method]
+        counts[method] = info["iterations"]
+    assert counts["direct"] == [0, 0]
+    assert all(0 < n < 150 for n in counts["amg"])
+    assert counts["zline"][0] > 2 * counts["zline"][1] > 0  # 62 and 22 measured on this 12 x 12 film
+    info = {}
+    solve_frequency(s, omegas, diag, b, info=info, direct_below=10)  # auto: AMG at 1 Hz, z lines at 1 MHz
+    assert info["method"] == ["amg", "zline"]

@@ -121,7 +121,7 @@ def tip_terms(system: DiffusionSystem, tip_xy, *, profile: str, width: float, co
 
 
 def solve_frequency(system: DiffusionSystem, omegas, diag, b, *, method: str = "auto",
-                    rtol: float = 1e-10, direct_below: int = 40_000) -> np.ndarray:
+                    rtol: float = 1e-10, direct_below: int = 40_000, info: dict | None = None) -> np.ndarray:
     """Solve ``(i omega V + K + diag) c = b`` for each angular frequency.
 
     ``method="direct"`` factorises with SuperLU (minimum-degree ordering of
@@ -133,8 +133,9 @@ def solve_frequency(system: DiffusionSystem, omegas, diag, b, *, method: str = "
     when the diffusion length is thinner than a column, as at ESM frequencies; ``"auto"`` picks direct
     below ``direct_below`` unknowns, z lines where ``omega`` exceeds 100 times the median lateral rate ``g / V`` of
     the bulk cells (:func:`_zline_omega`; measured crossover between 1 and 10 kHz for 5 nm columns of
-    LiCoO2), AMG otherwise. GMRES iterations over 1 Hz - 1 MHz on a 190 000-unknown polycrystal:
-    AMG 23 -> 53, z lines 643 -> 24.
+    LiCoO2), AMG otherwise. Iterations on the 1.49 M-unknown polycrystal with slabs of
+    ``benchmarks/bench_transport.py``: AMG-GMRES 45, 60, 57, 56 at 1 Hz, 1 kHz, 350 kHz, 1 MHz; z-line
+    COCG 35 and 22 at 350 kHz and 1 MHz (it needs thousands below ~10 kHz, where ``"auto"`` takes AMG).
     ``method="split"`` factorises the operator without the bulk cells' lateral links (the z lines and the
     boundary slabs with their links to the bulk: a sparse LU with little fill) and runs block COCG on the
     whole operator with it as the preconditioner (:func:`split_solve`); where ``omega`` outweighs the
@@ -156,6 +157,9 @@ def solve_frequency(system: DiffusionSystem, omegas, diag, b, *, method: str = "
         Size under which ``"auto"`` factorises. A whole periodic volume with boundary slabs fills its LU
         far more than a window of columns: 28 000 unknowns took 660 s to factorise and 0.1 s with z lines
         (residual 9e-11), so :func:`~esmsim.probe.volume_response` lowers it.
+    info : dict, optional
+        Filled with ``"method"`` (the method used at each frequency) and ``"iterations"`` (per frequency:
+        Krylov iterations, the most over the right-hand sides; 0 for ``"direct"``).
 
     Returns
     -------
@@ -170,28 +174,34 @@ def solve_frequency(system: DiffusionSystem, omegas, diag, b, *, method: str = "
     b = np.asarray(b, dtype=complex)
     diag = np.asarray(diag, float)
     out = []
+    if info is not None:
+        info.update(method=[], iterations=[])
     for w in omegas:
         if auto:
             method = "direct" if system.n < direct_below else (
                 "zline" if w >= 100 * _zline_omega(system) else "amg")
+        counts = [0]
         if method == "zline":  # no copy of the matrix: A = K + diag(d) applied as such
             d = diag + 1j * w * system.volume
             cols = b.reshape(system.n, -1)
-            out.append(_zline_solve(system.K, d, cols, rtol=rtol).reshape(b.shape))
-            continue
-        if method == "split":
+            out.append(_zline_solve(system.K, d, cols, rtol=rtol, counts=counts).reshape(b.shape))
+        elif method == "split":
             cols = b.reshape(system.n, -1)
             out.append(split_solve(system.K, system.n_bulk, diag + 1j * w * system.volume, cols,
-                                   rtol=rtol).reshape(b.shape))
-            continue
-        A = (system.K + sp.diags(diag + 1j * w * system.volume)).tocsr()
-        if method == "direct":
-            out.append(symmetric_lu(A).solve(b))
+                                   rtol=rtol, counts=counts).reshape(b.shape))
         else:
-            shifted = system.K + sp.diags(diag + w * system.volume)
-            cols = b.reshape(system.n, -1)
-            sol = np.stack([_amg_solve(A, shifted, cols[:, j], rtol=rtol) for j in range(cols.shape[1])], -1)
-            out.append(sol.reshape(b.shape))
+            A = (system.K + sp.diags(diag + 1j * w * system.volume)).tocsr()
+            if method == "direct":
+                out.append(symmetric_lu(A).solve(b))
+            else:
+                shifted = system.K + sp.diags(diag + w * system.volume)
+                cols = b.reshape(system.n, -1)
+                sol = np.stack([_amg_solve(A, shifted, cols[:, j], rtol=rtol, counts=counts)
+                                for j in range(cols.shape[1])], -1)
+                out.append(sol.reshape(b.shape))
+        if info is not None:
+            info["method"].append(method)
+            info["iterations"].append(max(counts))
     return np.asarray(out)
 
 
@@ -211,7 +221,8 @@ def _lateral_bulk(K, n_bulk):
     return (K.row < n_bulk) & (K.col < n_bulk) & (np.abs(K.row - K.col) > 1)
 
 
-def split_solve(K, n_bulk: int, d, B, *, rtol: float = 1e-10, maxiter: int = 200) -> np.ndarray:
+def split_solve(K, n_bulk: int, d, B, *, rtol: float = 1e-10, maxiter: int = 200,
+                counts: list | None = None) -> np.ndarray:
     """Solve ``(K + diag(d)) X = B`` by block COCG preconditioned with the exact LU of the split operator.
 
     The split operator ``P`` is ``K + diag(d)`` without the links between bulk cells of different z lines
@@ -233,6 +244,8 @@ def split_solve(K, n_bulk: int, d, B, *, rtol: float = 1e-10, maxiter: int = 200
         Right-hand sides.
     rtol : float
         Relative residual per column.
+    counts : list, optional
+        The number of iterations taken is appended to it.
 
     Returns
     -------
@@ -249,11 +262,12 @@ def split_solve(K, n_bulk: int, d, B, *, rtol: float = 1e-10, maxiter: int = 200
     lu = symmetric_lu(P)
     K = K.tocsr()
     return _cocg(_shifted(K, d), np.asarray(B, complex).reshape(K.shape[0], -1), lu.solve,
-                 rtol=rtol, maxiter=maxiter, name="split", fallback="direct")
+                 rtol=rtol, maxiter=maxiter, name="split", fallback="direct", counts=counts)
 
 
-def _amg_solve(A, shifted_real, b, *, rtol=1e-10, maxiter=400):
-    """GMRES on the complex system, preconditioned by AMG of the real shifted operator K + omega V."""
+def _amg_solve(A, shifted_real, b, *, rtol=1e-10, maxiter=400, counts=None):
+    """GMRES on the complex system, preconditioned by AMG of the real shifted operator K + omega V
+    (the number of inner iterations appended to ``counts`` when given)."""
     import pyamg  # core dependency; imported lazily to keep ``import esmsim`` fast
 
     S = shifted_real.tocsr()
@@ -266,7 +280,11 @@ def _amg_solve(A, shifted_real, b, *, rtol=1e-10, maxiter=400):
         return P.matvec(np.ascontiguousarray(x.real)) + 1j * P.matvec(np.ascontiguousarray(x.imag))
 
     M = spla.LinearOperator(A.shape, matvec=apply, dtype=complex)
-    x, info = spla.gmres(A, b, M=M, rtol=rtol, atol=0.0, restart=60, maxiter=maxiter)
+    steps = []
+    x, info = spla.gmres(A, b, M=M, rtol=rtol, atol=0.0, restart=60, maxiter=maxiter,
+                         callback=steps.append, callback_type="pr_norm")
+    if counts is not None:
+        counts.append(len(steps))
     if info != 0:
         raise RuntimeError(f"AMG-GMRES did not converge to rtol={rtol:g} in {maxiter} restarts (info={info})")
     return x
@@ -308,7 +326,7 @@ def _zline_omega(system: DiffusionSystem) -> float:
     return float(np.median(rate))
 
 
-def _zline_solve(K, d, B, *, rtol=1e-10, maxiter=3000):
+def _zline_solve(K, d, B, *, rtol=1e-10, maxiter=3000, counts=None):
     """COCG with the tridiagonal part of A (the z lines) solved exactly as the preconditioner, for the
     right-hand sides ``B`` (n, m) at once.
 
@@ -326,7 +344,7 @@ def _zline_solve(K, d, B, *, rtol=1e-10, maxiter=3000):
     ab[2, :-1] = K.diagonal(-1)
     return _cocg(_shifted(K, d), np.asarray(B, complex).reshape(n, -1),
                  lambda R: sla.solve_banded((1, 1), ab, R, check_finite=False),
-                 rtol=rtol, maxiter=maxiter, name="z-line", fallback="amg")
+                 rtol=rtol, maxiter=maxiter, name="z-line", fallback="amg", counts=counts)
 
 
 def _shifted(K, d):
@@ -338,10 +356,10 @@ def _shifted(K, d):
     return apply
 
 
-def _cocg(apply, B, precondition, *, rtol, maxiter, name, fallback):
+def _cocg(apply, B, precondition, *, rtol, maxiter, name, fallback, counts=None):
     """Preconditioned conjugate orthogonal CG for complex symmetric A (unconjugated inner products), every
     column of ``B`` (n, m) at once; each column stops at its own relative residual ``rtol`` and all-zero
-    columns give zero.
+    columns give zero. The iterations taken are appended to ``counts`` when given.
 
     ``apply(X)`` is ``A @ X`` for a block, ``precondition(R)`` the preconditioner applied to a block."""
     X = np.zeros_like(B)
@@ -355,7 +373,7 @@ def _cocg(apply, B, precondition, *, rtol, maxiter, name, fallback):
     Z = precondition(R)
     Pk = Z.copy()
     rz = np.einsum("ij,ij->j", R, Z)
-    for _ in range(maxiter):
+    for it in range(maxiter):
         Q = apply(Pk)
         alpha = rz / np.einsum("ij,ij->j", Pk, Q)
         Xa += alpha * Pk
@@ -366,6 +384,8 @@ def _cocg(apply, B, precondition, *, rtol, maxiter, name, fallback):
             keep = ~done
             idx, Xa, R, Pk, rz, stop = idx[keep], Xa[:, keep], R[:, keep], Pk[:, keep], rz[keep], stop[keep]
             if not idx.size:
+                if counts is not None:
+                    counts.append(it + 1)
                 return X
         Z = precondition(R)
         rz_new = np.einsum("ij,ij->j", R, Z)
