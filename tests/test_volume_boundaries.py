@@ -182,11 +182,16 @@ def test_rotating_a_vertical_boundary_about_z_changes_nothing():
 
 def test_a_boundary_inclined_in_depth_gives_the_same_response_at_8_4_and_2_nm():
     """The plane at 45 deg to the surface: its Li lies on the vertical faces at the depth where the plane is;
-    on the whole staircase (half on faces a voxel layer down) it spread 9 % (10.6, 11.2, 11.6 pm/V)."""
+    on the whole staircase (half on faces a voxel layer down) it spread 9 % (10.6, 11.2, 11.6 pm/V).
+
+    The tip 6 nm beside the trace: 0.35 % measured. It was 2.6 % while the sub-grid layers' negative copies
+    of their cells stayed uniform boxes and the cells near the tip were rebuilt along the tip profile: the
+    layer's Li then left the cell from elsewhere than the cell held it (worst in 8 nm cells)."""
     from esmsim_validation.gb_volume import volume
 
-    amps = np.array([volume((1.0, 0.0, 1.0), h)[0] for h in (8e-9, 4e-9, 2e-9)])
-    assert amps.max() / amps.min() - 1 < 0.03
+    amps = np.array([volume((1.0, 0.0, 1.0), h) for h in (8e-9, 4e-9, 2e-9)])
+    assert amps[:, 0].max() / amps[:, 0].min() - 1 < 0.03
+    assert amps[:, 1].max() / amps[:, 1].min() - 1 < 0.01
 
 
 def test_slabs_of_a_polycrystal_lie_on_the_exact_boundary_planes():

@@ -371,7 +371,8 @@ class _Window:
                                                                + system.extra_boxes[:, [1, 3]])
         if st.vegard == "tensor":
             slab_beta, beta_layer = self._boundary_betas(lab, net, system)
-            beta = np.concatenate([np.repeat(self.beta_dev[lab.ravel()], nz, axis=0), slab_beta])
+            beta = np.concatenate([np.repeat(self.beta_dev[lab.ravel()], nz, axis=0), slab_beta]
+                                  + ([] if layer is None else [beta_layer]))
         comps = 3 if st.lateral else 1
         out = np.zeros((len(tips), comps), complex)
         for t, tip in enumerate(tips):
@@ -386,24 +387,20 @@ class _Window:
                 inbox = np.ones(system.n, bool)
                 inlayer = None if layer is None else np.ones(len(layer), bool)
             ct = c[:, t]
-            cl = None if layer is None else system.extra_map @ ct
+            # the unknowns followed by the layers (their negative cell copies rebuilt with their cells)
+            amount = ct if layer is None else np.concatenate([ct, system.extra_map @ ct])
+            inside = inbox if layer is None else np.concatenate([inbox, inlayer])
 
-            def part(kernel, rank, tip=tip, shape=shape):
-                W = self._averaged(lambda p: system.weights(kernel, p, rank, shape=shape, radius=3 * h), tip)
-                u = (W * inbox) @ ct
-                if cl is not None:
-                    u = u + (self._averaged(lambda p: system.extra_weights(kernel, p, rank), tip) * inlayer) @ cl
-                return u
+            def weights(kernel, rank, shape=shape):
+                return self._averaged(lambda p: system.all_weights(kernel, p, rank, shape=shape, radius=3 * h), tip)
+
+            def part(kernel, rank):
+                return (weights(kernel, rank) * inside) @ amount
 
             out[t, 0] = self.C0 * self.mindlin * part(box_kernel, 0)
             if st.vegard == "tensor":
-                W = deviator(self._averaged(lambda p: system.weights(lambda b, q: tensor_box_weights(b, q, nu), p, 2,
-                                                                     shape=shape, radius=3 * h), tip))
-                out[t, 0] += self.C0 * (np.einsum("nab,nab->n", W, beta) * inbox) @ ct
-                if layer is not None:
-                    We = deviator(self._averaged(lambda p: system.extra_weights(
-                        lambda b, q: tensor_box_weights(b, q, nu), p, 2), tip))
-                    out[t, 0] += self.C0 * (np.einsum("nab,nab->n", We, beta_layer) * inlayer) @ cl
+                W = deviator(weights(lambda b, q: tensor_box_weights(b, q, nu), 2))
+                out[t, 0] += self.C0 * (np.einsum("nab,nab->n", W, beta) * inside) @ amount
             if st.lateral:
                 out[t, 1:] = self.C0 * self.mindlin * part(box_kernel_lateral, 1)
         if far and self.far_field:

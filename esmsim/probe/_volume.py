@@ -102,31 +102,32 @@ def volume_response(ms: Microstructure, material: Material, settings: MapSetting
         else:
             diag, b = tip_terms(system, tip, profile=settings.tip_profile, width=settings.tip_width, average=True)
             c = solve_frequency(system, omega, diag, b, direct_below=DIRECT_BELOW)[0]
-        parts = [(system.weights, c, np.arange(system.n_bulk))]
-        if system.extra_boxes is not None:  # the sub-grid bulk layers beside the slabs
-            parts.append((system.extra_weights, system.extra_map @ c, system.extra_cells))
+        amount = c if system.extra_boxes is None else np.concatenate([c, system.extra_map @ c])
         cols = (np.arange(ms.shape[0]), np.arange(ms.shape[1])) if whole else (xi, yi)
         lab = ms.labels[voxel_cells(ms, dz, *cols)].ravel()
-        u = 0.0
         nu = material["nu"]
 
         def shape(px, py, tip=tip):
             return tip_profile(np.hypot(px - tip[0], py - tip[1]), settings.tip_profile, settings.tip_width)[0]
 
+        # slabs and the sub-grid layers beside them as strips along their boundaries' traces; near the tip
+        # the unknowns' Li rebuilt inside their cells along the tip profile (the layers' negative copies of
+        # their cells with them)
         rebuild = dict(shape=shape, radius=3 * max(hx, hy))
-        for k, (integrate, amount, cells) in enumerate(parts):
-            # slabs and their layers as strips along their boundaries' traces; near the tip the unknowns'
-            # Li rebuilt inside their cells along the tip profile
-            weights_at = lambda kernel, rank, f=integrate, k=k: lambda p: f(  # noqa: E731
-                kernel, p, rank, **(rebuild if k == 0 else {}))
-            if tensor:
-                beta = B[lab[cells]]
-                if k == 0 and system.n > system.n_bulk:  # slabs: the mean of their two grains
-                    sc = system.slab_cells
-                    beta = np.concatenate([beta, 0.5 * (B[lab[sc[:, 0]]] + B[lab[sc[:, 1]]])])
-                W = contact_average(weights_at(lambda b, q: tensor_box_weights(b, q, nu), 2), tip, offsets, weights)
-                u = u + C0 * (np.einsum("nij,nij->n", W, beta) @ amount)
-            else:
-                u = u + pref * (contact_average(weights_at(box_kernel, 0), tip, offsets, weights) @ amount)
+
+        def weights_at(kernel, rank):
+            return lambda p: system.all_weights(kernel, p, rank, **rebuild)
+
+        if tensor:
+            beta = B[lab]
+            if system.n > system.n_bulk:  # slabs: the mean of their two grains
+                sc = system.slab_cells
+                beta = np.concatenate([beta, 0.5 * (B[lab[sc[:, 0]]] + B[lab[sc[:, 1]]])])
+            if system.extra_boxes is not None:  # layers: their cell's grain
+                beta = np.concatenate([beta, B[lab[system.extra_cells]]])
+            W = contact_average(weights_at(lambda b, q: tensor_box_weights(b, q, nu), 2), tip, offsets, weights)
+            u = C0 * (np.einsum("nij,nij->n", W, beta) @ amount)
+        else:
+            u = pref * (contact_average(weights_at(box_kernel, 0), tip, offsets, weights) @ amount)
         out.append(u)
     return np.asarray(out)

@@ -65,6 +65,10 @@ class DiffusionSystem:
         adds ``extra_weights(kernel, point) @ (extra_map @ c)``.
     extra_cells : ndarray of int, shape (m,), optional
         The bulk cell (unknown index) each extra box belongs to: its grain's Vegard tensor applies.
+    extra_copy : ndarray of bool, shape (m,), optional
+        Which extra boxes are the negative copies of their cell (the rest are the layers themselves).
+        :meth:`all_weights` integrates a copy as its cell is integrated, so that the layer's Li leaves
+        the cell where the cell holds it.
     slab_tangent : ndarray, shape (n - n_bulk, 2), optional
         Unit direction of the boundary line along which each slab unknown lies. A slab's box
         (``boxes[n_bulk:]``) is then a strip in its own frame: length ``w h`` along the tangent, width
@@ -93,6 +97,7 @@ class DiffusionSystem:
     slab_tangent: np.ndarray | None = None
     slab_cells: np.ndarray | None = None
     extra_tangent: np.ndarray | None = None
+    extra_copy: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -113,6 +118,31 @@ class DiffusionSystem:
         """``kernel(boxes, point)`` over the extra boxes (strips turned onto their tangents), in sample axes;
         ``rank`` as in :meth:`weights`. Multiply by ``extra_map @ c``."""
         return _turned(kernel, self.extra_boxes, self.extra_tangent, point, rank)
+
+    def all_weights(self, kernel, point, rank: int = 0, **rebuild) -> np.ndarray:
+        """:meth:`weights` of the unknowns followed by :meth:`extra_weights` of the extra boxes, along the
+        unknown axis (the last for ``rank`` 1, else the first); multiply by
+        ``concatenate([c, extra_map @ c])``. ``rebuild`` (``shape``, ``radius``, ``pieces``) as in
+        :meth:`weights`.
+
+        Each negative copy of a cell (``extra_copy``) takes its cell's weight, rebuilt where the cell is:
+        with the cell's Li rebuilt along the tip profile and the copy left a uniform box, the layer's Li
+        would be taken out of the cell somewhere other than where the cell put it. A tip 6 nm beside a
+        45 deg boundary in a voxel volume read 2.6 % apart between 8 and 2 nm voxels with that
+        mismatch, 0.4 % without it.
+        """
+        W = self.weights(kernel, point, rank, **rebuild)
+        if self.extra_boxes is None:
+            return W
+        E = self.extra_weights(kernel, point, rank)
+        axis = -1 if rank == 1 else 0
+        if self.extra_copy is not None:
+            rows = np.flatnonzero(self.extra_copy)
+            if rank == 1:
+                E[:, rows] = W[:, self.extra_cells[rows]]
+            else:
+                E[rows] = W[self.extra_cells[rows]]
+        return np.concatenate([W, E], axis=axis)
 
     def weights(self, kernel, point, rank: int = 0, *, shape=None, radius: float = 0.0,
                 pieces: int = 4) -> np.ndarray:
@@ -419,7 +449,7 @@ def assemble(
     top_a = [area[2][:, :, 0].ravel()]
     n = nb
 
-    extra_boxes = extra_map = extra_cells = slab_tangent = extra_tangent = None
+    extra_boxes = extra_map = extra_cells = slab_tangent = extra_tangent = extra_copy = None
     if have_gb:
         nf = boundaries.n_faces
         n = nb + nf * nz
@@ -487,7 +517,7 @@ def assemble(
             rect = np.stack([along - rep(half_t), along + rep(half_t), tile(ze[:-1]), tile(ze[1:])], -1)
             strips = (np.ones(nf * nz, bool), np.stack([rep(fx), rep(fy)], -1), slab_tangent,
                       np.stack([rep(sl), rep(sw)], -1))
-            extra_boxes, extra_map, extra_cells, extra_tangent = layer_boxes(
+            extra_boxes, extra_map, extra_cells, extra_tangent, extra_copy = layer_boxes(
                 layers, np.where(is_x, 0, 1), across, rect, rep(0.5 * dw), gidx.ravel(),
                 face_area.ravel(), boxes[0], volume, omega, n, strips=strips)
 
@@ -497,7 +527,8 @@ def assemble(
     del a, b, g
     return DiffusionSystem(K, volume, np.concatenate(top_index), np.concatenate(top_xy),
                            np.concatenate(top_g), np.concatenate(boxes), nb, np.concatenate(top_a),
-                           extra_boxes, extra_map, extra_cells, slab_tangent, extra_tangent=extra_tangent)
+                           extra_boxes, extra_map, extra_cells, slab_tangent, extra_tangent=extra_tangent,
+                           extra_copy=extra_copy)
 
 
 def stays_on_face(shift, dw) -> np.ndarray:
@@ -563,11 +594,11 @@ def layer_boxes(layers, axis, pos, rect, half_dw, slab, area, bulk_boxes, volume
 
     Returns
     -------
-    (boxes, map, cells, tangent)
+    (boxes, map, cells, tangent, copy)
         ``tangent`` (2 m per side, 2): the direction of each box's own x axis (``(1, 0)``: axis-aligned),
-        as ``DiffusionSystem.extra_tangent``.
+        as ``DiffusionSystem.extra_tangent``; ``copy``: which boxes are the negative copies of their cell.
     """
-    rows, cols, vals, out_boxes, out_cells, out_tan = [], [], [], [], [], []
+    rows, cols, vals, out_boxes, out_cells, out_tan, out_copy = [], [], [], [], [], [], []
     ident = np.broadcast_to([1.0, 0.0], (slab.size, 2))
     base = 0
     m = slab.size
@@ -604,6 +635,8 @@ def layer_boxes(layers, axis, pos, rect, half_dw, slab, area, bulk_boxes, volume
         out_boxes += [layer, bulk_boxes[cell]]
         out_cells += [cell, cell]
         out_tan += [tangent, ident]
+        out_copy += [np.zeros(m, bool), np.ones(m, bool)]
         base += 2 * m
     M = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(base, n))
-    return np.concatenate(out_boxes), M, np.concatenate(out_cells), np.concatenate(out_tan)
+    return (np.concatenate(out_boxes), M, np.concatenate(out_cells), np.concatenate(out_tan),
+            np.concatenate(out_copy))

@@ -367,7 +367,7 @@ def _with_slabs(system, grid, net, roles, diagD, D_gb, delta, omega, bottom, pla
                              cell_lo[:, 2], cell_hi[:, 2]], -1)[vertical]
     pos = pos + shift[rows, np.minimum(ax, 1)] * vertical
     rect[vertical, :2] += shift[rows, 1 - np.minimum(ax, 1)][vertical, None]
-    extra = (None, None, None, None)
+    extra = (None, None, None, None, None)
     if layers:
         strips = (vertical, xy, tangent, np.stack([half_len, half_wid], -1))
         extra = layer_boxes(layers, ax, pos, rect, 0.5 * dw, slab, face_area, boxes, volume, omega, n, strips=strips)
@@ -376,7 +376,7 @@ def _with_slabs(system, grid, net, roles, diagD, D_gb, delta, omega, bottom, pla
                            np.concatenate([system.top_conductance, g_end[top] / (0.5 * h[2][0])]),
                            np.concatenate([boxes, sb]), nb, np.concatenate([system.top_area, dw[top] * h_t[top]]),
                            *extra[:3], slab_tangent=tangent, slab_cells=np.stack([lo, hi], -1),
-                           extra_tangent=extra[3])
+                           extra_tangent=extra[3], extra_copy=extra[4])
 
 
 def _on_sections(net, roles, grid, section, origin, delta):
