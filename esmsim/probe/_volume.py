@@ -91,6 +91,8 @@ def volume_response(ms: Microstructure, material: Material, settings: MapSetting
         if whole:
             ox, oy = ix, iy
         tip = ((ox + x / hx - ix) * hx, (oy + y / hy - iy) * hy)
+        if whole:  # a periodic film: every cell, slab and layer at its image nearest the tip
+            system = system.wrapped(tip, ms.extent[:2])
         if engine == "fipy":
             from ..transport._fipy import fipy_frequency_solve
 

@@ -22,7 +22,7 @@ by the full-tensor engine (issue 4).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -118,6 +118,31 @@ class DiffusionSystem:
         """``kernel(boxes, point)`` over the extra boxes (strips turned onto their tangents), in sample axes;
         ``rank`` as in :meth:`weights`. Multiply by ``extra_map @ c``."""
         return _turned(kernel, self.extra_boxes, self.extra_tangent, point, rank)
+
+    def wrapped(self, point, period) -> "DiffusionSystem":
+        """The system with every contact, box and extra box moved by whole periods ``(Lx, Ly)`` (m) so that
+        its centre lies within half a period of ``point`` (m): the nearest image of each, for the tip
+        profile and the mechanics of a laterally periodic film solved whole. Slabs placed onto their
+        boundaries can sit just outside ``[0, L)``; without this a slab at y = 97 nm in a 96 nm film was
+        17 nm from a tip at y = 80 nm and the same slab at y = 1 nm (a finer voxel size) 79 nm."""
+        L = np.asarray(period, float)
+        p = np.asarray(point, float)
+
+        def shift(xy):
+            return L * np.round((xy - p) / L)
+
+        xy = self.top_xy - shift(self.top_xy)
+
+        def boxes(b):
+            if b is None:
+                return None
+            d = shift(0.5 * (b[:, [0, 2]] + b[:, [1, 3]]))
+            out = b.copy()
+            out[:, 0:2] -= d[:, :1]
+            out[:, 2:4] -= d[:, 1:]
+            return out
+
+        return replace(self, top_xy=xy, boxes=boxes(self.boxes), extra_boxes=boxes(self.extra_boxes))
 
     def all_weights(self, kernel, point, rank: int = 0, **rebuild) -> np.ndarray:
         """:meth:`weights` of the unknowns followed by :meth:`extra_weights` of the extra boxes, along the
