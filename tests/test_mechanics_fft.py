@@ -116,6 +116,8 @@ def test_bad_input_names_the_field(kwargs, field):
 
 # ---- tensor Vegard coefficient: reciprocity with Boussinesq / Cerruti in Fourier space ----------------------
 
+@pytest.mark.xfail(strict=True, reason="1.4 % apart (-5.935e-16 against -5.851e-16), not within 5e-3: this "
+                   "test passed only through pytest.approx's default abs=1e-12; not yet understood")
 def test_anisotropic_normal_displacement_matches_real_space_reciprocity():
     """A Gaussian Li bump under a rotated grain with LiCoO2's Vegard tensor: the Fourier reciprocity path
     against the real-space formula u_out = -Int c beta : sigma^B dV with Johnson's Boussinesq stresses,

@@ -28,9 +28,10 @@ def test_single_grain_spectrum_follows_the_halfspace_law():
                                             beta=mat.beta_isotropic, nu=mat["nu"]) for fk in f])
     np.testing.assert_allclose(np.abs(u[0]), np.abs(ref), rtol=0.015)
     np.testing.assert_allclose(np.angle(u[0] / ref), 0, atol=np.radians(1))
-    # the same solve as a map pixel at that frequency
+    # the same problem as a map pixel at that frequency, solved to the iterative solvers' rtol (1e-10 on the
+    # residual): 1.3e-9 apart measured (rel=1e-12 passed only through approx's default abs=1e-12)
     assert u[0, 2] == pytest.approx(pixel_response(ms, mat, MapSettings(frequency=1e6, window=40e-9), 12, 12),
-                                    rel=1e-12)
+                                    rel=1e-8)
 
 
 def test_points_and_frequencies_keep_their_places():

@@ -18,6 +18,9 @@ def _two_grains(n=12, h=5e-9, nz=8, vertical=True):
     return lab, grid
 
 
+@pytest.mark.xfail(strict=True, reason="total storage 1.44105e-22 against the grid's 1.44e-22 m^3 (+0.07 %): the "
+                   "slabs of a 45 deg staircase do not take all their volume out of the columns; this test passed only "
+                   "through pytest.approx's default abs=1e-12; not yet fixed")
 def test_conductance_matrix_conserves_mass():
     lab, grid = _two_grains(vertical=False)
     net = boundary_network(lab, 5e-9, 5e-9, normal=lambda a, b, _: np.tile([[1, 1]], (len(a), 1)) / np.sqrt(2))

@@ -14,8 +14,8 @@ grains, x, y and z (:func:`esmsim.transport.assemble_tensor`). Checked:
   inclined in z (the tip on the trace). A plane that dips under 45 deg is carried by its horizontal faces
   at the voxel layers' interfaces; it is in the full run, reported, with its own (looser) reading.
 - the full run also takes a periodic 10-grain 3-D Voronoi polycrystal (four tips, whole film) at 3 %; it
-  does not pass yet (measured 0.7, 2.6, 4.0 and 7.6 %; without slabs within 1.2 %; the cause is not found,
-  docs/transport.md lists what is known): an open item of issue 4.
+  does not pass yet (measured 1.1, 2.9, 3.3 and 0.2 %: the tips 2-3 nm from a trace; docs/transport.md):
+  an open item of issue 4.
 
 What the inclined planes need (measured with the tip on the trace, 8/4/2 nm):
 
