@@ -55,11 +55,11 @@ def test_faces_and_edge_links_of_a_label_volume():
             if np.all(hi >= lo - 1e-12):
                 break
         size = hi - lo
-        assert np.isclose(size[k], ell) and np.allclose(np.delete(size, k), 0.0)  # a common edge along k
+        assert np.isclose(size[k], ell, atol=0) and np.allclose(np.delete(size, k), 0.0, atol=0)  # a common edge along k
         edge = 0.5 * (lo + hi)
         for r, d in ((ra, da), (rb2, db)):
             centre = r.mean(axis=1)
-            assert np.isclose(np.linalg.norm(np.delete(centre - edge, k)), d)
+            assert np.isclose(np.linalg.norm(np.delete(centre - edge, k)), d, atol=0)
 
 
 def test_extruded_film_gives_the_columnar_operator():
@@ -164,7 +164,7 @@ def test_z_cells_end_on_the_voxel_layers():
         assert np.isclose(ze, t, rtol=0, atol=1e-18).any()  # every interface is a cell edge
         k = np.argmin(np.abs(ze - t))
         assert ze[k] - ze[k - 1] >= 1.1e-9 - 1e-18 and (k + 1 == ze.size or ze[k + 1] - ze[k] >= 1.1e-9 - 1e-18)
-    assert np.isclose(ze[-1], 64e-9) and np.isclose(snapped[0], dz[0])  # the surface grading is kept
+    assert np.isclose(ze[-1], 64e-9, atol=0) and np.isclose(snapped[0], dz[0], atol=0)  # the surface grading is kept
 
 
 def test_rotating_a_vertical_boundary_about_z_changes_nothing():

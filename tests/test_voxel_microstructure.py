@@ -71,8 +71,6 @@ def test_surface_section_is_the_exact_plane_cut():
     assert d.max() > 4e-9
 
 
-@pytest.mark.xfail(strict=True, reason="boundary area 8.65e-16 against 8.94e-16 m^2 (-3.3 %, tolerance 3 %): this "
-                   "test passed only through pytest.approx's default abs=1e-12; not yet looked at")
 def test_inclined_bicrystal_follows_its_plane():
     n = np.array([1.0, 0.0, 0.5])
     p = np.array([20.3e-9, 20e-9, 10e-9])  # off the voxel centres: no ties
@@ -84,9 +82,12 @@ def test_inclined_bicrystal_follows_its_plane():
     # exact in-plane distance to the surface trace x = p_x + (p_z - z0) n_z / n_x at z0 = hz / 2
     trace = p[0] + (p[2] - 0.5e-9) * 0.5
     assert ms.boundary_distance(np.array([5e-9]), np.array([7e-9]))[0] == pytest.approx(trace - 5e-9, rel=1e-12)
-    # staircase-corrected area of the plane inside the box: 40 nm (y) x 20 nm (z) x |n| / |n_x|
+    # staircase-corrected area of the plane inside the box: 40 nm (y) x 20 nm (z) x |n| / |n_x|. Each row
+    # along y crosses 20 x faces and 9 or 10 z faces (the box's top and bottom cut the staircase), so the
+    # count is one face in 30 short here: -3.3 % measured, 5 % allowed (the plain face area: +34 %). The
+    # 3 % this had passed only through pytest.approx's default abs=1e-12.
     area = boundary_table(ms, "trigonal")["area"][0]
-    assert area == pytest.approx(40e-9 * 20e-9 * np.linalg.norm(n), rel=0.03)
+    assert area == pytest.approx(40e-9 * 20e-9 * np.linalg.norm(n), rel=0.05)
 
 
 def test_tilted_columns_shift_one_pixel_per_layer_at_45_degrees():
@@ -183,7 +184,7 @@ def test_label_volume_round_trip_gives_the_same_boundaries():
     fa, fb = voxel_faces(ms.labels, True), voxel_faces(back.labels, True)
     assert all(np.array_equal(fa[k], fb[k]) for k in fa)
     ta, tb = boundary_table(ms, "trigonal"), boundary_table(back, "trigonal")
-    assert np.array_equal(ta["grains"], tb["grains"]) and np.allclose(ta["misorientation"], tb["misorientation"])
+    assert np.array_equal(ta["grains"], tb["grains"]) and np.allclose(ta["misorientation"], tb["misorientation"], atol=0)
     two_d = from_labels(ms.labels[:, :, 0], spacing=(2e-9, 2e-9, 5e-9))
     assert two_d.shape == (30, 30, 1)
     with pytest.raises(ParameterError, match="labels"):
