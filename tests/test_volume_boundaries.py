@@ -272,7 +272,8 @@ def _dip_conductance(normal, h):
     L = links - sp.diags(np.asarray(links.sum(1)).ravel())
     zc, stores = 0.5 * (s.boxes[nb:, 4] + s.boxes[nb:, 5]), s.volume[nb:] > 0
     top, bottom = stores & (zc == zc[stores].min()), stores & (zc == zc[stores].max())
-    c, free = top.astype(float), ~(top | bottom)
+    linked = np.asarray(abs(links).sum(1)).ravel() > 0  # junctions carry no path of their own
+    c, free = top.astype(float), ~(top | bottom) & linked
     c[free] = spla.spsolve(L[free][:, free].tocsc(), -L[free][:, ~free] @ c[~free])
     flux = abs((L @ c)[top].sum())
     _dip_conductance.last_dz = zc[bottom][0] - zc[top][0]
@@ -290,12 +291,17 @@ def test_slab_network_conducts_down_its_plane_exactly(normal):
         assert _dip_conductance(normal, h) == pytest.approx(np.hypot(n[0], n[1]) * trace, rel=1e-9)
 
 
-@pytest.mark.xfail(strict=True, reason="an oblique staircase (1, 0.5, 1) conducts down its plane 10-12 % less than "
-                   "the plane (72.45, 71.99, 70.37 nm at 8, 4, 2 nm against 79.99 nm): its layers meet through horizontal "
-                   "junctions, some of which touch no face of the next layer (junctions do not conduct to each other), "
-                   "so the flux detours along the layer; with the in-layer links 1000 times stronger it is 77-78 nm. "
-                   "The 45 deg and the vertical planes are exact. A candidate cause of the tips beside oblique planes "
-                   "(2.8 %) and near boundaries in 3-D polycrystals (2.9, 3.3 %)")
+def test_an_oblique_slab_network_conducts_the_same_at_every_voxel_size():
+    """The oblique ``(1, 0.5, 1)`` staircase: its voxel layers meet where the faces on the two sides of an
+    interface share the plane's trace (``_overlap_links``). Through the horizontal junctions instead, some
+    of which touched no face of the next layer, it conducted 72.45, 71.99, 70.37 nm at 8, 4, 2 nm (3 %
+    apart, 10-12 % under the plane's 80.0 nm); now 78.82, 79.12, 79.22."""
+    g = [_dip_conductance((1.0, 0.5, 1.0), h) for h in (8e-9, 4e-9, 2e-9)]
+    assert max(g) / min(g) - 1 < 0.006
+
+
+@pytest.mark.xfail(strict=True, reason="1.0-1.5 % under the plane (78.82, 79.12, 79.22 nm at 8, 4, 2 nm against "
+                   "79.99 nm), not yet explained (a candidate: the trace leaves the box near one corner, where the staircase is cut)")
 def test_an_oblique_slab_network_conducts_down_its_plane():
     """The plane's own value: layers in series, ``|n_xy| dz / Int dz / l(z)`` with ``l(z)`` the length of its
     trace inside the box at depth z (it leaves the box near one corner: 105.7 to 107.3 nm)."""
