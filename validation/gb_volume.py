@@ -14,7 +14,7 @@ grains, x, y and z (:func:`esmsim.transport.assemble_tensor`). Checked:
   inclined in z (the tip on the trace). A plane that dips under 45 deg is carried by its horizontal faces
   at the voxel layers' interfaces; it is in the full run, reported, with its own (looser) reading.
 - the full run also takes a periodic 10-grain 3-D Voronoi polycrystal (four tips, whole film) at 3 %; it
-  does not pass yet (measured 1.1, 2.9, 3.3 and 0.2 %: the tips 2-3 nm from a trace; docs/transport.md):
+  does not pass yet (measured 1.4, 3.6, 2.0 and 0.9 %: a tip 2 nm from a triple line; docs/transport.md):
   an open item of issue 4.
 
 What the inclined planes need (measured with the tip on the trace, 8/4/2 nm):
@@ -30,6 +30,9 @@ What the inclined planes need (measured with the tip on the trace, 8/4/2 nm):
    for a plane at 26.6 deg;
 4. z cells that end on the voxel layers and are not merged into coarse cells there unless a flat plane's
    horizontal slab needs the room: the 2 nm run had one 2 nm cell per layer below the first (-3.5 %).
+5. the faces on the two sides of a voxel interface joined by the trace they share, not through the
+   horizontal junctions: a tip 6 nm beside the oblique plane read 2.8 % apart (its slab network conducted
+   10-12 % less than the plane), 0.28 % with them.
 """
 
 from __future__ import annotations
