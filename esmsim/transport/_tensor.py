@@ -456,14 +456,17 @@ def _overlap_links(net, lo3, junction, xy, tangent, m_hat, half_len, Dgb, grid, 
     nxy = np.hypot(net.normal[:, 0], net.normal[:, 1])
     nz = np.abs(net.normal[:, 2])
     pair = np.sort(net.grains, axis=1)
+    key = (pair[:, 0].astype(np.int64) * (pair[:, 1].max() + 1) + pair[:, 1]) * (z.max() + 2) + z
     vert = np.flatnonzero(net.axis < 2)
+    vert = vert[np.argsort(key[vert], kind="stable")]  # vertical faces grouped by (pair, z cell)
+    vkey = key[vert]
     out_a, out_b, out_g = [], [], []
-    jf = np.flatnonzero(junction)
-    for (g1, g2, k) in np.unique(np.column_stack([pair[jf], z[jf]]), axis=0):
-        same = vert[(pair[vert, 0] == g1) & (pair[vert, 1] == g2)]
-        A, B = same[z[same] == k], same[z[same] == k + 1]
+    for kj in np.unique(key[junction]):  # (pair, interface below z cell k) that a steep plane crosses
+        A = vert[np.searchsorted(vkey, kj):np.searchsorted(vkey, kj, side="right")]
+        B = vert[np.searchsorted(vkey, kj + 1):np.searchsorted(vkey, kj + 1, side="right")]
         if not (A.size and B.size):
             continue
+        k = z[A[0]]
         d = xy[B][None, :, :] - xy[A][:, None, :]
         d = np.where(per, d - L * np.round(d / L), d)  # nearest image on periodic sides
         t = np.einsum("abk,ak->ab", d, tangent[A])
