@@ -21,7 +21,6 @@ __all__ = ["volume_response"]
 DIRECT_BELOW = 8_000  # volumes: iterative above (see solve_frequency's direct_below)
 
 
-
 def volume_response(ms: Microstructure, material: Material, settings: MapSettings, tips, *,
                     engine: str = "esmsim") -> np.ndarray:
     """Complex response (m/V) with the tip at each surface point ``(x, y)`` (m) of a voxel volume.

@@ -339,9 +339,11 @@ def _with_slabs(system, grid, net, roles, diagD, D_gb, delta, omega, bottom, pla
             # interface that a steep plane crosses are joined by how much of the trace they share instead
             # (the junctions' topology left some faces with no way down: an oblique plane's staircase
             # conducted 10-12 % less than the plane)
-            cross = _crosses_interface(net, lo3, junction, fa, fb)
+            key = _pair_layer_key(net, lo3[2])
+            cross = _crosses_interface(net, lo3[2], key, junction, fa, fb)
             g = np.where(cross, 0.0, g)
-            oa, ob, og = _overlap_links(net, lo3, junction, xy, tangent, m_hat, half_len, Dgb, grid, delta, periodic)
+            oa, ob, og = _overlap_links(net, lo3[2], key, junction, xy, tangent, m_hat, half_len, Dgb, grid, delta,
+                                        periodic)
             fa, fb, g = np.concatenate([fa, oa]), np.concatenate([fb, ob]), np.concatenate([g, og])
         la.append(nb + fa)
         lb.append(nb + fb)
@@ -429,34 +431,35 @@ def _on_sections(net, roles, grid, section, origin, delta):
     return (weight, factor, junction), (pos, scale)
 
 
-def _crosses_interface(net, lo3, junction, fa, fb):
+def _pair_layer_key(net, z):
+    """One integer per face for its grain pair and z cell; a face's key plus one is its pair's in the z cell
+    below."""
+    pair = np.sort(net.grains, axis=1).astype(np.int64)
+    return (pair[:, 0] * (pair[:, 1].max() + 1) + pair[:, 1]) * (z.max() + 2) + z
+
+
+def _crosses_interface(net, z, key, junction, fa, fb):
     """Which links join two vertical faces of one grain pair across a z interface that holds junctions of
-    that pair, or touch such a junction."""
-    z = lo3[2]
+    that pair (``key``: :func:`_pair_layer_key`), or touch such a junction."""
     vert = net.axis < 2
-    key = lambda f, zz: (np.minimum(net.grains[f, 0], net.grains[f, 1]) * 100003  # noqa: E731
-                         + np.maximum(net.grains[f, 0], net.grains[f, 1])) * 100003 + zz
-    jf = np.flatnonzero(junction)
-    crossed = np.unique(key(jf, z[jf]))  # (pair, interface below z cell k) that a steep plane crosses
-    direct = vert[fa] & vert[fb] & (z[fa] != z[fb]) & np.isin(key(fa, np.minimum(z[fa], z[fb])), crossed)
+    crossed = np.unique(key[junction])  # (pair, interface below z cell k) that a steep plane crosses
+    upper = key[fa] - z[fa] + np.minimum(z[fa], z[fb])  # fa's pair in the upper of the two z cells
+    direct = vert[fa] & vert[fb] & (z[fa] != z[fb]) & np.isin(upper, crossed)
     return junction[fa] | junction[fb] | direct
 
 
-def _overlap_links(net, lo3, junction, xy, tangent, m_hat, half_len, Dgb, grid, delta, periodic):
+def _overlap_links(net, z, key, junction, xy, tangent, m_hat, half_len, Dgb, grid, delta, periodic):
     """Links across each voxel interface a steep plane crosses: every vertical face of the z cell above with
     every one of the same grain pair in the z cell below whose strip shares a length ``o`` of the trace with
     it (across the trace no further apart than the plane's shift between the two depths and half a cell),
     conductance ``delta o / (h_a / (D_a |n_xy|) + h_b / (D_b |n_xy|))`` with ``h`` the half heights: the
     plane's own ``delta D_gb`` over the dip length between the two depths."""
-    z = lo3[2]
     dz = grid.dz
     L = np.array([grid.edges(0)[-1] - grid.edges(0)[0], grid.edges(1)[-1] - grid.edges(1)[0]])
     per = np.asarray(periodic, bool)[:2]
     hxy = max(float(grid.dx.max()), float(grid.dy.max()))
     nxy = np.hypot(net.normal[:, 0], net.normal[:, 1])
     nz = np.abs(net.normal[:, 2])
-    pair = np.sort(net.grains, axis=1)
-    key = (pair[:, 0].astype(np.int64) * (pair[:, 1].max() + 1) + pair[:, 1]) * (z.max() + 2) + z
     vert = np.flatnonzero(net.axis < 2)
     vert = vert[np.argsort(key[vert], kind="stable")]  # vertical faces grouped by (pair, z cell)
     vkey = key[vert]
