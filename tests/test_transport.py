@@ -139,6 +139,12 @@ def test_iterative_solvers_match_the_direct_one_with_slabs(method):
     # conductances) times that, so the default 1e-10 leaves ~1e-8. Solve tighter to compare at 1e-8.
     c = solve_frequency(s, omega, diag, b, method=method, rtol=1e-12)[0]
     assert np.linalg.norm(c - ref) < 1e-8 * np.linalg.norm(ref)
+    if method == "zline":  # a block of right-hand sides (the factorised line solve takes them at once)
+        B = np.stack([b, np.roll(b, 7) * (1 + 2j), np.zeros_like(b)], -1)
+        C = solve_frequency(s, omega, diag, B, method="zline", rtol=1e-12)[0]
+        R = solve_frequency(s, omega, diag, B, method="direct")[0]
+        assert np.linalg.norm(C - R, axis=0)[:2] == pytest.approx(0, abs=1e-8 * np.linalg.norm(R))
+        assert not C[:, 2].any()
 
 
 def test_split_solver_runs_all_right_hand_sides_and_refuses_strong_lateral_coupling():

@@ -216,9 +216,12 @@ def symmetric_lu(A):
 
 
 def _lateral_bulk(K, n_bulk):
-    """Mask of the COO entries of ``K`` that link two bulk cells of different z lines (bulk unknowns are
-    numbered along z within each column, so z neighbours differ by one)."""
-    return (K.row < n_bulk) & (K.col < n_bulk) & (np.abs(K.row - K.col) > 1)
+    """Rows and mask of the stored entries of the CSR matrix ``K`` (in ``K.data`` order) that link two bulk
+    cells of different z lines (bulk unknowns are numbered along z within each column, so z neighbours
+    differ by one). Works on the CSR arrays: a COO copy of a 1.5 M-unknown complex matrix is 260 MB."""
+    it = K.indices.dtype
+    rows = np.repeat(np.arange(K.shape[0], dtype=it), np.diff(K.indptr))
+    return rows, (rows < n_bulk) & (K.indices < n_bulk) & (np.abs(rows - K.indices) > 1)
 
 
 def split_solve(K, n_bulk: int, d, B, *, rtol: float = 1e-10, maxiter: int = 200,
@@ -256,11 +259,11 @@ def split_solve(K, n_bulk: int, d, B, *, rtol: float = 1e-10, maxiter: int = 200
     RuntimeError
         No convergence in ``maxiter`` iterations (the lateral coupling is too strong: use ``"direct"``).
     """
-    Kc = K.tocoo()
-    keep = ~_lateral_bulk(Kc, n_bulk)
-    P = sp.csr_matrix((Kc.data[keep], (Kc.row[keep], Kc.col[keep])), shape=K.shape) + sp.diags(d)
-    lu = symmetric_lu(P)
-    K = K.tocsr()
+    K = sp.csr_matrix(K)
+    P = K.copy()
+    P.data[_lateral_bulk(K, n_bulk)[1]] = 0
+    P.eliminate_zeros()
+    lu = symmetric_lu(P + sp.diags(d))
     return _cocg(_shifted(K, d), np.asarray(B, complex).reshape(K.shape[0], -1), lu.solve,
                  rtol=rtol, maxiter=maxiter, name="split", fallback="direct", counts=counts)
 
@@ -318,11 +321,11 @@ def check_surface_layer(system: DiffusionSystem, diag, omega: float) -> None:
 def _zline_omega(system: DiffusionSystem) -> float:
     """The median lateral rate ``g / V`` (1/s) of the bulk cells' x and y links (off-diagonal entries
     outside the z-line band): where ``omega V`` outweighs it, the z lines carry the system."""
-    K = system.K.tocoo()
-    lateral = _lateral_bulk(K, system.n_bulk)
+    K = sp.csr_matrix(system.K)
+    rows, lateral = _lateral_bulk(K, system.n_bulk)
     if not np.any(lateral):
         return 0.0
-    rate = np.abs(K.data[lateral]) / np.maximum(system.volume[K.row[lateral]], 1e-300)
+    rate = np.abs(K.data[lateral]) / np.maximum(system.volume[rows[lateral]], 1e-300)
     return float(np.median(rate))
 
 
@@ -335,15 +338,24 @@ def _zline_solve(K, d, B, *, rtol=1e-10, maxiter=3000, counts=None):
     method then needs one product and one line solve per iteration and five vectors of memory per
     right-hand side (GMRES kept ~45 Krylov vectors, 1 GB on a 1.5 M-unknown system).
     """
-    import scipy.linalg as sla
+    from scipy.linalg import lapack
 
     n = K.shape[0]
-    ab = np.zeros((3, n), complex)
-    ab[1] = K.diagonal() + d
-    ab[0, 1:] = K.diagonal(1)
-    ab[2, :-1] = K.diagonal(-1)
-    return _cocg(_shifted(K, d), np.asarray(B, complex).reshape(n, -1),
-                 lambda R: sla.solve_banded((1, 1), ab, R, check_finite=False),
+    # factorise the tridiagonal part once (LAPACK gttrf), then two triangular sweeps per iteration
+    # (gttrs): 23 ms against 41 ms for a banded solve that refactorises, on 1.5 M unknowns
+    off = np.asarray(K.diagonal(1), complex)
+    main = np.asarray(K.diagonal() + d, complex)
+    *factors, info = lapack.zgttrf(off.copy(), main, off, overwrite_dl=1, overwrite_d=1, overwrite_du=1)
+    del off, main  # factorised in place
+    if info != 0:
+        raise np.linalg.LinAlgError(f"z-line preconditioner: zero pivot at unknown {info - 1}; "
+                                    "use method='amg'")
+
+    def precondition(R):
+        X, info = lapack.zgttrs(*factors, R)
+        return X
+
+    return _cocg(_shifted(K, d), np.asarray(B, complex).reshape(n, -1), precondition,
                  rtol=rtol, maxiter=maxiter, name="z-line", fallback="amg", counts=counts)
 
 

@@ -355,7 +355,7 @@ def _with_slabs(system, grid, net, roles, diagD, D_gb, delta, omega, bottom, pla
         at = vertical & (lo3[2] == shape[2] - 1)
         diag[slab[at]] += g_end[at] / (0.5 * h[2][-1])
     K = sp.bmat([[system.K, None], [None, sp.csr_matrix((nf, nf))]], format="csr")
-    K = (K + _links_to_matrix(n, np.concatenate(la), np.concatenate(lb), np.concatenate(lg), diag)).tocsr()
+    K = (K + _links_to_matrix(n, la, lb, lg, diag)).tocsr()
     volume = np.concatenate([system.volume, dw * face_area])
     boxes = system.boxes.copy()
     sb = np.empty((nf, 6))
