@@ -254,6 +254,9 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "z_growth": Field("float", 1.3, low=1.01, high=2.0, doc="growth ratio of graded z cells"),
         "z_first": Field("float", 0.125, low=0.01, high=1.0, doc="first z cell / thinnest diffusion length"),
         "tile": Field("int", 8, low=1, high=64, doc="tip positions per tile side (one factorisation per tile)"),
+        "engine": Field("choice", "esmsim", choices=("esmsim", "fipy"),
+                        doc="transport solver of the map's windows: 'fipy' is an independent check (one FiPy solve "
+                            "per tip; neutral boundaries, Lorentzian or point-charge tip, blocking bottom)"),
         "workers": Field("int", 0, low=0, high=1024, doc="worker processes (0: one per CPU)"),
         "scheduler": Field("str", None, doc="address of a Dask scheduler (e.g. 'tcp://10.0.0.1:8786') to run "
                                             "the map's tiles on instead of local processes (extra 'cluster')"),

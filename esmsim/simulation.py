@@ -360,10 +360,11 @@ def run(config: Config, *, out_dir=None, workers: int | None = None, progress: b
                                                        "pip install 'esmsim[cluster]'") from None
         with Client(address) as client:
             result = single_frequency_map(ms, material, settings, tile=config["numerics"]["tile"],
-                                          progress=progress, scan=scan_grid(config), client=client)
+                                          progress=progress, scan=scan_grid(config), client=client,
+                                          engine=config["numerics"]["engine"])
     else:
         result = single_frequency_map(ms, material, settings, workers=w, tile=config["numerics"]["tile"],
-                                      progress=progress, scan=scan_grid(config))
+                                      progress=progress, scan=scan_grid(config), engine=config["numerics"]["engine"])
     ds = map_dataset(ms, material, settings, result, attrs={
         "config": config.source, "config_si": json.loads(json.dumps(config.values)),
         "seed": config["simulation"]["seed"], "bias_amplitude_V": config["excitation"]["amplitude"]})

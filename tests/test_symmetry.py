@@ -84,7 +84,8 @@ def test_class_dependent_boundary_diffusivity():
     twin_neutral = _Window(ms, get_material("LiCoO2", gb_enhancement=1e4, gb_factor_twin=1e-4), st).solve(11, 12)
     neutral = _Window(ms, get_material("LiCoO2", gb_enhancement=1.0), st).solve(11, 12)
     assert abs(fast) > 2 * abs(neutral)
-    # twins as slabs with D_gb = D against no slabs at all: not the same discretisation (the slab and its
-    # sub-grid layer stand in for a delta-wide strip of bulk), 2.6e-6 apart measured; 1e-9 passed only
-    # through approx's default abs=1e-12
-    assert twin_neutral == pytest.approx(neutral, rel=1e-5)
+    # neutral boundaries (gb_enhancement 1, class factors 1) carry no slab; the twin here still is a slab, of
+    # isotropic D_gb = s f D_ref = D_ab, faster along z than a grain whose slow c axis is not in the film
+    # plane: 5.6e-4 apart measured (2.6e-6 while neutral boundaries were D_ab slabs as well)
+    assert twin_neutral == pytest.approx(neutral, rel=2e-3)
+    assert abs(twin_neutral - neutral) < 1e-3 * abs(fast - neutral)

@@ -34,6 +34,7 @@ from ..microstructure._symmetry import classify_boundaries
 from ..transport._boundaries import boundary_network, place_on_boundaries
 from ..transport._frequency import check_surface_layer, solve_frequency, split_solve, tip_terms
 from ..transport._operator import assemble, strip_boxes, strip_to_sample
+from ..transport._volume import has_boundaries
 from ..transport._tip import tip_profile
 
 __all__ = ["MapSettings", "MapResult", "ScanGrid", "single_frequency_map", "pixel_response"]
@@ -632,6 +633,9 @@ class _Window:
         h = ms.spacing[0]
         grid = Grid(np.full(lab.shape[0], h), np.full(lab.shape[1], h), self.dz)
         D = np.broadcast_to(self.Dg[lab][:, :, None, :], grid.shape + (3,))
+        if not has_boundaries(ms, self.material):  # neutral boundaries: the grains meet without a slab
+            net = boundary_network(np.zeros_like(lab), h, h)
+            return grid, net, assemble(grid, D, periodic=(periodic, periodic), bottom=self.settings.bottom)
         net = self._window_faces(boundary_network(lab, h, h, periodic=periodic), xi, yi)
         D_gb = self.material.D_gb * self.gb_factor[net.grains[:, 0], net.grains[:, 1]]
         system = assemble(grid, D, periodic=(periodic, periodic), bottom=self.settings.bottom, boundaries=net,
@@ -876,6 +880,57 @@ class _Window:
         return int(g) if np.all(lab == g) else None
 
 
+class _FipyWindow(_Window):
+    """The map engine with each tip's window solved by FiPy (``single_frequency_map(..., engine="fipy")``).
+
+    The window's transport is FiPy's real 2 x 2 block system for ``(Re c, Im c)``
+    (:func:`~esmsim.transport.fipy_frequency_solve`: harmonic face diffusivities, the tip's cell-averaged
+    surface values held on the top faces, one sparse LU per tip); the displacement is esmsim's, from the
+    same cells. An independent check of the transport, not a production path (one FiPy solve per tip:
+    seconds each). FiPy has no term for the boundary slabs' sub-grid exchange and holds its surface values
+    on every top face, so it takes films whose boundaries are neutral (``gb_enhancement`` 1 and every class
+    factor 1: the window then has no slabs), tip profiles that apply on the whole surface (Lorentzian,
+    point charge) and a blocking bottom. No far-field split: each window is the classic ``4 d`` one (or
+    ``settings.window``).
+    """
+
+    FAR_FIELD = False
+
+    def __init__(self, ms: ColumnarMicrostructure, material: Material, settings: MapSettings):
+        super().__init__(ms, material, settings)
+        if settings.tip_profile == "disk":
+            raise ParameterError("engine", "'fipy' holds the tip's value on every surface face: use a Lorentzian or "
+                                           "point-charge tip, or engine='esmsim' for the disk")
+        if settings.bottom != "blocking":
+            raise ParameterError("engine", f"'fipy' has a blocking bottom only (settings.bottom is "
+                                           f"{settings.bottom!r}); use engine='esmsim'")
+        if has_boundaries(ms, material):
+            raise ParameterError("engine", "'fipy' has no term for the boundary slabs: it takes neutral boundaries "
+                                           "(gb_enhancement 1 and the class factors 1); use engine='esmsim'")
+        self.method = "fipy"
+
+    def _assemble(self, lab, omega, *, periodic, xi, yi):
+        grid, net, system = super()._assemble(lab, omega, periodic=periodic, xi=xi, yi=yi)  # no slabs here
+        self._fipy_window = (grid, np.broadcast_to(self.Dg[lab][:, :, None, :], grid.shape + (3,)))
+        return grid, net, system
+
+    def _solve_groups(self, system, groups, rhs):
+        from ..transport._fipy import fipy_frequency_solve
+
+        grid, D = self._fipy_window
+        st = self.settings
+        surface = rhs[system.top_index] / system.top_conductance[:, None]  # the tip's value on each top cell
+        c = np.zeros((system.n, rhs.shape[1]), complex)
+        for t in range(rhs.shape[1]):
+            c[:, t] = fipy_frequency_solve(grid, D, (0.0, 0.0), profile=st.tip_profile, width=st.tip_width,
+                                           omega=2 * np.pi * st.frequency,
+                                           surface=surface[:, t].reshape(grid.shape[:2])).ravel()
+        return c
+
+
+ENGINES = {"esmsim": _Window, "fipy": _FipyWindow}
+
+
 def pixel_response(ms, material, settings: MapSettings, ix: int, iy: int) -> complex:
     """Complex response (m/V) with the tip at microstructure pixel ``(ix, iy)``."""
     return _Window(ms, material, settings).solve(ix, iy)
@@ -953,6 +1008,7 @@ def single_frequency_map(
     progress: bool = False,
     scan: "ScanGrid | None" = None,
     client=None,
+    engine: str = "esmsim",
 ) -> MapResult:
     """Compute the complex ESM response at every pixel of a map.
 
@@ -974,27 +1030,34 @@ def single_frequency_map(
     scan : ScanGrid, optional
         A scan of given physical size, centre and rotation (:class:`ScanGrid`). Default: ``settings.pixels``
         tip positions spread evenly over the film, each on a voxel centre.
+    engine : {"esmsim", "fipy"}
+        ``"fipy"`` solves each tip's window with FiPy instead (:class:`_FipyWindow`): an independent check of
+        the transport for films with neutral boundaries, Lorentzian or point-charge tips and a blocking
+        bottom; one FiPy solve per tip (seconds each), no far-field split.
 
     Returns
     -------
     MapResult
     """
+    if engine not in ENGINES:
+        raise ParameterError("engine", f"got {engine!r}; allowed {', '.join(map(repr, ENGINES))}")
+    factory = None if engine == "esmsim" else ENGINES[engine]
     t0 = time.perf_counter()
     if scan is not None and not scan.on_voxels:
         P = scan.positions(ms)
         if scan.tips == "solved":
             resp, ix, iy, n = _grid_points(ms, material, settings, P, workers=workers, tile=tile, progress=progress,
-                                           client=client)
+                                           client=client, factory=factory)
         else:
             ix, iy, needed, interp = _voxel_stencil(ms, P)
             resp, n = _grid_response(ms, material, settings, ix, iy, needed=needed, workers=workers, tile=tile,
-                                     progress=progress, client=client)
+                                     progress=progress, client=client, factory=factory)
             resp = interp(resp)
         where = dict(positions=P, scan_x=scan.axis(0, ms), scan_y=scan.axis(1, ms))
     else:
         ix, iy = map_pixels(ms.shape, scan.pixels if scan is not None else settings.pixels)
         resp, n = _grid_response(ms, material, settings, ix, iy, workers=workers, tile=tile, progress=progress,
-                                 client=client)
+                                 client=client, factory=factory)
         where = {}
     if settings.lateral:  # (u3, u_x, u_y) per tip; (u_x, u_y) into the scan's axes
         lat = resp[..., 1:]
@@ -1076,11 +1139,11 @@ def _execute(tasks, win, ms, material, settings, *, workers, progress, client, f
     return results
 
 
-def _grid_points(ms, material, settings, P, *, workers=None, tile=8, progress=False, client=None):
+def _grid_points(ms, material, settings, P, *, workers=None, tile=8, progress=False, client=None, factory=None):
     """Responses at film points ``P`` (m, shape (..., 2)), each solved where it is
     (:meth:`_Window.solve_points`), points grouped by the ``tile x tile`` block of voxels that holds their
     nearest voxel: ``(responses, ix, iy, n_solves)`` with the voxels holding the points."""
-    win = _Window(ms, material, settings)
+    win = (factory or _Window)(ms, material, settings)
     flat = np.asarray(P, float).reshape(-1, 2)
     n = np.array(ms.shape)
     vox = np.floor(flat / np.array(ms.spacing[:2])).astype(int)
@@ -1095,7 +1158,8 @@ def _grid_points(ms, material, settings, P, *, workers=None, tile=8, progress=Fa
         iy = np.arange(vox[sel, 1].min(), vox[sel, 1].max() + 1)
         tasks.append((("points", int(bx), int(by)), ix, iy, flat[sel]))
         members.append(sel)
-    results = _execute(tasks, win, ms, material, settings, workers=workers, progress=progress, client=client)
+    results = _execute(tasks, win, ms, material, settings, workers=workers, progress=progress, client=client,
+                       factory=factory)
     first = np.asarray(results[tasks[0][0]])
     out = np.empty((len(flat),) + first.shape[1:], complex)
     for task, sel in zip(tasks, members):
