@@ -68,9 +68,12 @@ def _setup(material):
     return st, Dg, dz, pref
 
 
-def point_response(s, tip, width):
+def point_response(s, tip, width, period=None):
     """Mindlin sum (m^3/mol per unit C0, times the prefactor gives m/V) at a point tip anywhere on the surface of
-    ``s``: cell-averaged tip data and the Li rebuilt inside the cells within 4 widths as ``c f(x) / mean(f)``."""
+    ``s``: cell-averaged tip data and the Li rebuilt inside the cells within 4 widths as ``c f(x) / mean(f)``.
+    ``period`` (m, (Lx, Ly)): a periodic film, every cell and slab taken at its image nearest the tip."""
+    if period is not None:
+        s = s.wrapped(tip, period)
     c = solve_frequency(s, 2 * np.pi * FREQ, *tip_rhs(s, tip, profile="lorentzian", width=width, average=True))[0]
     W = s.weights(box_kernel, tip, radius=4 * width,
                   shape=lambda x, y: tip_profile(np.hypot(x - tip[0], y - tip[1]), "lorentzian", width)[0])
@@ -133,7 +136,7 @@ def polycrystal(h, material=None):
     s = assemble(grid, np.broadcast_to(Dg[ms.labels][:, :, None, :], grid.shape + (3,)), periodic=(True, True),
                  boundaries=net, D_gb=mat.D_gb, gb_width=mat["gb_width"], omega=omega)
     pref = (1 + mat["nu"]) / np.pi * mat.beta_isotropic / mat.dU_dc
-    return np.array([pref * point_response(s, tip, st.tip_width) for tip in POLY_TIPS])
+    return np.array([pref * point_response(s, tip, st.tip_width, period=(160e-9, 160e-9)) for tip in POLY_TIPS])
 
 
 def run(out_dir, fast: bool = True) -> list[CaseResult]:
