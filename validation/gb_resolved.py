@@ -13,7 +13,8 @@ it. Checked at 350 kHz:
   2 nm voxels) within 3 % of each other;
 - the same on a 12-grain periodic polycrystal with inclined (staircase) boundaries, tips
   on, near and away from boundaries and at arbitrary points (not cell centres), d = 20 nm: h = 8, 4 and
-  2 nm within 3 % of each other.
+  2 nm within 3 % of each other; the full run also draws 24 tips at random, which does not pass yet (a
+  boundary segment shorter than 8 nm missing from the coarse film near a tip: docs/transport.md).
 
 What the polycrystal needs (measured at POLY_TIPS, 8 / 4 nm against 2 nm): at 350 kHz the bulk Li is a
 ~0.05 nm layer, so a point tip's response is set by the Li within a fraction of a nanometre of it, and
@@ -117,8 +118,9 @@ def reference(material, first=0.25, growth=1.3, hy=4e-9):
 POLY_TIPS = [(80e-9, 80e-9), (40e-9, 120e-9), (123e-9, 37e-9), (100e-9, 60e-9)]
 
 
-def polycrystal(h, material=None):
-    """Responses (m/V) at POLY_TIPS of a fixed 12-grain periodic polycrystal built with columns of h (m)."""
+def polycrystal(h, material=None, tips=None):
+    """Responses (m/V) at ``tips`` (default POLY_TIPS) of a fixed 12-grain periodic polycrystal built with
+    columns of h (m)."""
     from esmsim.microstructure import matrices_to_bunge, quaternions_to_matrices, random_quaternions
 
     mat = material or get_material("LiCoO2").replace(gb_width=0.5e-9, gb_enhancement=2e4)
@@ -136,7 +138,21 @@ def polycrystal(h, material=None):
     s = assemble(grid, np.broadcast_to(Dg[ms.labels][:, :, None, :], grid.shape + (3,)), periodic=(True, True),
                  boundaries=net, D_gb=mat.D_gb, gb_width=mat["gb_width"], omega=omega)
     pref = (1 + mat["nu"]) / np.pi * mat.beta_isotropic / mat.dU_dc
-    return np.array([pref * point_response(s, tip, st.tip_width, period=(160e-9, 160e-9)) for tip in POLY_TIPS])
+    return np.array([pref * point_response(s, tip, st.tip_width, period=(160e-9, 160e-9))
+                     for tip in (POLY_TIPS if tips is None else tips)])
+
+
+def random_tips(n=24, seed=0, size=(160e-9, 160e-9)):
+    """``n`` tip positions (m) drawn uniformly over the film: on, near and between boundaries as they fall."""
+    return [tuple(t) for t in np.random.default_rng(seed).uniform(0, 1, (n, 2)) * np.asarray(size)]
+
+
+def spread_check(name, amps, tolerance=0.03):
+    """Voxel-size spread per tip (``amps`` (h, tip)): a CaseResult on the worst one, with how many exceed."""
+    spread = amps.max(0) / amps.min(0) - 1
+    return CaseResult(name, bool(spread.max() <= tolerance),
+                      f"h = 8, 4, 2 nm, {spread.size} random tips: max spread {spread.max():.2%}, {np.sum(spread > tolerance)} "
+                      f"over {tolerance:.0%}, median {np.median(spread):.2%}", "equal", f"{tolerance:.0%}")
 
 
 def run(out_dir, fast: bool = True) -> list[CaseResult]:
@@ -163,6 +179,11 @@ def run(out_dir, fast: bool = True) -> list[CaseResult]:
                        f"h = 8, 4, 2 nm: max spread {poly_spread:.2%} over {len(POLY_TIPS)} tips "
                        f"(8 vs 2 nm: {', '.join(f'{v:+.1%}' for v in amps[0] / amps[2] - 1)})",
                        "equal", "3 %", path)]
+    if not fast:
+        # tips drawn at random: where the 8 nm film lacks a boundary segment shorter than a voxel (a 4 nm
+        # one 9 nm from a tip: -4.6 %) or puts the tip on the other grain, the film itself differs
+        amps = np.array([np.abs(polycrystal(h, tips=random_tips())) for h in (8e-9, 4e-9, 2e-9)])
+        poly.append(spread_check("gb_voxel_invariance[polycrystal, random tips]", amps))
     return poly + [
         CaseResult("gb_resolved[amplitude]", amp_err <= 0.02, f"engine {abs(eng) * 1e12:.2f} pm/V, error "
                    f"{amp_err:.2%}", f"resolved {abs(ref) * 1e12:.2f} pm/V ({n_ref} cells)", "2 %", path),

@@ -14,7 +14,9 @@ grains, x, y and z (:func:`esmsim.transport.assemble_tensor`). Checked:
   inclined in z (the tip on the trace). A plane that dips under 45 deg is carried by its horizontal faces
   at the voxel layers' interfaces; it is in the full run, reported, with its own (looser) reading.
 - the full run also takes a periodic 10-grain 3-D Voronoi polycrystal (four tips, whole film) at 3 %
-  (measured 0.8, 1.8, 1.9, 0.8 %; 3.6 % at a tip 2 nm from a triple line before item 6 below).
+  (measured 0.8, 1.8, 1.9, 0.8 %; 3.6 % at a tip 2 nm from a triple line before item 6 below), and 16
+  random tips on each of three such films, which do not pass yet (9 of 48 over 3 %: features thinner than
+  a voxel near the tip; docs/transport.md).
 
 What the inclined planes need (measured with the tip on the trace, 8/4/2 nm):
 
@@ -104,18 +106,20 @@ def columnar(normal, h):
 POLY_TIPS = [(40e-9, 50e-9), (61.3e-9, 22.1e-9), (15.2e-9, 77.7e-9), (80e-9, 80e-9)]
 
 
-def polycrystal(h):
-    """|u| (m/V) at POLY_TIPS of a fixed periodic 10-grain 3-D Voronoi volume built with voxels of h (m),
-    solved on the whole film (windows of volumes have no far field, and their edges round to whole voxels)."""
+def polycrystal(h, seed=4, tips=None):
+    """|u| (m/V) at ``tips`` (default POLY_TIPS) of a fixed periodic 10-grain 3-D Voronoi volume (seeds drawn
+    with ``seed``) built with voxels of h (m), solved on the whole film (windows of volumes have no far
+    field, and their edges round to whole voxels)."""
     from dataclasses import replace
 
     from esmsim.microstructure import random_quaternions
     from esmsim.microstructure._voxel import _tessellated
 
-    seeds = np.random.default_rng(4).uniform(0, 1, (10, 3)) * np.array(SIZE)
+    seeds = np.random.default_rng(seed).uniform(0, 1, (10, 3)) * np.array(SIZE)
     ms = _tessellated(seeds, None, tuple(int(round(v / h)) for v in SIZE), (h, h, h),
                       random_quaternions(10, rng=7), True, {})
-    return np.abs(volume_response(ms, material(), replace(settings(), window=1e-6), POLY_TIPS))
+    return np.abs(volume_response(ms, material(), replace(settings(), window=1e-6),
+                                  POLY_TIPS if tips is None else tips))
 
 
 TURNS = {"0": (1.0, 0.0, 0.0), "26.6": (1.0, 0.5, 0.0), "45": (1.0, 1.0, 0.0)}
@@ -166,6 +170,14 @@ def run(out_dir, fast: bool = True) -> list[CaseResult]:
         out.append(CaseResult("gb_volume_voxel_invariance[3-D polycrystal]", spread.max() <= 0.03,
                               f"h = 8, 4, 2 nm, whole film: spread per tip {', '.join(f'{v:.1%}' for v in spread)}",
                               "equal", "3 %"))
+        # 16 random tips on each of three films (seeds 4, 5, 6): sub-voxel features (boundary segments and
+        # grain slivers thinner than 8 nm, planes dipping near or under 45 deg) near a tip differ between the
+        # voxel sizes
+        from .gb_resolved import random_tips, spread_check
+
+        tips = random_tips(16, 100, SIZE[:2])
+        amps = np.concatenate([np.array([polycrystal(h, seed, tips) for h in hs]) for seed in (4, 5, 6)], 1)
+        out.append(spread_check("gb_volume_voxel_invariance[3-D polycrystals, random tips]", amps))
     fig, (a1, a2) = new_figure()
     x = np.arange(len(TURNS))
     a1.bar(x - 0.2, np.array(list(vol_rot.values())) * 1e12, 0.4, label="volume engine")
