@@ -1041,7 +1041,7 @@ def single_frequency_map(
     """
     if engine not in ENGINES:
         raise ParameterError("engine", f"got {engine!r}; allowed {', '.join(map(repr, ENGINES))}")
-    factory = None if engine == "esmsim" else ENGINES[engine]
+    factory = ENGINES[engine]
     t0 = time.perf_counter()
     if scan is not None and not scan.on_voxels:
         P = scan.positions(ms)

@@ -482,7 +482,7 @@ def _restacked(net, lo3, key):
     ncol = int(col.max()) + 1 if col.size else 1
     code = key[vert] * ncol + col
     below = np.isin(code + ncol, code)  # the same column holds the pair's face in the z cell below
-    above = np.isin(code - ncol, code)
+    above = np.isin(code - ncol, code) | (lo3[2][vert] == 0)  # nothing above the top z cell
     return np.unique(np.concatenate([key[vert][~below], key[vert][~above] - 1]))
 
 
