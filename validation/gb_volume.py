@@ -36,7 +36,8 @@ What the inclined planes need (measured with the tip on the trace, 8/4/2 nm):
    10-12 % less than the plane), 0.28 % with them.
 6. the same links wherever a steep plane's faces change columns across an interface (a triple line that
    moves with depth), not only where the plane has junctions of its own: the 3-D polycrystal's tip 2 nm
-   from a triple line read 7.83, 8.11, 7.99 pm/V at 8/4/2 nm (3.6 %), now 7.98, 8.07, 8.13 (1.8 %).
+   from a triple line read 7.83, 8.11, 7.99 pm/V at 8/4/2 nm (3.6 %), then 7.98, 8.07, 8.13 (1.8 %; 7.97,
+   8.06, 8.12 with item 7).
 7. a flat plane's horizontal faces keep their place in the staircase, their Li goes to the mechanics at
    the plane's depth under each face: the 32 deg plane's tip beside the trace 13.7 % -> 8.1 %.
 """
