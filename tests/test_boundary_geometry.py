@@ -92,6 +92,39 @@ def test_faces_tile_the_exact_segments(h):
     assert checked >= 30 and exact >= 0.8 * checked
 
 
+@pytest.mark.parametrize("h", [8e-9, 4e-9])
+def test_every_voronoi_edge_has_its_slab(h):
+    """Against scipy's Voronoi diagram: every edge of the tessellation is carried by slabs whose lengths
+    w h add up to the edge's (1e-9; at 8 nm one 0.5 nm edge is held at 0.5 of its faces' staircase length,
+    the scale range's floor). Short edges whose grains' pixels touch only at a corner (0|11, 4.0 nm, at
+    8 nm; 9|10, 3.6 nm, at 8 and 4 nm) are carried by diagonal faces linked to the four faces around that
+    corner; without them those edges have no slab at all."""
+    ms = columnar_seeded(SEEDS, (L, L), spacing=h, thickness=50e-9, periodic=True, rng=1)
+    edges = [(a, b, m, ln) for (a, b), lst in _voronoi_edges(True).items() for m, ln, _ in lst]
+
+    def carried(diagonals):
+        net = place_on_boundaries(boundary_network(ms.labels, h, h, periodic=True, normal=ms.boundary_normal), ms,
+                                  gb_width=0.5e-9, diagonals=diagonals)
+        pair = np.sort(net.grains, 1)
+        centre = ms.boundary_segment(pair[:, 0], pair[:, 1], net.face_centres(h, h))[0]
+        out = []
+        for a, b, m, ln in edges:
+            sel = np.all(pair == (a, b), 1) & (np.linalg.norm((centre - m + L / 2) % L - L / 2, axis=1) < 1e-15)
+            out.append(np.sum(net.weight[sel] * h) / ln)
+        return net, np.array(out)
+
+    net, ratio = carried(True)
+    assert np.all(ratio > 0) and np.sum(np.abs(ratio - 1) < 1e-9) >= len(edges) - 1
+    diag = np.flatnonzero(net.axis >= 2)
+    assert diag.size == (2 if h == 8e-9 else 1)
+    for f in diag:  # between the two corner pixels, linked to the four faces around the corner
+        step = (net.high[f] - net.low[f]) % ms.shape[0]
+        assert np.all(step == ([1, 1] if net.axis[f] == 2 else [1, ms.shape[1] - 1]))
+        assert np.sum(np.any(net.link_faces == f, 1)) == 4
+        assert tuple(net.grains[f]) == (ms.labels[tuple(net.low[f])], ms.labels[tuple(net.high[f])])
+    assert np.sum(carried(False)[1] == 0) == diag.size + (h == 8e-9)  # 0|11 is listed twice (two images)
+
+
 @pytest.mark.parametrize("angle", [0.0, 30.0, 117.0])
 def test_strip_weights_against_a_quadrature_of_the_turned_strip(angle):
     """A strip 8 nm x 0.5 nm turned by ``angle`` about its centre, through strip_boxes/strip_to_sample, against

@@ -478,3 +478,32 @@ def test_fipy_engine_maps_the_same_film():
                              engine="fipy")
     with pytest.raises(ParameterError, match="engine"):
         single_frequency_map(ms, mat, st, engine="comsol")
+
+
+def test_windows_carry_the_films_diagonal_faces():
+    """A film whose 8 nm pixels leave four short boundary segments as grains touching only at a pixel corner
+    (one of them 8.1 nm long): every window holds the film's diagonal faces inside it (same grains, weight,
+    position), and at the pixels beside them the engine matches the full-domain reference (the film tiled
+    3 x 3, one piece, its diagonal faces found through repeated columns) within 1 % as elsewhere (measured
+    0.12 %)."""
+    ms = columnar_voronoi((160e-9, 160e-9), spacing=8e-9, thickness=100e-9, grain_size=40e-9, rng=2)
+    mat = get_material("LiCoO2")
+    w = _Window(ms, mat, MapSettings(frequency=350e3, vegard="isotropic"))
+    film, _ = w._film_faces
+    diag = np.flatnonzero(film.axis >= 2)
+    assert diag.size == 4 and np.max(film.weight[diag]) * 8e-9 > 8e-9
+    h = ms.spacing[0]
+    for f in diag:
+        i, j = film.low[f]
+        xi, yi = w._labels(np.array([i]), np.array([j]), indices=True)[3:]
+        net = w.system(np.array([i]), np.array([j]), omega=None)[4]
+        inside = np.flatnonzero(net.axis >= 2)
+        film_pos = np.mod(net.position[inside] + [xi[0] * h, yi[0] * h], 160e-9)
+        k = np.argmin(np.linalg.norm(film_pos - film.position[f], axis=1))
+        g = inside[k]
+        assert np.linalg.norm(film_pos[k] - film.position[f]) < 1e-18
+        assert net.weight[g] == film.weight[f] and tuple(net.grains[g]) == tuple(film.grains[f])
+    pix = [tuple(int(v) for v in film.low[f]) for f in diag]
+    a = np.array([w.solve(*p) for p in pix])
+    ref = _full_domain(ms, mat, w.settings, pix)
+    assert np.all(np.abs(a / ref - 1) < 0.01)

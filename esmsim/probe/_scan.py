@@ -31,7 +31,7 @@ from ..microstructure._columnar import ColumnarMicrostructure
 from ..microstructure._grid import Grid, graded_widths
 from ..microstructure._orientations import rotate_diagonal
 from ..microstructure._symmetry import classify_boundaries
-from ..transport._boundaries import boundary_network, place_on_boundaries
+from ..transport._boundaries import boundary_network, place_on_boundaries, with_diagonals
 from ..transport._frequency import check_surface_layer, solve_frequency, split_solve, tip_terms
 from ..transport._operator import assemble, strip_boxes, strip_to_sample
 from ..transport._volume import has_boundaries
@@ -286,20 +286,50 @@ class _Window:
         net = place_on_boundaries(boundary_network(ms.labels, h, h, periodic=ms.periodic, normal=ms.boundary_normal),
                                   ms, gb_width=self.material["gb_width"])
         ids = np.full((2,) + ms.shape, -1, np.int64)
-        ids[net.axis, net.low[:, 0], net.low[:, 1]] = np.arange(net.n_faces)
+        real = net.axis < 2
+        ids[net.axis[real], net.low[real, 0], net.low[real, 1]] = np.flatnonzero(real)
         return net, ids
 
-    def _window_faces(self, net, xi, yi):
-        """The window's faces with the film's weights, normals and positions (window frame)."""
-        if not net.n_faces:
-            return net
+    def _window_faces(self, net, xi, yi, periodic=False):
+        """The window's faces with the film's weights, normals and positions (window frame), and the film's
+        diagonal faces (:func:`place_on_boundaries`) whose pixel corners lie inside the window."""
         film, ids = self._film_faces
-        f = ids[net.axis, xi[net.low[:, 0]], yi[net.low[:, 1]]]
-        assert np.all(f >= 0), "a window face that the film does not have"
         h = self.ms.spacing[0]
-        centres = net.face_centres(h, h)
-        d = self.ms._displacement(film.position[f] - np.array([xi[0] * h, yi[0] * h]) - centres)  # -> window frame
-        return dataclasses.replace(net, weight=film.weight[f], normal=film.normal[f], position=centres + d)
+        origin = np.array([xi[0] * h, yi[0] * h])
+        if net.n_faces:
+            f = ids[net.axis, xi[net.low[:, 0]], yi[net.low[:, 1]]]
+            assert np.all(f >= 0), "a window face that the film does not have"
+            centres = net.face_centres(h, h)
+            d = self.ms._displacement(film.position[f] - origin - centres)  # -> window frame
+            net = dataclasses.replace(net, weight=film.weight[f], normal=film.normal[f], position=centres + d)
+        diag = np.flatnonzero(film.axis >= 2)
+        if not diag.size:
+            return net
+        # the film's diagonal faces by their pixel corner (the pixel whose upper corner it is)
+        nx, ny = self.ms.shape
+        at = np.full((2, nx, ny), -1, np.int64)
+        fa = film.axis[diag]
+        at[fa - 2, film.low[diag, 0], np.where(fa == 2, film.low[diag, 1], film.high[diag, 1])] = diag
+        # the window's pixel corners whose 2 x 2 pixels are the film's (windows may repeat film columns)
+        n1, n2 = len(xi), len(yi)
+        i = np.arange(n1 if periodic else n1 - 1)
+        j = np.arange(n2 if periodic else n2 - 1)
+        i = i[xi[(i + 1) % n1] == (xi[i] + 1) % nx]
+        j = j[yi[(j + 1) % n2] == (yi[j] + 1) % ny]
+        f = at[:, xi[i][:, None], yi[j][None, :]]  # (2, len(i), len(j))
+        k, a_, b_ = np.nonzero(f >= 0)
+        if not k.size:
+            return net
+        f = f[k, a_, b_]
+        ci, cj = i[a_], j[b_]
+        ci1, cj1 = (ci + 1) % n1, (cj + 1) % n2
+        ax = film.axis[f]
+        lo = np.stack([ci, np.where(ax == 2, cj, cj1)], -1)
+        hi = np.stack([ci1, np.where(ax == 2, cj1, cj)], -1)
+        corner = np.stack([ci + 1, cj + 1], -1) * h
+        position = corner + self.ms._displacement(film.position[f] - origin - corner)
+        return with_diagonals(net, ax, lo, hi, film.grains[f], film.weight[f], film.normal[f], position, (n1, n2),
+                              (h, h))
 
     def solve_tile(self, ix: np.ndarray, iy: np.ndarray, far: bool = True) -> np.ndarray:
         """Complex response (m/V) at every tip position ``(ix[a], iy[b])``; one factorisation for all.
@@ -636,7 +666,7 @@ class _Window:
         if not has_boundaries(ms, self.material):  # neutral boundaries: the grains meet without a slab
             net = boundary_network(np.zeros_like(lab), h, h)
             return grid, net, assemble(grid, D, periodic=(periodic, periodic), bottom=self.settings.bottom)
-        net = self._window_faces(boundary_network(lab, h, h, periodic=periodic), xi, yi)
+        net = self._window_faces(boundary_network(lab, h, h, periodic=periodic), xi, yi, periodic)
         D_gb = self.material.D_gb * self.gb_factor[net.grains[:, 0], net.grains[:, 1]]
         system = assemble(grid, D, periodic=(periodic, periodic), bottom=self.settings.bottom, boundaries=net,
                           D_gb=D_gb, gb_width=self.material["gb_width"], omega=omega)

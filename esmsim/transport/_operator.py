@@ -427,6 +427,14 @@ def assemble(
         dw = delta * w  # effective slab width (area-corrected for staircases)
         h_lo = np.where(ax == 0, hx[li], hy[lj])  # normal widths of the two cells
         h_hi = np.where(ax == 0, hx[hi_], hy[hj])
+        diagonal = ax >= 2  # a segment between pixels that touch at a corner (place_on_boundaries)
+        if diagonal.any():
+            if boundaries.normal is None:
+                raise ValueError("boundaries: diagonal faces need their boundary normals")
+            nd = np.abs(np.asarray(boundaries.normal, float))
+            # twice the distance from each pixel's centre to the segment's line through the corner
+            h_lo = np.where(diagonal, nd[:, 0] * hx[li] + nd[:, 1] * hy[lj], h_lo)
+            h_hi = np.where(diagonal, nd[:, 0] * hx[hi_] + nd[:, 1] * hy[hj], h_hi)
         if np.any(dw >= 0.5 * np.minimum(h_lo, h_hi)):
             raise ValueError(f"gb_width: {delta:g} m must be smaller than half the pixel size")
         gb_x[li[ax == 0], lj[ax == 0]] = True
@@ -475,7 +483,7 @@ def assemble(
             pos = np.asarray(boundary_position, float)
             if pos.shape != (ax.size, 2):
                 raise ValueError(f"boundary_position: shape {pos.shape}; expected ({ax.size}, 2)")
-            stay = stays_on_face(np.stack([pos[:, 0] - fx, pos[:, 1] - fy], -1), dw)
+            stay = stays_on_face(np.stack([pos[:, 0] - fx, pos[:, 1] - fy], -1), dw) & ~diagonal
             fx, fy = pos[:, 0], pos[:, 1]
         # the columns beside a slab that stays on its face give up its width there; where it moved onto the
         # boundary they keep their boxes: a gap at the face and bulk Li doubled under the strip put a hole
@@ -506,12 +514,17 @@ def assemble(
         layers = []
         for side, (ci, cj, hn) in ((-1, (li, lj, h_lo)), (1, (hi_, hj, h_hi))):
             Dn = np.where(ax[:, None] == 0, D[ci, cj, :, 0], D[ci, cj, :, 1])
+            if diagonal.any():
+                Dn = np.where(diagonal[:, None], nd[:, :1] ** 2 * D[ci, cj, :, 0] + nd[:, 1:] ** 2 * D[ci, cj, :, 1], Dn)
             r, theta, ell = slab_exchange(Dn, (0.5 * (hn - dw))[:, None], (0.5 * dw / Dgb)[:, None], omega)
             g_ex = face_area / r
             if omega:
                 # the part of the exchange through a bulk layer the column does not resolve goes through the
                 # boundary's true area w A, not the staircase's A
                 g_ex = g_ex * (1.0 - theta * (1.0 - w[:, None]))
+            if diagonal.any():  # a diagonal face exchanges through the segment's own area w A
+                g_ex = np.where(diagonal[:, None], face_area * w[:, None] / r, g_ex)
+            if omega:
                 layers.append((side, idx[ci, cj, :].ravel(), g_ex.ravel(), theta.ravel(), ell.ravel()))
             la.append(idx[ci, cj, :].ravel())
             lb.append(gidx.ravel())
@@ -556,8 +569,8 @@ def assemble(
         boxes.append(np.stack([rep(fx - sl), rep(fx + sl), rep(fy - sw), rep(fy + sw), tile(ze[:-1]), tile(ze[1:])],
                               -1))
         if layers:  # each (face, layer): the face's rectangle in the other two axes
-            is_x = np.repeat(ax == 0, nz)
-            across, along = rep(np.where(ax == 0, fx, fy)), rep(np.where(ax == 0, fy, fx))
+            is_x = np.repeat(ax != 1, nz)  # a diagonal face's low pixel is on its low x side
+            across, along = rep(np.where(ax != 1, fx, fy)), rep(np.where(ax != 1, fy, fx))
             rect = np.stack([along - rep(half_t), along + rep(half_t), tile(ze[:-1]), tile(ze[1:])], -1)
             strips = (np.ones(nf * nz, bool), np.stack([rep(fx), rep(fy)], -1), slab_tangent,
                       np.stack([rep(sl), rep(sw)], -1))
