@@ -13,7 +13,8 @@ A boundary that is not aligned with the grid is a staircase of faces. Each
 face carries the weight ``w = 1 / (|n_x| + |n_y|)`` (true area over staircase
 area, from the exact boundary normal ``n``): storage and vertical conduction
 are multiplied by ``w``, conduction along the staircase by ``1 / w``, so both
-match the flat boundary they represent.
+match the flat boundary they represent. A segment whose two grains' pixels
+touch only at a corner gets a diagonal face (:func:`place_on_boundaries`).
 """
 
 from __future__ import annotations

@@ -426,7 +426,7 @@ def _on_sections(net, roles, grid, section, origin, delta):
         high = np.stack([ih[sel] + origin[0], jh[sel] + origin[1]], -1)
         empty = np.zeros((0, 2), np.int64)
         flat = BoundaryNetwork(net.axis[sel], low, high, w_h[sel], net.grains[sel], empty, np.zeros(0))
-        placed = place_on_boundaries(flat, film)
+        placed = place_on_boundaries(flat, film, diagonals=False)  # a diagonal face has no 3-D counterpart yet
         s = placed.weight / w_h[sel]
         # no larger than the cells take (a slab that does not fit even unscaled is refused by the caller)
         s = np.minimum(s, np.maximum(0.45 * min(hx, hy) / (delta * np.maximum(weight[sel], 1e-300)), 1.0))
