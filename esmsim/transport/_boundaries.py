@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["BoundaryNetwork", "boundary_network", "VolumeBoundaries", "edge_factor", "slab_roles", "steep", "volume_boundaries",
-           "with_diagonals"]
+__all__ = ["BoundaryNetwork", "boundary_network", "VolumeBoundaries", "edge_factor", "slab_roles", "steep",
+           "volume_boundaries", "with_diagonals"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -210,8 +210,8 @@ def place_on_boundaries(net: BoundaryNetwork, ms, *, gb_width: float | None = No
 
 
 def _missing_segments(ms, have, cap):
-    """Diagonal faces (axis, low, high, grains, weight, normal, position) for the exact segments between grains
-    whose pixels touch only at a corner, where no face of the staircase stands for the segment (``have``:
+    """Diagonal faces (axis, low, high, grains, weight, normal, position) for the exact segments between
+    grains whose pixels touch only at a corner, where no face of the staircase stands for the segment (``have``:
     keys (pair, rounded centre) of the segments that have faces)."""
     lab = ms.labels
     nx, ny = lab.shape
@@ -222,14 +222,14 @@ def _missing_segments(ms, have, cap):
     i1, j1 = (i + 1) % nx, (j + 1) % ny
     a, c, d, b = lab[i, j], lab[i1, j], lab[i, j1], lab[i1, j1]
     corner = np.stack([(i + 1) * hx, (j + 1) * hy], -1)
-    axis, low, high, dist = [], [], [], []
+    axis, low, high, where = [], [], [], []
     for ax, p, q, o1, o2, lo, hi in ((2, a, b, c, d, (i, j), (i1, j1)), (3, d, c, a, b, (i, j1), (i1, j))):
         sel = np.flatnonzero((p != q) & (o1 != p) & (o1 != q) & (o2 != p) & (o2 != q))
         axis.append(np.full(sel.size, ax))
         low.append(np.stack([lo[0][sel], lo[1][sel]], -1))
         high.append(np.stack([hi[0][sel], hi[1][sel]], -1))
-        dist.append(sel)
-    axis, low, high, at = np.concatenate(axis), np.concatenate(low), np.concatenate(high), np.concatenate(dist)
+        where.append(sel)
+    axis, low, high, at = np.concatenate(axis), np.concatenate(low), np.concatenate(high), np.concatenate(where)
     empty = (np.zeros(0, int), np.zeros((0, 2), int), np.zeros((0, 2), int), np.zeros((0, 2), lab.dtype),
              np.zeros(0), np.zeros((0, 2)), np.zeros((0, 2)))
     if not axis.size:
@@ -259,8 +259,8 @@ def _missing_segments(ms, have, cap):
 def with_diagonals(net: BoundaryNetwork, axis, low, high, grains, weight, normal, position, shape,
                    spacing) -> BoundaryNetwork:
     """``net`` (faces normal to x and y of a label map of ``shape``) with diagonal faces appended (axis 2 or
-    3, their pixels ``low`` and ``high`` and grains there, weights, normals and positions), each linked to the faces of
-    ``net`` around its pixel corner (half-path ``h / 2`` on each side)."""
+    3, their pixels ``low`` and ``high`` and grains there, weights, normals and positions), each linked to
+    the faces of ``net`` around its pixel corner (half-path ``h / 2`` on each side)."""
     import dataclasses
 
     if not len(axis):
@@ -285,7 +285,8 @@ def with_diagonals(net: BoundaryNetwork, axis, low, high, grains, weight, normal
     return dataclasses.replace(
         net, axis=np.concatenate([net.axis, axis]).astype(net.axis.dtype), low=np.concatenate([net.low, low]),
         high=np.concatenate([net.high, high]), weight=np.concatenate([net.weight, weight]),
-        grains=np.concatenate([net.grains, np.asarray(grains, net.grains.dtype)]), link_faces=np.concatenate([net.link_faces, links]),
+        grains=np.concatenate([net.grains, np.asarray(grains, net.grains.dtype)]),
+        link_faces=np.concatenate([net.link_faces, links]),
         link_length=np.concatenate([net.link_length, half.sum(1)]), normal=cat(net.normal, normal),
         position=cat(net.position, position), link_half=cat(net.link_half, half))
 

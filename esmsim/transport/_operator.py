@@ -515,7 +515,8 @@ def assemble(
         for side, (ci, cj, hn) in ((-1, (li, lj, h_lo)), (1, (hi_, hj, h_hi))):
             Dn = np.where(ax[:, None] == 0, D[ci, cj, :, 0], D[ci, cj, :, 1])
             if diagonal.any():
-                Dn = np.where(diagonal[:, None], nd[:, :1] ** 2 * D[ci, cj, :, 0] + nd[:, 1:] ** 2 * D[ci, cj, :, 1], Dn)
+                Dnn = nd[:, :1] ** 2 * D[ci, cj, :, 0] + nd[:, 1:] ** 2 * D[ci, cj, :, 1]  # n.D.n
+                Dn = np.where(diagonal[:, None], Dnn, Dn)
             r, theta, ell = slab_exchange(Dn, (0.5 * (hn - dw))[:, None], (0.5 * dw / Dgb)[:, None], omega)
             g_ex = face_area / r
             if omega:
