@@ -31,7 +31,8 @@ from ..microstructure._columnar import ColumnarMicrostructure
 from ..microstructure._grid import Grid, graded_widths
 from ..microstructure._orientations import rotate_diagonal
 from ..microstructure._symmetry import classify_boundaries
-from ..transport._boundaries import boundary_network, place_on_boundaries, with_diagonals
+from ..transport._boundaries import (boundary_network, diagonal_corner, diagonal_pixels, place_on_boundaries,
+                                     with_diagonals)
 from ..transport._frequency import check_surface_layer, solve_frequency, split_solve, tip_terms
 from ..transport._operator import assemble, strip_boxes, strip_to_sample
 from ..transport._volume import has_boundaries
@@ -308,8 +309,8 @@ class _Window:
         # the film's diagonal faces by their pixel corner (the pixel whose upper corner it is)
         nx, ny = self.ms.shape
         at = np.full((2, nx, ny), -1, np.int64)
-        fa = film.axis[diag]
-        at[fa - 2, film.low[diag, 0], np.where(fa == 2, film.low[diag, 1], film.high[diag, 1])] = diag
+        ci, cj, _, _ = diagonal_corner(film.axis[diag], film.low[diag], film.high[diag])
+        at[film.axis[diag] - 2, ci, cj] = diag
         # the window's pixel corners whose 2 x 2 pixels are the film's (windows may repeat film columns)
         n1, n2 = len(xi), len(yi)
         i = np.arange(n1 if periodic else n1 - 1)
@@ -322,10 +323,8 @@ class _Window:
             return net
         f = f[k, a_, b_]
         ci, cj = i[a_], j[b_]
-        ci1, cj1 = (ci + 1) % n1, (cj + 1) % n2
         ax = film.axis[f]
-        lo = np.stack([ci, np.where(ax == 2, cj, cj1)], -1)
-        hi = np.stack([ci1, np.where(ax == 2, cj1, cj)], -1)
+        lo, hi = diagonal_pixels(ax, ci, cj, (ci + 1) % n1, (cj + 1) % n2)
         corner = np.stack([ci + 1, cj + 1], -1) * h
         position = corner + self.ms._displacement(film.position[f] - origin - corner)
         return with_diagonals(net, ax, lo, hi, film.grains[f], film.weight[f], film.normal[f], position, (n1, n2),

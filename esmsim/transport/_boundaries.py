@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["BoundaryNetwork", "boundary_network", "VolumeBoundaries", "edge_factor", "slab_roles", "steep",
-           "volume_boundaries", "with_diagonals"]
+           "volume_boundaries", "with_diagonals", "diagonal_pixels", "diagonal_corner"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -209,6 +209,19 @@ def place_on_boundaries(net: BoundaryNetwork, ms, *, gb_width: float | None = No
     return with_diagonals(net, *_missing_segments(ms, have, cap), ms.labels.shape, (hx, hy))
 
 
+def diagonal_pixels(axis, i, j, i1, j1):
+    """``(low, high)`` pixels, shape (n, 2), of diagonal faces of ``axis`` (2 or 3) at the pixel corners
+    ``(i + 1/2, j + 1/2)``; ``i1, j1``: the next row and column (wrapped where periodic)."""
+    two = np.asarray(axis) == 2
+    return (np.stack([i, np.where(two, j, j1)], -1), np.stack([i1, np.where(two, j1, j)], -1))
+
+
+def diagonal_corner(axis, low, high):
+    """The inverse of :func:`diagonal_pixels`: ``(i, j, i1, j1)`` of each diagonal face's pixel corner."""
+    two = np.asarray(axis) == 2
+    return low[:, 0], np.where(two, low[:, 1], high[:, 1]), high[:, 0], np.where(two, high[:, 1], low[:, 1])
+
+
 def _missing_segments(ms, have, cap):
     """Diagonal faces (axis, low, high, grains, weight, normal, position) for the exact segments between
     grains whose pixels touch only at a corner, where no face of the staircase stands for the segment (``have``:
@@ -222,14 +235,13 @@ def _missing_segments(ms, have, cap):
     i1, j1 = (i + 1) % nx, (j + 1) % ny
     a, c, d, b = lab[i, j], lab[i1, j], lab[i, j1], lab[i1, j1]
     corner = np.stack([(i + 1) * hx, (j + 1) * hy], -1)
-    axis, low, high, where = [], [], [], []
-    for ax, p, q, o1, o2, lo, hi in ((2, a, b, c, d, (i, j), (i1, j1)), (3, d, c, a, b, (i, j1), (i1, j))):
+    axis, where = [], []
+    for ax, p, q, o1, o2 in ((2, a, b, c, d), (3, d, c, a, b)):
         sel = np.flatnonzero((p != q) & (o1 != p) & (o1 != q) & (o2 != p) & (o2 != q))
         axis.append(np.full(sel.size, ax))
-        low.append(np.stack([lo[0][sel], lo[1][sel]], -1))
-        high.append(np.stack([hi[0][sel], hi[1][sel]], -1))
         where.append(sel)
-    axis, low, high, at = np.concatenate(axis), np.concatenate(low), np.concatenate(high), np.concatenate(where)
+    axis, at = np.concatenate(axis), np.concatenate(where)
+    low, high = diagonal_pixels(axis, i[at], j[at], i1[at], j1[at])
     empty = (np.zeros(0, int), np.zeros((0, 2), int), np.zeros((0, 2), int), np.zeros((0, 2), lab.dtype),
              np.zeros(0), np.zeros((0, 2)), np.zeros((0, 2)))
     if not axis.size:
@@ -270,8 +282,7 @@ def with_diagonals(net: BoundaryNetwork, axis, low, high, grains, weight, normal
     ids = np.full((2,) + tuple(shape), -1, np.int64)
     real = net.axis < 2
     ids[net.axis[real], net.low[real, 0], net.low[real, 1]] = np.flatnonzero(real)
-    i0, i1 = low[:, 0], high[:, 0]
-    j0, j1 = np.where(axis == 2, low[:, 1], high[:, 1]), np.where(axis == 2, high[:, 1], low[:, 1])
+    i0, j0, i1, j1 = diagonal_corner(axis, low, high)
     around = np.stack([ids[0, i0, j0], ids[0, i0, j1], ids[1, i0, j0], ids[1, i1, j0]], -1)
     new = net.n_faces + np.arange(axis.size)
     ok = around >= 0
