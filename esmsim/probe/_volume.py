@@ -18,7 +18,7 @@ from ._scan import MapSettings, _z_widths, contact_average, window_range
 
 __all__ = ["volume_response"]
 
-DIRECT_BELOW = 8_000  # volumes: iterative above (see solve_frequency's direct_below)
+DIRECT_BELOW = 2_000  # volumes: iterative above (see solve_frequency's direct_below)
 
 
 def volume_response(ms: Microstructure, material: Material, settings: MapSettings, tips, *,
