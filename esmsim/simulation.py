@@ -281,6 +281,13 @@ def map_dataset(ms: ColumnarMicrostructure, material: Material, settings: MapSet
     return ds
 
 
+VOLUME_MODEL = ("voxel volume; full-tensor FV diffusion R diag(D) R^T per voxel's grain, one window per tip; boundary "
+                "slabs (delta, D_gb) on the faces between grains, placed on the tessellation's sections; pores and "
+                "cracks without Li or flux; potentiostatic tip; isotropic Vegard beta=trace/3 (or the grain's "
+                "tensor with vegard='tensor') in an isotropic half-space (Mindlin), u3 at the tip point; ground "
+                "truth of the surface layer (voxel layer 0)")
+
+
 def _sampler(ms, result: MapResult):
     """A function giving a voxel field (nx_vox, ny_vox) at the map's tips: the voxels of a voxel-centred map,
     bilinear interpolation for a scan off the voxel centres."""
@@ -330,8 +337,20 @@ def run(config: Config, *, out_dir=None, workers: int | None = None, progress: b
     t0 = time.perf_counter()
     out = Path(out_dir if out_dir is not None else config["output"]["directory"])
     ms = build_microstructure(config)
+    volume = False
     if isinstance(ms, Microstructure):
-        ms = ms.as_columnar()  # the transport engine takes columnar films (3-D transport: issue 4)
+        try:
+            ms = ms.as_columnar()
+        except ParameterError:  # grains that change with depth, pores or cracks: each tip its own volume window
+            volume = True
+    mode = config["excitation"]["mode"]
+    if volume and mode not in ("single_frequency", "band_excitation"):
+        raise ParameterError("excitation.mode", f"got {mode!r}, which takes columnar films; a voxel volume (grains "
+                                                f"that change with depth, pores or cracks) is mapped with "
+                                                f"'single_frequency' or 'band_excitation'")
+    if volume and config["mechanics"]["lateral"]:
+        raise ParameterError("mechanics.lateral", "a voxel volume (grains that change with depth, pores or cracks) "
+                                                  "gives the normal displacement u3 only; set lateral = false")
     material = config.material()
     settings = map_settings(config)
     w = workers if workers is not None else (config["numerics"]["workers"] or None)
@@ -365,8 +384,8 @@ def run(config: Config, *, out_dir=None, workers: int | None = None, progress: b
     else:
         result = single_frequency_map(ms, material, settings, workers=w, tile=config["numerics"]["tile"],
                                       progress=progress, scan=scan_grid(config), engine=config["numerics"]["engine"])
-    ds = map_dataset(ms, material, settings, result, attrs={
-        "config": config.source, "config_si": json.loads(json.dumps(config.values)),
+    ds = map_dataset(ms.surface() if volume else ms, material, settings, result, attrs={
+        **({"model": VOLUME_MODEL} if volume else {}), "config": config.source, "config_si": json.loads(json.dumps(config.values)),
         "seed": config["simulation"]["seed"], "bias_amplitude_V": config["excitation"]["amplitude"]})
     ds["topography"] = (("y_voxel", "x_voxel"), height.T,
                         {"units": "m", "long_name": "surface height, positive out of the sample (ground truth)"})

@@ -100,3 +100,25 @@ def test_fipy_engine_gives_the_same_tip_response():
     assert np.allclose(a, b, rtol=1e-9, atol=0)
     with pytest.raises(ParameterError, match="engine"):
         volume_response(extrude(_crystal(45.0), 12), MAT, ST, tips, engine="fipy")
+
+
+def test_volume_maps_agree_with_the_columnar_map_engine():
+    """A voxel volume goes through the same map interface (``single_frequency_map``): each tip is
+    ``volume_response``'s, and on an extruded film both engines map the same values."""
+    from esmsim.probe import ScanGrid, single_frequency_map
+
+    film = _film()
+    vol = extrude(film, 12)
+    st = replace(ST, window=1e-6, pixels=(3, 2))  # the whole film: no far field in either
+    scan = ScanGrid((3, 2), size=(50e-9, 30e-9), center=(57e-9, 41e-9), rotation=0.4, tips="solved")
+    col = single_frequency_map(film, MAT, st, workers=1, scan=scan)
+    m = single_frequency_map(vol, MAT, st, workers=1, scan=scan)
+    P = m.positions.reshape(-1, 2)
+    assert np.array_equal(m.response.ravel(), volume_response(vol, MAT, st, P))  # each tip where the scan puts it
+    assert np.allclose(m.response, col.response, rtol=1e-6, atol=0)  # the split solver's tolerance, as above
+    grid = single_frequency_map(vol, MAT, st, workers=2, tile=2)  # voxel centres, tiles on worker processes
+    xy = grid.tip_positions(vol).reshape(-1, 2)
+    # worker processes use one BLAS thread: equal to rounding, not bit for bit
+    assert np.allclose(grid.response.ravel(), volume_response(vol, MAT, st, xy), rtol=1e-12, atol=0)
+    with pytest.raises(ParameterError, match="settings.lateral"):
+        single_frequency_map(vol, MAT, replace(st, lateral=True), workers=1)

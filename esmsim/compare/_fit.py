@@ -201,7 +201,7 @@ class MapForward:
         self.config = config
         ms = film if film is not None else build_microstructure(config)
         if isinstance(ms, Microstructure):
-            ms = ms.as_columnar()
+            ms = ms.as_columnar()  # the fit reuses the columnar map engine's windows
         self.film = ms
         self.output = output
         self.workers = workers

@@ -166,8 +166,8 @@ class Microstructure(GrainOrientations):
         """
         if self.void.any() or not np.all(self.labels == self.labels[:, :, :1]):
             raise ParameterError("microstructure", f"{self.recipe.get('generator', 'this')} microstructure is not "
-                                 "columnar (grains change with depth, or pores/cracks); the transport engine takes "
-                                 "columnar films only until 3-D transport lands (issue 4)")
+                                 "columnar (grains change with depth, or pores/cracks); map it with the volume engine "
+                                 "(single_frequency_map or volume_response take it as it is)")
         return self.surface()
 
 
