@@ -281,7 +281,7 @@ def map_dataset(ms: ColumnarMicrostructure, material: Material, settings: MapSet
     return ds
 
 
-VOLUME_MODEL = ("voxel volume; full-tensor FV diffusion R diag(D) R^T per voxel's grain, one window per tip; boundary "
+VOLUME_MODEL = ("voxel volume; full-tensor FV diffusion R diag(D) R^T per voxel's grain, one window per tile of tips; boundary "
                 "slabs (delta, D_gb) on the faces between grains, placed on the tessellation's sections; pores and "
                 "cracks without Li or flux; potentiostatic tip; isotropic Vegard beta=trace/3 (or the grain's "
                 "tensor with vegard='tensor') in an isotropic half-space (Mindlin), u3 at the tip point; ground "

@@ -43,6 +43,11 @@ def test_extruded_crystal_matches_the_columnar_engine():
         # not round-off: the map engine's split COCG stops at a relative residual of 1e-7 (SOLVER_RTOL);
         # measured 1.1e-8
         assert abs(b / a - 1) < 1e-6
+    # a disk tip off the cell centres: the cells beyond its contact keep their Li uniform in both (NaN before)
+    disk = replace(st, tip_profile="disk")
+    a = _Window(film, MAT, disk).solve_points(np.array([3]), np.array([2]), np.array([[16.1e-9, 13.3e-9]]))[0]
+    b = volume_response(extrude(film, 12), MAT, disk, [(16.1e-9, 13.3e-9)])[0]
+    assert np.isfinite(a) and abs(b / a - 1) < 1e-6
 
 
 def test_cross_terms_act_but_stay_small_under_the_tip():
@@ -103,8 +108,9 @@ def test_fipy_engine_gives_the_same_tip_response():
 
 
 def test_volume_maps_agree_with_the_columnar_map_engine():
-    """A voxel volume goes through the same map interface (``single_frequency_map``): each tip is
-    ``volume_response``'s, and on an extruded film both engines map the same values."""
+    """A voxel volume goes through the same map interface (``single_frequency_map``): on an extruded film
+    both engines map the same values, and with windows that hold the whole film each tip is
+    ``volume_response``'s."""
     from esmsim.probe import ScanGrid, single_frequency_map
 
     film = _film()
@@ -114,11 +120,28 @@ def test_volume_maps_agree_with_the_columnar_map_engine():
     col = single_frequency_map(film, MAT, st, workers=1, scan=scan)
     m = single_frequency_map(vol, MAT, st, workers=1, scan=scan)
     P = m.positions.reshape(-1, 2)
-    assert np.array_equal(m.response.ravel(), volume_response(vol, MAT, st, P))  # each tip where the scan puts it
+    # one block solve for the tile against one solve per tip: z-line COCG stops at a residual of 1e-10
+    assert np.allclose(m.response.ravel(), volume_response(vol, MAT, st, P), rtol=1e-8, atol=0)
     assert np.allclose(m.response, col.response, rtol=1e-6, atol=0)  # the split solver's tolerance, as above
     grid = single_frequency_map(vol, MAT, st, workers=2, tile=2)  # voxel centres, tiles on worker processes
     xy = grid.tip_positions(vol).reshape(-1, 2)
-    # worker processes use one BLAS thread: equal to rounding, not bit for bit
-    assert np.allclose(grid.response.ravel(), volume_response(vol, MAT, st, xy), rtol=1e-12, atol=0)
+    assert np.allclose(grid.response.ravel(), volume_response(vol, MAT, st, xy), rtol=1e-8, atol=0)
     with pytest.raises(ParameterError, match="settings.lateral"):
         single_frequency_map(vol, MAT, replace(st, lateral=True), workers=1)
+
+
+def test_a_volume_maps_tiles_on_shared_windows():
+    """The tips of a tile share one window (the tile's columns plus 4 d on each side, wrapped on a periodic
+    film): against one window centred on each tip (``volume_response``) the values differ by where the
+    windows end, as volumes have no far field. Measured 0.66 % (Lorentzian) and 0.10 % (disk) on this
+    film; a tip placed wrongly in its tile's window would be tens of per cent off."""
+    from esmsim.microstructure import voronoi
+    from esmsim.probe import single_frequency_map
+
+    vol = voronoi((120e-9, 120e-9, 40e-9), spacing=5e-9, grain_size=40e-9, rng=3)
+    mat = get_material("LiCoO2")
+    for profile in ("lorentzian", "disk"):
+        st = MapSettings(frequency=350e3, tip_width=10e-9, pixels=(4, 4), tip_profile=profile)
+        m = single_frequency_map(vol, mat, st, workers=1, tile=2)  # tiles at voxels 3, 9 | 15, 21 of 24
+        one = volume_response(vol, mat, st, m.tip_positions(vol).reshape(-1, 2)).reshape(m.response.shape)
+        assert np.abs(m.response / one - 1).max() < 0.01

@@ -1044,9 +1044,9 @@ def single_frequency_map(
     Parameters
     ----------
     ms : ColumnarMicrostructure or Microstructure
-        A columnar film, or a voxel volume (3-D grains, pores, cracks): each of a volume's tips is then
-        solved on its own window by :func:`~esmsim.probe.volume_response` (full tensors, slabs on inclined
-        boundaries; ~0.2 s a tip at 5 nm voxels), with the values that function gives at the same points;
+        A columnar film, or a voxel volume (3-D grains, pores, cracks): the tips of each of a volume's tiles
+        then share one window, solved as :func:`~esmsim.probe.volume_response` solves a tip's (full tensors,
+        slabs on inclined boundaries; no far-field split, :class:`~esmsim.probe._volume.VolumeWindows`);
         ``settings.lateral`` is not available for volumes.
     material : Material
     settings : MapSettings

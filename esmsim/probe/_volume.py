@@ -51,65 +51,104 @@ def volume_response(ms: Microstructure, material: Material, settings: MapSetting
     -------
     ndarray of complex, shape (len(tips),)
     """
-    if engine not in ("esmsim", "fipy"):
-        raise ParameterError("engine", f"got {engine!r}; allowed 'esmsim', 'fipy'")
-    T = volume_tensors(ms, material)
-    if engine == "fipy":
-        off = np.abs(T - np.eye(3) * T).max()
-        if off > 1e-9 * np.abs(T).max() or ms.void.any() or has_boundaries(ms, material):
-            raise ParameterError("engine", "'fipy' takes diagonal tensors (c axes along x, y or z), no pores or "
-                                           "cracks and no boundary slabs (gb_enhancement and the class factors 1); "
-                                           "use engine='esmsim'")
-    Dzz = np.array([T[..., 2, 2][~ms.void].min()])
-    dz = _z_widths(ms, material, settings, np.column_stack([Dzz, Dzz, Dzz]))
-    if has_boundaries(ms, material):
-        # cells end on the voxel layers; beside them wider than twice the slab where horizontal faces hold
-        # Li, else only no slivers
-        clear = 2.2 * material["gb_width"] if flat_boundaries(ms) else 0.1 * ms.spacing[2]
-        dz = snap_to_layers(dz, ms.spacing[2], clear, ms.thickness)
-    hw = int(np.ceil(settings.window_for(material) / ms.spacing[0]))
-    C0 = 1.0 / material.dU_dc
-    pref = (1 + material["nu"]) / np.pi * material.beta_isotropic * C0
-    tensor = settings.vegard == "tensor"
-    if tensor:
-        B = rotate_diagonal(ms.rotations, material.principal_vegard())  # (n_grains, 3, 3), m^3/mol
-    offsets, weights = hertz_average_points(settings.contact_radius)
-    out = []
-    hx, hy = ms.spacing[:2]
-    for x, y in tips:
-        if not (0 <= x <= ms.extent[0] and 0 <= y <= ms.extent[1]):
-            raise ParameterError("tip position", f"({x:g}, {y:g}) m is outside the {ms.extent[0]:g} x "
-                                                 f"{ms.extent[1]:g} m surface")
-        ix, iy = min(int(x / hx), ms.shape[0] - 1), min(int(y / hy), ms.shape[1] - 1)
-        xi, ox = window_range(ix, ix, hw, ms.shape[0], ms.periodic)
-        yi, oy = window_range(iy, iy, hw, ms.shape[1], ms.periodic)
-        whole = xi.size == ms.shape[0] and yi.size == ms.shape[1] and ms.periodic and engine == "esmsim"
-        omega = 2 * np.pi * settings.frequency
-        grid, system = volume_system(ms, material, dz, xi=None if whole else xi, yi=None if whole else yi,
-                                     tensors=T, bottom=settings.bottom, omega=omega)
-        if whole:
-            ox, oy = ix, iy
-        tip = ((ox + x / hx - ix) * hx, (oy + y / hy - iy) * hy)
-        if whole:  # a periodic film: every cell, slab and layer at its image nearest the tip
-            system = system.wrapped(tip, ms.extent[:2])
+    tips = np.asarray(tips, float).reshape(-1, 2)
+    vol = _VolumeSolver(ms, material, settings, engine)
+    return np.array([vol.window(tip[None])[0] for tip in tips], complex)
+
+
+class _VolumeSolver:
+    """What every window of a volume shares (tensors, z cells, window half-width, mechanics constants), and
+    the solve of one window for any number of tips in it (:meth:`window`)."""
+
+    def __init__(self, ms: Microstructure, material: Material, settings: MapSettings, engine: str = "esmsim"):
+        if engine not in ("esmsim", "fipy"):
+            raise ParameterError("engine", f"got {engine!r}; allowed 'esmsim', 'fipy'")
+        T = volume_tensors(ms, material)
         if engine == "fipy":
+            off = np.abs(T - np.eye(3) * T).max()
+            if off > 1e-9 * np.abs(T).max() or ms.void.any() or has_boundaries(ms, material):
+                raise ParameterError("engine", "'fipy' takes diagonal tensors (c axes along x, y or z), no pores or "
+                                               "cracks and no boundary slabs (gb_enhancement and the class factors 1); "
+                                               "use engine='esmsim'")
+        Dzz = np.array([T[..., 2, 2][~ms.void].min()])
+        dz = _z_widths(ms, material, settings, np.column_stack([Dzz, Dzz, Dzz]))
+        if has_boundaries(ms, material):
+            # cells end on the voxel layers; beside them wider than twice the slab where horizontal faces hold
+            # Li, else only no slivers
+            clear = 2.2 * material["gb_width"] if flat_boundaries(ms) else 0.1 * ms.spacing[2]
+            dz = snap_to_layers(dz, ms.spacing[2], clear, ms.thickness)
+        self.ms, self.material, self.settings, self.engine = ms, material, settings, engine
+        self.T, self.dz = T, dz
+        self.hw = int(np.ceil(settings.window_for(material) / ms.spacing[0]))
+        self.C0 = 1.0 / material.dU_dc
+        self.pref = (1 + material["nu"]) / np.pi * material.beta_isotropic * self.C0
+        self.B = rotate_diagonal(ms.rotations, material.principal_vegard()) if settings.vegard == "tensor" else None
+        self.offsets, self.weights = hertz_average_points(settings.contact_radius)
+
+    def window(self, tips: np.ndarray) -> np.ndarray:
+        """Responses (m/V) at ``tips`` (m, shape (m, 2)), all solved on one window: the voxel columns that hold
+        them plus the half-width on each side (the whole film where that is wider). One assembly and one
+        solve with a right-hand side per tip (tips whose surface terms differ, such as disks, are solved
+        apart); the displacement of each tip as :func:`volume_response` takes it."""
+        ms, settings = self.ms, self.settings
+        hx, hy = ms.spacing[:2]
+        for x, y in tips:
+            if not (0 <= x <= ms.extent[0] and 0 <= y <= ms.extent[1]):
+                raise ParameterError("tip position", f"({x:g}, {y:g}) m is outside the {ms.extent[0]:g} x "
+                                                     f"{ms.extent[1]:g} m surface")
+        ix = np.minimum((tips[:, 0] / hx).astype(int), ms.shape[0] - 1)
+        iy = np.minimum((tips[:, 1] / hy).astype(int), ms.shape[1] - 1)
+        x0, y0 = int(ix.min()), int(iy.min())
+        xi, ox = window_range(x0, int(ix.max()), self.hw, ms.shape[0], ms.periodic)
+        yi, oy = window_range(y0, int(iy.max()), self.hw, ms.shape[1], ms.periodic)
+        whole = xi.size == ms.shape[0] and yi.size == ms.shape[1] and ms.periodic and self.engine == "esmsim"
+        omega = 2 * np.pi * settings.frequency
+        grid, system = volume_system(ms, self.material, self.dz, xi=None if whole else xi, yi=None if whole else yi,
+                                     tensors=self.T, bottom=settings.bottom, omega=omega)
+        if whole:  # a periodic film: every cell, slab and layer at its image nearest each tip
+            local = [tuple(t) for t in tips]
+            systems = [system.wrapped(t, ms.extent[:2]) for t in local]
+        else:
+            local = [((ox + x / hx - x0) * hx, (oy + y / hy - y0) * hy) for x, y in tips]
+            systems = [system] * len(local)
+        c = self._solve(grid, systems, local, xi, yi, omega)
+        cols = (np.arange(ms.shape[0]), np.arange(ms.shape[1])) if whole else (xi, yi)
+        lab = ms.labels[voxel_cells(ms, self.dz, *cols)].ravel()
+        return np.array([self._displacement(s, t, c[:, k], lab) for k, (s, t) in enumerate(zip(systems, local))])
+
+    def _solve(self, grid, systems, local, xi, yi, omega) -> np.ndarray:
+        """Concentration amplitudes, one column per tip."""
+        st = self.settings
+        if self.engine == "fipy":
             from ..transport._fipy import fipy_frequency_solve
 
-            Tw = T[voxel_cells(ms, dz, xi, yi)]
+            Tw = self.T[voxel_cells(self.ms, self.dz, xi, yi)]
             Dd = np.stack([Tw[..., 0, 0], Tw[..., 1, 1], Tw[..., 2, 2]], -1)
-            f, _ = contact_profile(system, tip, settings.tip_profile, settings.tip_width, average=True)
-            c = fipy_frequency_solve(grid, Dd, tip, profile=settings.tip_profile, width=settings.tip_width,
-                                     omega=omega, surface=f.reshape(grid.shape[:2])).ravel()
-        else:
-            diag, b = tip_terms(system, tip, profile=settings.tip_profile, width=settings.tip_width, average=True)
-            c = solve_frequency(system, omega, diag, b, direct_below=DIRECT_BELOW)[0]
-        amount = c if system.extra_boxes is None else np.concatenate([c, system.extra_map @ c])
-        cols = (np.arange(ms.shape[0]), np.arange(ms.shape[1])) if whole else (xi, yi)
-        lab = ms.labels[voxel_cells(ms, dz, *cols)].ravel()
-        nu = material["nu"]
+            out = []
+            for s, tip in zip(systems, local):
+                f, _ = contact_profile(s, tip, st.tip_profile, st.tip_width, average=True)
+                out.append(fipy_frequency_solve(grid, Dd, tip, profile=st.tip_profile, width=st.tip_width,
+                                                omega=omega, surface=f.reshape(grid.shape[:2])).ravel())
+            return np.stack(out, -1)
+        terms = [tip_terms(s, tip, profile=st.tip_profile, width=st.tip_width, average=True)
+                 for s, tip in zip(systems, local)]
+        c = np.empty((systems[0].n, len(terms)), complex)
+        todo = list(range(len(terms)))
+        while todo:  # one block per set of tips with the same surface conductances
+            same = [k for k in todo if np.array_equal(terms[k][0], terms[todo[0]][0])]
+            b = np.stack([terms[k][1] for k in same], -1)
+            c[:, same] = solve_frequency(systems[0], omega, terms[same[0]][0], b, direct_below=DIRECT_BELOW)[0]
+            todo = [k for k in todo if k not in same]
+        return c
 
-        def shape(px, py, tip=tip):
-            return tip_profile(np.hypot(px - tip[0], py - tip[1]), settings.tip_profile, settings.tip_width)[0]
+    def _displacement(self, system, tip, c, lab) -> complex:
+        """u3 (m/V) of one tip from its window's concentration amplitudes ``c``."""
+        st = self.settings
+        amount = c if system.extra_boxes is None else np.concatenate([c, system.extra_map @ c])
+        hx, hy = self.ms.spacing[:2]
+
+        def shape(px, py):
+            return tip_profile(np.hypot(px - tip[0], py - tip[1]), st.tip_profile, st.tip_width)[0]
 
         # slabs and the sub-grid layers beside them as strips along their boundaries' traces; near the tip
         # the unknowns' Li rebuilt inside their cells along the tip profile (the layers' negative copies of
@@ -119,30 +158,36 @@ def volume_response(ms: Microstructure, material: Material, settings: MapSetting
         def weights_at(kernel, rank):
             return lambda p: system.all_weights(kernel, p, rank, **rebuild)
 
-        if tensor:
+        if self.B is not None:
+            B = self.B
             beta = B[lab]
             if system.n > system.n_bulk:  # slabs: the mean of their two grains
                 sc = system.slab_cells
                 beta = np.concatenate([beta, 0.5 * (B[lab[sc[:, 0]]] + B[lab[sc[:, 1]]])])
             if system.extra_boxes is not None:  # layers: their cell's grain
                 beta = np.concatenate([beta, B[lab[system.extra_cells]]])
-            W = contact_average(weights_at(lambda b, q: tensor_box_weights(b, q, nu), 2), tip, offsets, weights)
-            u = C0 * (np.einsum("nij,nij->n", W, beta) @ amount)
-        else:
-            u = pref * (contact_average(weights_at(box_kernel, 0), tip, offsets, weights) @ amount)
-        out.append(u)
-    return np.asarray(out)
+            nu = self.material["nu"]
+            W = contact_average(weights_at(lambda b, q: tensor_box_weights(b, q, nu), 2), tip, self.offsets,
+                                self.weights)
+            return complex(self.C0 * (np.einsum("nij,nij->n", W, beta) @ amount))
+        return complex(self.pref * (contact_average(weights_at(box_kernel, 0), tip, self.offsets, self.weights)
+                                    @ amount))
 
 
 class VolumeWindows:
-    """The map engine's window interface (:func:`~esmsim.probe.single_frequency_map`) for a voxel volume:
-    every tip solved on its own window by :func:`volume_response` (no far-field split: each window is the
-    ``4 d`` one, or ``settings.window``; measured 0.08-0.5 % from 2 and 4 times wider windows on the
-    equiaxed example volume, 1.8 % at a tip reading a tenth of the others, docs/transport.md).
+    """The map engine's window interface (:func:`~esmsim.probe.single_frequency_map`) for a voxel volume.
 
-    ``VolumeWindows(ms, material, settings)`` is picklable, so the map's tiles run on worker processes or a
-    Dask cluster as the columnar ones do; the values are those of :func:`volume_response` at the same points
-    (bit for bit in this process; to rounding on workers, which use one BLAS thread).
+    The tips of a tile share windows, one per block of ``SHARED x SHARED`` tips (scans with solved tips:
+    the tips in a block of ``SHARED x SHARED`` voxel columns): the columns that hold them plus the
+    half-width ``settings.window_for(material)`` on each side (``4 d``; the whole film where that is wider), assembled
+    once and solved with one right-hand side per tip; each tip's displacement as :func:`volume_response`
+    takes it. Volumes have no far-field split, so a tip's value depends on its window's edges within the
+    window-truncation error: on the equiaxed example volume 2 and 4 times wider windows moved four tips
+    by 0.08-0.5 % (1.8 % at a tip reading a tenth of the others), and a map's tiles against one window per
+    tip (:func:`volume_response`) are in benchmarks/bench_volume_map.py.
+
+    ``VolumeWindows(ms, material, settings)`` is picklable, so the tiles run on worker processes or a
+    Dask cluster as the columnar ones do.
     """
 
     FAR_FIELD = False
@@ -153,20 +198,33 @@ class VolumeWindows:
         if settings.lateral:
             raise ParameterError("settings.lateral", "voxel volumes give the normal displacement u3 only; set "
                                                      "lateral = false, or map a columnar film")
-        if self.ENGINE == "fipy":  # what FiPy cannot take is refused here, before any worker starts
-            volume_response(ms, material, settings, [], engine="fipy")
-        self.ms, self.material, self.settings = ms, material, settings
+        self.solver = _VolumeSolver(ms, material, settings, self.ENGINE)  # refuses what the engine cannot take
+        self.ms = ms
+
+    SHARED = 4  # tips per side of a shared window: 8 x 8 took 1.1x the time and 5.5x the memory of 4 x 4
 
     def solve_points(self, ix, iy, points, far: bool = False) -> np.ndarray:
-        """Responses (m/V) at film points ``points`` (m, shape (n, 2)); ``ix, iy`` are not used."""
-        return volume_response(self.ms, self.material, self.settings, np.asarray(points, float).reshape(-1, 2),
-                               engine=self.ENGINE)
+        """Responses (m/V) at film points ``points`` (m, shape (n, 2)): the points in each block of
+        ``SHARED x SHARED`` voxel columns share a window; ``ix, iy`` are not used."""
+        P = np.asarray(points, float).reshape(-1, 2)
+        block = np.floor(P / (self.SHARED * np.asarray(self.ms.spacing[:2]))).astype(int)
+        out = np.empty(len(P), complex)
+        for b in np.unique(block, axis=0):
+            sel = np.flatnonzero(np.all(block == b, axis=1))
+            out[sel] = self.solver.window(P[sel])
+        return out
 
     def solve_tile(self, ix, iy, far: bool = False) -> np.ndarray:
-        """Responses (m/V) with the tip at the voxel centres ``ix x iy``, shape (len(ix), len(iy))."""
+        """Responses (m/V) with the tip at the voxel centres ``ix x iy``, shape (len(ix), len(iy)): each
+        ``SHARED x SHARED`` block of these tips on one window."""
         xv, yv = self.ms.pixel_centers()
-        X, Y = np.meshgrid(xv[np.asarray(ix)], yv[np.asarray(iy)], indexing="ij")
-        return self.solve_points(ix, iy, np.stack([X.ravel(), Y.ravel()], -1)).reshape(X.shape)
+        ix, iy, k = np.asarray(ix), np.asarray(iy), self.SHARED
+        out = np.empty((ix.size, iy.size), complex)
+        for a in range(0, ix.size, k):
+            for b in range(0, iy.size, k):
+                X, Y = np.meshgrid(xv[ix[a:a + k]], yv[iy[b:b + k]], indexing="ij")
+                out[a:a + k, b:b + k] = self.solver.window(np.stack([X.ravel(), Y.ravel()], -1)).reshape(X.shape)
+        return out
 
     def solve(self, ix: int, iy: int) -> complex:
         """Response (m/V) with the tip at voxel column ``(ix, iy)``."""

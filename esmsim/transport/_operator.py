@@ -189,7 +189,8 @@ class DiffusionSystem:
             slab strips into ``pieces`` along their length, each piece holding ``c shape / mean(shape)``.
             Under an ESM tip the Li is a layer much thinner than the tip field, so it follows the tip profile
             across a cell (``c ~ f(x)``): with cell-averaged tip data (:func:`tip_terms` ``average``) this
-            puts the Li under a tip that is not at a cell centre where the profile puts it.
+            puts the Li under a tip that is not at a cell centre where the profile puts it. A cell over which
+            the shape is zero throughout (beyond a disk's contact) keeps its Li uniform.
         radius : float
             Distance (m) within which cells and strips are rebuilt (three cells is enough: measured).
         pieces : int
@@ -245,7 +246,10 @@ class DiffusionSystem:
                     f = shape(px, py)
                     acc = acc + kernel(piece, point) * per_box(f)
                     mean = mean + f / (na * nc)
-            rows = idx[sel]
+            # a profile that is zero over a whole cell (a disk tip's cells beyond its contact) leaves the cell's
+            # Li as it is: no shape to follow there (0/0 before)
+            live = mean > 0
+            rows, acc, mean = idx[sel][live], (acc[:, live] if rank == 1 else acc[live]), mean[live]
             if rank == 1:
                 W[:, rows] = acc / per_box(mean)
             else:
