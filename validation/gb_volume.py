@@ -39,7 +39,7 @@ What the inclined planes need (measured with the tip on the trace, 8/4/2 nm):
    from a triple line read 7.83, 8.11, 7.99 pm/V at 8/4/2 nm (3.6 %), then 7.98, 8.07, 8.13 (1.8 %; 7.97,
    8.06, 8.12 with item 7).
 7. a flat plane's horizontal faces keep their place in the staircase, their Li goes to the mechanics at
-   the plane's depth under each face: the 32 deg plane's tip beside the trace 13.7 % -> 8.1 %.
+   the plane's depth under each face: the 34 deg plane's tip beside the trace 13.7 % -> 8.1 %.
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ def surface_distance(seed, tips):
 TURNS = {"0": (1.0, 0.0, 0.0), "26.6": (1.0, 0.5, 0.0), "45": (1.0, 1.0, 0.0)}
 INCLINED = {"steep 26.6 deg in-plane": (1.0, 0.5, 0.0), "45 deg in z": (1.0, 0.0, 1.0),
             "oblique (1, 0.5, 1)": (1.0, 0.5, 1.0)}
-FLAT = {"flat (0.6, 0.3, 1), 32 deg dip": ((0.6, 0.3, 1.0), 10e-9)}
+FLAT = {"flat (0.6, 0.3, 1), 34 deg dip": ((0.6, 0.3, 1.0), 10e-9)}
 
 
 def run(out_dir, fast: bool = True) -> list[CaseResult]:

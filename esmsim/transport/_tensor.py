@@ -442,7 +442,7 @@ def _plane_depths(net, weight, grid, section, origin, cells):
     """Depth (m) of the exact boundary plane under the centre of each horizontal face that holds Li (planes
     dipping under 45 deg), NaN elsewhere: from the nearest point of the pair's trace in the section at the
     face's depth and the plane's normal, at most one cell width from the face. The face's Li is put there for
-    the mechanics (a 32 deg plane's Li sat up to half a voxel off the plane: a tip beside its trace read
+    the mechanics (a 34 deg plane's Li sat up to half a voxel off the plane: a tip beside its trace read
     13.7 % apart over 8/4/2 nm)."""
     depth = np.full(net.n_faces, np.nan)
     flat = np.flatnonzero((net.axis == 2) & (weight > 0))
@@ -476,7 +476,7 @@ def _restacked(net, lo3, key):
     """The (grain pair, interface below z cell k) keys (:func:`_pair_layer_key`) where a steep plane's vertical
     faces are not in the same columns (cell and axis) in z cells k and k + 1. (A flatter plane's staircase
     conducts through its horizontal faces, which hold part of it: links by the shared trace would count its
-    dip twice; the 32 deg plane of ``validation/gb_volume.py`` went from 2.9 to 9 % apart over 8/4/2 nm.)"""
+    dip twice; the 34 deg plane of ``validation/gb_volume.py`` went from 2.9 to 9 % apart over 8/4/2 nm.)"""
     vert = np.flatnonzero((net.axis < 2) & steep(net.normal))
     col = (lo3[0][vert].astype(np.int64) * (int(lo3[1].max()) + 1) + lo3[1][vert]) * 2 + net.axis[vert]
     ncol = int(col.max()) + 1 if col.size else 1
