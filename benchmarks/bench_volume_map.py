@@ -63,7 +63,8 @@ def main():
     for name, m, vals in (("8x8", cand8, tiles8), ("4x4", cand4, tiles4)):
         d = np.abs(vals / one - 1)
         extra[f"{name} per window: seconds per tip"] = f"{m.seconds / one.size:.3f}"
-        extra[f"{name} per window: max / median relative difference from one window per tip"] = f"{d.max():.2e} / {np.median(d):.2e}"
+        extra[f"{name} per window: max / median relative difference from one window per tip"] = (
+            f"{d.max():.2e} / {np.median(d):.2e}")
     extra["baseline seconds per tip"] = f"{base.seconds / one.size:.3f}"
     report("volume map 8x8 per window", cand8, base, {})
     report("volume map 4x4 per window", cand4, base, extra)

@@ -281,11 +281,11 @@ def map_dataset(ms: ColumnarMicrostructure, material: Material, settings: MapSet
     return ds
 
 
-VOLUME_MODEL = ("voxel volume; full-tensor FV diffusion R diag(D) R^T per voxel's grain, one window per tile of tips; boundary "
-                "slabs (delta, D_gb) on the faces between grains, placed on the tessellation's sections; pores and "
-                "cracks without Li or flux; potentiostatic tip; isotropic Vegard beta=trace/3 (or the grain's "
-                "tensor with vegard='tensor') in an isotropic half-space (Mindlin), u3 at the tip point; ground "
-                "truth of the surface layer (voxel layer 0)")
+VOLUME_MODEL = ("voxel volume; full-tensor FV diffusion R diag(D) R^T per voxel's grain, one window per tile of tips;"
+                " boundary slabs (delta, D_gb) on the faces between grains, placed on the tessellation's sections; "
+                "pores and cracks without Li or flux; potentiostatic tip; isotropic Vegard beta=trace/3 (or the "
+                "grain's tensor with vegard='tensor') in an isotropic half-space (Mindlin), u3 at the tip point; "
+                "ground truth of the surface layer (voxel layer 0)")
 
 
 def _sampler(ms, result: MapResult):
@@ -341,7 +341,7 @@ def run(config: Config, *, out_dir=None, workers: int | None = None, progress: b
     if isinstance(ms, Microstructure):
         try:
             ms = ms.as_columnar()
-        except ParameterError:  # grains that change with depth, pores or cracks: each tip its own volume window
+        except ParameterError:  # grains that change with depth, pores or cracks: the volume engine
             volume = True
     mode = config["excitation"]["mode"]
     if volume and mode not in ("single_frequency", "band_excitation"):
@@ -385,7 +385,8 @@ def run(config: Config, *, out_dir=None, workers: int | None = None, progress: b
         result = single_frequency_map(ms, material, settings, workers=w, tile=config["numerics"]["tile"],
                                       progress=progress, scan=scan_grid(config), engine=config["numerics"]["engine"])
     ds = map_dataset(ms.surface() if volume else ms, material, settings, result, attrs={
-        **({"model": VOLUME_MODEL} if volume else {}), "config": config.source, "config_si": json.loads(json.dumps(config.values)),
+        **({"model": VOLUME_MODEL} if volume else {}), "config": config.source,
+        "config_si": json.loads(json.dumps(config.values)),
         "seed": config["simulation"]["seed"], "bias_amplitude_V": config["excitation"]["amplitude"]})
     ds["topography"] = (("y_voxel", "x_voxel"), height.T,
                         {"units": "m", "long_name": "surface height, positive out of the sample (ground truth)"})

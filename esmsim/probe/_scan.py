@@ -1076,7 +1076,7 @@ def single_frequency_map(
     if engine not in ENGINES:
         raise ParameterError("engine", f"got {engine!r}; allowed {', '.join(map(repr, ENGINES))}")
     factory = ENGINES[engine]
-    if not isinstance(ms, ColumnarMicrostructure):  # a voxel volume: every tip its own window
+    if not isinstance(ms, ColumnarMicrostructure):  # a voxel volume: blocks of tips on shared windows
         from ._volume import VOLUME_ENGINES
 
         factory = VOLUME_ENGINES[engine]

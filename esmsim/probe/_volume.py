@@ -177,14 +177,14 @@ class _VolumeSolver:
 class VolumeWindows:
     """The map engine's window interface (:func:`~esmsim.probe.single_frequency_map`) for a voxel volume.
 
-    The tips of a tile share windows, one per block of ``SHARED x SHARED`` tips (scans with solved tips:
-    the tips in a block of ``SHARED x SHARED`` voxel columns): the columns that hold them plus the
-    half-width ``settings.window_for(material)`` on each side (``4 d``; the whole film where that is wider), assembled
-    once and solved with one right-hand side per tip; each tip's displacement as :func:`volume_response`
-    takes it. Volumes have no far-field split, so a tip's value depends on its window's edges within the
-    window-truncation error: on the equiaxed example volume 2 and 4 times wider windows moved four tips
-    by 0.08-0.5 % (1.8 % at a tip reading a tenth of the others), and a map's tiles against one window per
-    tip (:func:`volume_response`) are in benchmarks/bench_volume_map.py.
+    The tips of a tile share windows, one per block of ``SHARED x SHARED`` tips (scans with solved tips: the tips
+    in a block of ``SHARED x SHARED`` voxel columns): the columns that hold them plus the half-width
+    ``settings.window_for(material)`` on each side (``4 d``; the whole film where that is wider), assembled once
+    and solved with one right-hand side per tip; each tip's displacement as :func:`volume_response` takes it.
+    Volumes have no far-field split, so a tip's value depends on its window's edges within the window-truncation
+    error: on the equiaxed example volume 2 and 4 times wider windows moved four tips by 0.08-0.5 % (1.8 % at a
+    tip reading a tenth of the others), and a map's tiles against one window per tip (:func:`volume_response`) are
+    in benchmarks/bench_volume_map.py.
 
     ``VolumeWindows(ms, material, settings)`` is picklable, so the tiles run on worker processes or a
     Dask cluster as the columnar ones do.
@@ -193,6 +193,7 @@ class VolumeWindows:
     FAR_FIELD = False
     far_field = False
     ENGINE = "esmsim"
+    SHARED = 4  # tips per side of a shared window: 8 x 8 took 1.1x the time and 5.5x the memory of 4 x 4
 
     def __init__(self, ms: Microstructure, material: Material, settings: MapSettings):
         if settings.lateral:
@@ -200,8 +201,6 @@ class VolumeWindows:
                                                      "lateral = false, or map a columnar film")
         self.solver = _VolumeSolver(ms, material, settings, self.ENGINE)  # refuses what the engine cannot take
         self.ms = ms
-
-    SHARED = 4  # tips per side of a shared window: 8 x 8 took 1.1x the time and 5.5x the memory of 4 x 4
 
     def solve_points(self, ix, iy, points, far: bool = False) -> np.ndarray:
         """Responses (m/V) at film points ``points`` (m, shape (n, 2)): the points in each block of
