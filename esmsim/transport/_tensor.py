@@ -27,7 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..microstructure._grid import Grid
-from ._boundaries import slab_roles, steep, volume_boundaries
+from ._boundaries import SECTION_MIN_DIP, slab_roles, steep, volume_boundaries
 from ._operator import DiffusionSystem, _links_to_matrix, layer_boxes, slab_exchange, stays_on_face
 
 __all__ = ["assemble_tensor", "grain_tensors"]
@@ -172,11 +172,15 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
         roles = slab_roles(net.normal, net.axis)
         placed = None
         if section is not None and net.n_faces:
-            roles, placed = _on_sections(net, roles, grid, section, section_origin, float(gb_width))
-    # effective widths: each boundary slab takes w delta / 2 out of the cells on both sides
+            # on the sections every plane dipping SECTION_MIN_DIP or more lies on its vertical faces
+            roles, placed = _on_sections(net, slab_roles(net.normal, net.axis, SECTION_MIN_DIP), grid, section,
+                                         section_origin)
+            if placed is None:
+                roles = slab_roles(net.normal, net.axis)
+    # effective widths: each boundary slab takes its width out of the cells on both sides, half each
     eff = [np.array(widths[a], dtype=float).ravel() for a in range(3)]
     if net is not None and net.n_faces:
-        dw = gb_width * roles[0]
+        dw = slab_width(gb_width, roles[0], net, h)
         for a in range(3):
             sel = net.axis == a
             across = np.minimum(eff[a][net.low[sel]], eff[a][net.high[sel]])
@@ -271,6 +275,18 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
     return _with_slabs(system, grid, net, roles, diagD, D_gb, float(gb_width), omega, bottom, placed, per)
 
 
+def slab_width(delta, weight, net, h) -> np.ndarray:
+    """Width (m) each slab takes out of the cells beside its face: ``w delta``, at most 0.45 of the
+    narrower cell (unless ``delta`` alone is wider). A plane dipping under 45 deg that lies on its
+    vertical faces stores ``delta / (|n_x| + |n_y|)`` per face area, more than fits beside a face: its
+    storage keeps the whole weight (the Li of the plane between the face's depths), its place in the
+    cells only this width."""
+    shape = tuple(len(v) for v in h)
+    lo3, hi3 = np.unravel_index(net.low, shape), np.unravel_index(net.high, shape)
+    across = np.minimum(h_along(h, net.axis, lo3), h_along(h, net.axis, hi3))
+    return np.minimum(delta * weight, np.maximum(0.45 * across, delta))
+
+
 def _with_slabs(system, grid, net, roles, diagD, D_gb, delta, omega, bottom, placed=None, periodic=(False, False)):
     """Add the boundary slab unknowns of ``net`` to a bulk system (see :func:`assemble_tensor`); ``placed``:
     the vertical faces' positions and weight factors from :func:`_on_sections`."""
@@ -284,7 +300,8 @@ def _with_slabs(system, grid, net, roles, diagD, D_gb, delta, omega, bottom, pla
     Dgb = np.asarray(D_gb, float)
     Dgb = Dgb[net.grains[:, 0], net.grains[:, 1]] if Dgb.ndim == 2 else np.broadcast_to(Dgb, (nf,))
     weight, factor, junction = roles
-    dw = delta * weight
+    store = delta * weight  # storage per face area (m)
+    dw = slab_width(delta, weight, net, h)  # its width in the cells
     rows = np.arange(nf)
     # the face: its coordinate along its axis and its extent along the other two (low cell's)
     cell_lo = np.stack([edges[a][lo3[a]] for a in range(3)], -1)
@@ -360,7 +377,7 @@ def _with_slabs(system, grid, net, roles, diagD, D_gb, delta, omega, bottom, pla
         diag[slab[at]] += g_end[at] / (0.5 * h[2][-1])
     K = sp.bmat([[system.K, None], [None, sp.csr_matrix((nf, nf))]], format="csr")
     K = (K + _links_to_matrix(n, la, lb, lg, diag)).tocsr()
-    volume = np.concatenate([system.volume, dw * face_area])
+    volume = np.concatenate([system.volume, store * face_area])
     boxes = system.boxes.copy()
     sb = np.empty((nf, 6))
     if placed is not None:  # the Li of a flat plane's horizontal faces at the plane's depth
@@ -379,7 +396,7 @@ def _with_slabs(system, grid, net, roles, diagD, D_gb, delta, omega, bottom, pla
     np.subtract.at(boxes, (lo[stay], 2 * ax[stay] + 1), 0.5 * dw[stay])
     np.add.at(boxes, (hi[stay], 2 * ax[stay]), 0.5 * dw[stay])
     # mechanics: strips along the trace in their own frames (the z faces: their face, tangent x)
-    half_wid = np.where(vertical, 0.5 * dw / w_h, 0.5 * width(1))
+    half_wid = np.where(vertical, 0.5 * store / w_h, 0.5 * width(1))
     sb[vertical] = np.stack([xy[:, 0] - half_len, xy[:, 0] + half_len, xy[:, 1] - half_wid, xy[:, 1] + half_wid,
                              cell_lo[:, 2], cell_hi[:, 2]], -1)[vertical]
     pos = pos + shift[rows, np.minimum(ax, 1)] * vertical
@@ -391,17 +408,18 @@ def _with_slabs(system, grid, net, roles, diagD, D_gb, delta, omega, bottom, pla
     return DiffusionSystem(K, volume, np.concatenate([system.top_index, slab[top]]),
                            np.concatenate([system.top_xy, xy[top]]),
                            np.concatenate([system.top_conductance, g_end[top] / (0.5 * h[2][0])]),
-                           np.concatenate([boxes, sb]), nb, np.concatenate([system.top_area, dw[top] * h_t[top]]),
+                           np.concatenate([boxes, sb]), nb, np.concatenate([system.top_area, store[top] * h_t[top]]),
                            *extra[:3], slab_tangent=tangent, slab_cells=np.stack([lo, hi], -1),
                            extra_tangent=extra[3], extra_copy=extra[4])
 
 
-def _on_sections(net, roles, grid, section, origin, delta):
+def _on_sections(net, roles, grid, section, origin):
     """Vertical faces placed on the exact boundary segments of the section of their z layer
     (:func:`place_on_boundaries` on each layer's faces as a 2-D network, strips of length ``w_h h``).
 
     Returns the roles with each vertical face's weight scaled by the segment's factor ``s`` (storage and
-    vertical conduction times ``s``, conduction along the trace over ``s``; kept below ``0.45 h / delta``),
+    vertical conduction times ``s``, conduction along the trace over ``s``; its width in the cells is
+    capped apart, :func:`slab_width`),
     and ``(positions, s)``: the faces' positions (m, grid frame; NaN for horizontal faces) and ``s`` (1 for
     them); None without sections.
     """
@@ -428,8 +446,6 @@ def _on_sections(net, roles, grid, section, origin, delta):
         flat = BoundaryNetwork(net.axis[sel], low, high, w_h[sel], net.grains[sel], empty, np.zeros(0))
         placed = place_on_boundaries(flat, film, diagonals=False)  # a diagonal face has no 3-D counterpart yet
         s = placed.weight / w_h[sel]
-        # no larger than the cells take (a slab that does not fit even unscaled is refused by the caller)
-        s = np.minimum(s, np.maximum(0.45 * min(hx, hy) / (delta * np.maximum(weight[sel], 1e-300)), 1.0))
         weight[sel] *= s
         factor[sel, :2] *= s[:, None]
         factor[sel, 2] /= s
@@ -440,8 +456,9 @@ def _on_sections(net, roles, grid, section, origin, delta):
 
 def _plane_depths(net, weight, grid, section, origin, cells):
     """Depth (m) of the exact boundary plane under the centre of each horizontal face that holds Li (planes
-    dipping under 45 deg), NaN elsewhere: from the nearest point of the pair's trace in the section at the
-    face's depth and the plane's normal, at most one cell width from the face. The face's Li is put there for
+    carried by their staircase: dipping under :data:`SECTION_MIN_DIP`), NaN elsewhere: from the nearest
+    point of the pair's trace in the section at the face's depth and the plane's normal, at most one cell
+    width from the face. The face's Li is put there for
     the mechanics (a 34 deg plane's Li sat up to half a voxel off the plane: a tip beside its trace read
     13.7 % apart over 8/4/2 nm)."""
     depth = np.full(net.n_faces, np.nan)
@@ -473,11 +490,11 @@ def _pair_layer_key(net, z):
 
 
 def _restacked(net, lo3, key):
-    """The (grain pair, interface below z cell k) keys (:func:`_pair_layer_key`) where a steep plane's vertical
-    faces are not in the same columns (cell and axis) in z cells k and k + 1. (A flatter plane's staircase
-    conducts through its horizontal faces, which hold part of it: links by the shared trace would count its
-    dip twice; the 34 deg plane of ``validation/gb_volume.py`` went from 2.9 to 9 % apart over 8/4/2 nm.)"""
-    vert = np.flatnonzero((net.axis < 2) & steep(net.normal))
+    """The (grain pair, interface below z cell k) keys (:func:`_pair_layer_key`) where the vertical faces of a
+    plane they carry (dipping :data:`SECTION_MIN_DIP` or more) are not in the same columns (cell and axis)
+    in z cells k and k + 1. (A flatter plane's staircase conducts through its horizontal faces, which hold
+    part of it: links by the shared trace would count its dip twice.)"""
+    vert = np.flatnonzero((net.axis < 2) & steep(net.normal, SECTION_MIN_DIP))
     col = (lo3[0][vert].astype(np.int64) * (int(lo3[1].max()) + 1) + lo3[1][vert]) * 2 + net.axis[vert]
     ncol = int(col.max()) + 1 if col.size else 1
     code = key[vert] * ncol + col

@@ -21,7 +21,7 @@ import numpy as np
 from .._errors import ParameterError
 from ..microstructure._grid import Grid
 from ..microstructure._voxel import Microstructure, voxel_face_centres, voxel_faces
-from ._boundaries import steep
+from ._boundaries import SECTION_MIN_DIP, steep
 from ._tensor import assemble_tensor, grain_tensors
 
 __all__ = ["flat_boundaries", "has_boundaries", "snap_to_layers", "volume_tensors", "volume_system", "voxel_cells"]
@@ -41,14 +41,15 @@ def has_boundaries(ms: Microstructure, material) -> bool:
 
 
 def flat_boundaries(ms: Microstructure) -> bool:
-    """Whether any boundary plane of the volume dips less than 45 degrees (not :func:`steep`): its
-    horizontal faces then hold Li (:func:`~esmsim.transport.slab_roles`), and the z cells beside the voxel
-    layers' interfaces must be wider than twice the slab."""
+    """Whether any boundary plane of the volume is carried by its horizontal faces, which then hold Li
+    (:func:`~esmsim.transport.slab_roles`), so that the z cells beside the voxel layers' interfaces must be
+    wider than twice the slab: planes dipping less than 45 deg, or with the tessellation's sections less
+    than :data:`~esmsim.transport._boundaries.SECTION_MIN_DIP`."""
     f = voxel_faces(ms.material_labels, ms.periodic)
     if not len(f["axis"]):
         return False
     n = ms.boundary_normal(f["grains"][:, 0], f["grains"][:, 1], voxel_face_centres(f, ms.spacing))
-    return bool(np.any(~steep(n)))
+    return bool(np.any(~steep(n, 45.0 if ms.seeds is None else SECTION_MIN_DIP)))
 
 
 def snap_to_layers(dz, hz: float, clearance: float, thickness: float) -> np.ndarray:
