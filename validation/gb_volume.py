@@ -45,7 +45,7 @@ What the inclined planes need (measured with the tip on the trace, 8/4/2 nm):
    resolve the top layer's vertical faces. The 34 deg plane read 8.69, 8.81, 8.85 pm/V on its trace
    (its response 30 % low: continuous across 45 deg it is not, 10.2 pm/V at 45.6 deg where 44.4 deg reads
    14.9) and 8.1 and 7.8 % apart 6 nm either side; now 12.88, 12.87, 12.86 pm/V and 0.2, 0.4 %. The 96
-   random tips: 18 -> 11 over 3 %, max 8.7 -> 5.0 %.
+   random tips: 18 -> 11 over 3 %, max 8.7 -> 4.9 %.
 """
 
 from __future__ import annotations
