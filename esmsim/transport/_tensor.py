@@ -173,10 +173,10 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
         placed = None
         if section is not None and net.n_faces:
             # on the sections every plane dipping SECTION_MIN_DIP or more lies on its vertical faces
-            roles, placed = _on_sections(net, slab_roles(net.normal, net.axis, SECTION_MIN_DIP), grid, section,
-                                         section_origin)
-            if placed is None:
-                roles = slab_roles(net.normal, net.axis)
+            on, placed = _on_sections(net, slab_roles(net.normal, net.axis, SECTION_MIN_DIP), grid, section,
+                                      section_origin)
+            if placed is not None:
+                roles = on
     # effective widths: each boundary slab takes its width out of the cells on both sides, half each
     eff = [np.array(widths[a], dtype=float).ravel() for a in range(3)]
     if net is not None and net.n_faces:
