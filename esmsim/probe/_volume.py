@@ -13,8 +13,7 @@ from ..mechanics._halfspace import box_kernel
 from ..mechanics._points import tensor_box_weights
 from ..microstructure._orientations import rotate_diagonal
 from ..microstructure._voxel import Microstructure
-from ..transport._frequency import (_zline_omega, check_surface_layer, contact_profile, solve_frequency, split_solve,
-                                    tip_terms)
+from ..transport._frequency import contact_profile, solve_frequency, tip_terms
 from ..transport._tip import tip_profile
 from ..transport._volume import flat_boundaries, has_boundaries, snap_to_layers, volume_system, volume_tensors, voxel_cells
 from ._scan import MapSettings, _z_widths, contact_average, window_range
@@ -146,19 +145,12 @@ class _VolumeSolver:
         # lines with the slabs and all their links (COLAMD ordering), then a few block COCG steps. With every
         # plane dipping 2 deg or more on its vertical faces, the slabs' links across columns made the z-line
         # COCG take 42 steps on a 4 x 4-tip window of the equiaxed example (31 before); split takes 3
-        system = systems[0]
-        split = system.n >= DIRECT_BELOW and omega >= 100 * _zline_omega(system)
         todo = list(range(len(terms)))
         while todo:  # one block per set of tips with the same surface conductances
             same = [k for k in todo if np.array_equal(terms[k][0], terms[todo[0]][0])]
             b = np.stack([terms[k][1] for k in same], -1)
-            diag = terms[same[0]][0]
-            if split:
-                check_surface_layer(system, diag, omega)
-                c[:, same] = split_solve(system.K, system.n_bulk, diag + 1j * omega * system.volume, b,
-                                         ordering="COLAMD")
-            else:
-                c[:, same] = solve_frequency(system, omega, diag, b, direct_below=DIRECT_BELOW)[0]
+            c[:, same] = solve_frequency(systems[0], omega, terms[same[0]][0], b, direct_below=DIRECT_BELOW,
+                                         high="split", ordering="COLAMD")[0]
             todo = [k for k in todo if k not in same]
         return c
 

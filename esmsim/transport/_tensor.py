@@ -272,7 +272,7 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
     system = DiffusionSystem(K, volume, top_index, top_xy, top_g, boxes, n, top_a)
     if net is None or not net.n_faces:
         return system
-    return _with_slabs(system, grid, net, roles, diagD, D_gb, float(gb_width), omega, bottom, placed, per)
+    return _with_slabs(system, grid, net, roles, dw, diagD, D_gb, float(gb_width), omega, bottom, placed, per)
 
 
 def slab_width(delta, weight, net, h) -> np.ndarray:
@@ -287,9 +287,10 @@ def slab_width(delta, weight, net, h) -> np.ndarray:
     return np.minimum(delta * weight, np.maximum(0.45 * across, delta))
 
 
-def _with_slabs(system, grid, net, roles, diagD, D_gb, delta, omega, bottom, placed=None, periodic=(False, False)):
-    """Add the boundary slab unknowns of ``net`` to a bulk system (see :func:`assemble_tensor`); ``placed``:
-    the vertical faces' positions and weight factors from :func:`_on_sections`."""
+def _with_slabs(system, grid, net, roles, dw, diagD, D_gb, delta, omega, bottom, placed=None, periodic=(False, False)):
+    """Add the boundary slab unknowns of ``net`` to a bulk system (see :func:`assemble_tensor`); ``dw``: the
+    width each slab takes out of its cells (:func:`slab_width`); ``placed``: the vertical faces' positions and
+    weight factors from :func:`_on_sections`."""
     shape = grid.shape
     nb, nf = system.n, net.n_faces
     n = nb + nf
@@ -301,7 +302,6 @@ def _with_slabs(system, grid, net, roles, diagD, D_gb, delta, omega, bottom, pla
     Dgb = Dgb[net.grains[:, 0], net.grains[:, 1]] if Dgb.ndim == 2 else np.broadcast_to(Dgb, (nf,))
     weight, factor, junction = roles
     store = delta * weight  # storage per face area (m)
-    dw = slab_width(delta, weight, net, h)  # its width in the cells
     rows = np.arange(nf)
     # the face: its coordinate along its axis and its extent along the other two (low cell's)
     cell_lo = np.stack([edges[a][lo3[a]] for a in range(3)], -1)
