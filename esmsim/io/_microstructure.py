@@ -87,6 +87,8 @@ def save_microstructure(ms, path, *, symmetry: str | None = None, height=None) -
              "periodic": bool(ms.periodic), "recipe": ms.recipe, "volume": int(volume)}
     if volume:
         attrs["truth"] = ms.truth
+        if ms.shear is not None:
+            attrs["shear"] = [float(v) for v in ms.shear]
     else:
         attrs["thickness_m"] = ms.thickness
     return write_netcdf(xr.Dataset(data, attrs=attrs), path)
@@ -121,7 +123,8 @@ def load_microstructure(path):
         return Microstructure(ds["labels"].values, spacing, ds["quaternion"].values, bool(ds.attrs["periodic"]),
                               dict(ds.attrs["recipe"]), get("seed_position"), get("power_weight"),
                               get("surface_seed_position"), get("surface_power_weight"), get("pore_mask", bool),
-                              get("crack_mask", bool), dict(ds.attrs.get("truth", {})))
+                              get("crack_mask", bool), dict(ds.attrs.get("truth", {})),
+                              None if "shear" not in ds.attrs else np.asarray(ds.attrs["shear"], float))
     return ColumnarMicrostructure(ds["labels"].values, spacing, float(ds.attrs["thickness_m"]),
                                   ds["quaternion"].values, get("seed_position"), bool(ds.attrs["periodic"]),
                                   dict(ds.attrs["recipe"]), get("power_weight"))

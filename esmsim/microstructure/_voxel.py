@@ -41,6 +41,9 @@ class Microstructure(GrainOrientations):
     seeds, weights : ndarray or None
         3-D seeds (m) and power weights (m^2) of the tessellation when it is one (None: Voronoi weights or
         an imported volume).
+    shear : ndarray, shape (2,), or None
+        Columns that lean (:func:`columnar_film`): the tessellation of ``seeds`` is sheared, the point
+        (x, y, z) lying in the grain that holds (x - z s_x, y - z s_y, z). None: not sheared.
     surface_seeds, surface_weights : ndarray or None
         The 2-D power diagram that the centre plane of the first voxel layer cuts from the tessellation
         (a plane section of a power diagram is a power diagram); gives the exact boundary lines at the surface.
@@ -63,6 +66,7 @@ class Microstructure(GrainOrientations):
     pores: np.ndarray | None = None
     cracks: np.ndarray | None = None
     truth: dict = field(default_factory=dict)
+    shear: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -126,18 +130,35 @@ class Microstructure(GrainOrientations):
         """
         g1, g2 = np.asarray(g1), np.asarray(g2)
         if self.seeds is not None:
-            p = np.asarray(points, float)
+            p = self._unsheared(points)
             d = self._displacement(self.seeds[g2] - p) - self._displacement(self.seeds[g1] - p)
+            if self.shear is not None:  # the plane n'.(x - z s) = c: normal (n'_x, n'_y, n'_z - n'_xy . s)
+                d = d.copy()
+                d[..., 2] -= d[..., :2] @ np.asarray(self.shear, float)
             return d / np.linalg.norm(d, axis=-1, keepdims=True)
         return self._fitted_normals[g1, g2]
+
+    def _unsheared(self, points) -> np.ndarray:
+        """Points (m, (..., 3)) in the frame of the tessellation's seeds (the same without a shear)."""
+        p = np.asarray(points, float)
+        if self.shear is None:
+            return p
+        q = p.copy()
+        q[..., :2] -= p[..., 2:3] * np.asarray(self.shear, float)
+        return q
 
     def boundary_point(self, g1: np.ndarray, g2: np.ndarray, points: np.ndarray) -> np.ndarray | None:
         """The point of the exact boundary plane between ``g1`` and ``g2`` nearest to each of ``points`` (m),
         shape (..., 3): the power bisector of the two seeds (images next to the point in a periodic volume).
+        With a shear, the sheared image of the point nearest to the unsheared one (on the plane, next to it).
         None for a volume without seeds."""
         if self.seeds is None:
             return None
-        return bisector_point(self.seeds, self.weights, self._displacement, g1, g2, points)
+        q = bisector_point(self.seeds, self.weights, self._displacement, g1, g2, self._unsheared(points))
+        if self.shear is not None:
+            q = q.copy()
+            q[..., :2] += q[..., 2:3] * np.asarray(self.shear, float)
+        return q
 
     def section(self, z: float) -> ColumnarMicrostructure | None:
         """The tessellation's section at depth ``z`` (m) as a columnar film: the 2-D power diagram of the
@@ -146,6 +167,8 @@ class Microstructure(GrainOrientations):
         if self.seeds is None:
             return None
         s2, w2 = _surface_power(self.seeds, self.weights, z)
+        if self.shear is not None:
+            s2 = s2 + z * np.asarray(self.shear, float)
         layer = min(int(z / self.spacing[2]), self.shape[2] - 1)
         return ColumnarMicrostructure(self.labels[:, :, layer], self.spacing[:2], self.thickness, self.quaternions,
                                       s2, self.periodic, self.recipe, w2)
@@ -176,7 +199,16 @@ def extrude(cms: ColumnarMicrostructure, nz: int) -> Microstructure:
     hz = cms.thickness / nz
     labels = np.repeat(cms.labels[:, :, None], nz, axis=2).astype(np.int32)
     return Microstructure(labels, (*cms.spacing, hz), cms.quaternions, cms.periodic, dict(cms.recipe),
-                          surface_seeds=cms.seeds, surface_weights=cms.weights)
+                          *_columns(cms.seeds, cms.weights), surface_seeds=cms.seeds, surface_weights=cms.weights)
+
+
+def _columns(seeds, weights):
+    """3-D seeds and weights of a 2-D power diagram's columns (all seeds at depth 0: every section of the
+    3-D diagram is the 2-D one), or (None, None) without seeds."""
+    if seeds is None:
+        return None, None
+    s = np.asarray(seeds, float)
+    return np.column_stack([s, np.zeros(len(s))]), None if weights is None else np.asarray(weights, float)
 
 
 def voxel_face_centres(faces: dict, spacing) -> np.ndarray:
@@ -457,9 +489,14 @@ def columnar_film(base: ColumnarMicrostructure, *, spacing_z: float | None = Non
     recipe = dict(base.recipe, generator_3d="columnar_film", spacing_z=hz, column_tilt=float(tilt),
                   column_tilt_azimuth=float(tilt_azimuth), partial_grain_fraction=float(partial_fraction),
                   seed_3d=seed_value)
-    labels, quats, surf_s, surf_w, top, bottom = drop_empty(labels, base.quaternions, surf_s, surf_w, top, bottom)
-    return Microstructure(labels, (*base.spacing, hz), quats, base.periodic, recipe,
+    # without grains that stop part way, the film is the base's power diagram sheared: it keeps its exact
+    # geometry (sections, boundary planes), which puts the boundary slabs on their planes
+    seeds3, weights3 = _columns(base.seeds, base.weights) if partial_fraction == 0 else (None, None)
+    labels, quats, surf_s, surf_w, top, bottom, seeds3, weights3 = drop_empty(
+        labels, base.quaternions, surf_s, surf_w, top, bottom, seeds3, weights3)
+    return Microstructure(labels, (*base.spacing, hz), quats, base.periodic, recipe, seeds3, weights3,
                           surface_seeds=surf_s, surface_weights=surf_w,
+                          shear=shift if seeds3 is not None and tilt > 0 else None,
                           truth={"grain_top_depth": top.tolist(), "grain_bottom_depth": bottom.tolist()})
 
 
