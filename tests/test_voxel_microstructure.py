@@ -5,8 +5,8 @@ import pytest
 
 from esmsim._errors import ConfigError, ParameterError
 from esmsim.microstructure import (add_cracks, add_pores, bicrystal, boundary_table, columnar_film,
-                                   columnar_voronoi, from_labels, grain_table, ground_truth, laguerre, power_labels,
-                                   topography, voronoi, voxel_faces)
+                                   columnar_seeded, columnar_voronoi, from_labels, grain_table, ground_truth, laguerre,
+                                   power_labels, topography, voronoi, voxel_faces)
 
 
 def _brute_labels(seeds, weights, shape, h, periodic):
@@ -301,5 +301,47 @@ def test_tilted_columns_carry_their_sheared_tessellation(tmp_path):
     assert np.allclose(n, want / np.linalg.norm(want), atol=1e-12)
     back = load_microstructure(save_microstructure(ms, tmp_path / "tilted.nc"))
     assert np.allclose(back.shear, ms.shear) and np.array_equal(back.seeds, ms.seeds)
-    assert columnar_film(base, tilt=tilt, partial_fraction=0.3, rng=2).seeds is None
     assert columnar_film(base, spacing_z=2e-9).shear is None
+
+
+def test_grains_that_stop_part_way_keep_the_tessellation_with_their_depths(tmp_path):
+    """Partial grains of a tilted film: each layer is the section of the seeds in the tessellation at its
+    depth, the horizontal faces where a grain ends are horizontal boundaries (normal along z) and the
+    vertical ones keep their sheared planes; saving keeps the depth intervals."""
+    from esmsim.io import load_microstructure, save_microstructure
+    from esmsim.microstructure._tessellation import power_labels
+    from esmsim.microstructure._voxel import voxel_face_centres, voxel_faces
+
+    base = columnar_voronoi((80e-9, 80e-9), spacing=2e-9, thickness=40e-9, grain_size=20e-9, rng=3)
+    ms = columnar_film(base, tilt=np.radians(20.0), partial_fraction=0.4, spacing_z=2e-9, rng=5)
+    top, bottom = ms.grain_depths.T
+    assert np.allclose(top, ms.truth["grain_top_depth"]) and np.allclose(bottom, ms.truth["grain_bottom_depth"])
+    for k in range(ms.shape[2]):
+        sec = ms.section((k + 0.5) * ms.spacing[2])
+        again = power_labels(sec.seeds, sec.weights, ms.shape[:2], ms.spacing[:2], ms.periodic)
+        assert (again == ms.labels[:, :, k]).mean() > 0.99
+    f = voxel_faces(ms.material_labels, ms.periodic)
+    c = voxel_face_centres(f, ms.spacing)
+    n = ms.boundary_normal(f["grains"][:, 0], f["grains"][:, 1], c)
+    buried = np.flatnonzero(top > 0)
+    assert buried.size >= 2
+    for g in buried:  # the faces over the first layer that holds a buried grain: its top, horizontal
+        first = np.flatnonzero([(ms.labels[:, :, k] == g).any() for k in range(ms.shape[2])])[0]
+        cap = (f["axis"] == 2) & (f["grains"][:, 1] == g) & np.isclose(c[:, 2], first * ms.spacing[2], rtol=1e-9, atol=0.0)
+        assert cap.sum() > 3 and np.allclose(np.abs(n[cap, 2]), 1.0)
+    # the vertical faces stand for sheared vertical planes: at most the 20 deg tilt from vertical
+    assert np.abs(n[f["axis"] < 2, 2]).max() < np.sin(np.radians(20.0)) + 1e-9
+    back = load_microstructure(save_microstructure(ms, tmp_path / "partial.nc"))
+    assert np.array_equal(back.grain_depths, ms.grain_depths)
+
+
+def test_a_tilted_column_boundary_has_the_area_of_its_plane():
+    """A boundary along y leaning 30 deg along x (80 x 40 x 20 nm, 2 nm voxels): its plane's area is
+    40 x 20 nm / cos 30. Each face counts over its plane's staircase factor; each row of faces holds 10 x
+    faces and 5 z faces where the plane moves 5.77 voxels, so the count is 0.77 of a z face short per row:
+    -4.9 % measured (-1.7 % at 1 nm), 6 % allowed. The plain face area was +37 %."""
+    base = columnar_seeded(np.array([[20e-9, 20e-9], [60e-9, 20e-9]]), (80e-9, 40e-9), spacing=2e-9,
+                           thickness=20e-9)
+    ms = columnar_film(base, tilt=np.radians(30.0), spacing_z=2e-9)
+    area = boundary_table(ms, "trigonal")["area"][0]
+    assert area == pytest.approx(40e-9 * 20e-9 / np.cos(np.radians(30.0)), rel=0.06)

@@ -46,7 +46,9 @@ def save_microstructure(ms, path, *, symmetry: str | None = None, height=None) -
                 "surface_seed_position": ("surface_seeds", ("grain", "xy"), {"units": "m"}),
                 "surface_power_weight": ("surface_weights", ("grain",), {"units": "m^2"}),
                 "pore_mask": ("pores", lab_dims, {"long_name": "1 where the voxel is a pore"}),
-                "crack_mask": ("cracks", lab_dims, {"long_name": "1 where the voxel is an open crack"})}
+                "crack_mask": ("cracks", lab_dims, {"long_name": "1 where the voxel is an open crack"}),
+                "grain_depth_interval": ("grain_depths", ("grain", "side"),
+                                         {"units": "m", "long_name": "[top, bottom) of grains that stop part way"})}
     for name, (attr, dims, attrs) in optional.items():
         value = getattr(ms, attr, None)
         if value is not None:
@@ -124,7 +126,8 @@ def load_microstructure(path):
                               dict(ds.attrs["recipe"]), get("seed_position"), get("power_weight"),
                               get("surface_seed_position"), get("surface_power_weight"), get("pore_mask", bool),
                               get("crack_mask", bool), dict(ds.attrs.get("truth", {})),
-                              None if "shear" not in ds.attrs else np.asarray(ds.attrs["shear"], float))
+                              None if "shear" not in ds.attrs else np.asarray(ds.attrs["shear"], float),
+                              get("grain_depth_interval"))
     return ColumnarMicrostructure(ds["labels"].values, spacing, float(ds.attrs["thickness_m"]),
                                   ds["quaternion"].values, get("seed_position"), bool(ds.attrs["periodic"]),
                                   dict(ds.attrs["recipe"]), get("power_weight"))

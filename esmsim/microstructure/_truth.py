@@ -12,7 +12,7 @@ import numpy as np
 from .._errors import ParameterError
 from ._columnar import ColumnarMicrostructure
 from ._tessellation import label_centroids
-from ._voxel import Microstructure, voxel_faces
+from ._voxel import Microstructure, voxel_face_centres, voxel_faces
 
 __all__ = ["topography", "grain_table", "boundary_table", "triple_junctions", "triple_lines", "ground_truth",
            "boundary_mask"]
@@ -135,13 +135,9 @@ def _voxel_boundary_table(ms: Microstructure, symmetry, classify_boundaries):
     uniq = np.column_stack([code // n, code % n]).astype(np.int32)
     hx, hy, hz = ms.spacing
     face_area = np.array([hy * hz, hx * hz, hx * hy])[faces["axis"]]
-    if ms.seeds is not None and not ms.recipe.get("column_tilt"):
-        d = ms.seeds[uniq[:, 1]] - ms.seeds[uniq[:, 0]]
-        if ms.periodic:
-            L = np.asarray(ms.extent[:2])
-            d[:, :2] -= L * np.round(d[:, :2] / L)
-        nrm = d / np.linalg.norm(d, axis=1, keepdims=True)
-        face_area = face_area / np.abs(nrm).sum(axis=1)[inv.ravel()]
+    if ms.seeds is not None:  # the true area: each face over its plane's staircase factor |n_x| + |n_y| + |n_z|
+        nrm = ms.boundary_normal(faces["grains"][:, 0], faces["grains"][:, 1], voxel_face_centres(faces, ms.spacing))
+        face_area = face_area / np.abs(nrm).sum(axis=1)
     area = np.bincount(inv.ravel(), weights=face_area, minlength=len(uniq))
     q = ms.quaternions
     mis, cls = classify_boundaries(q[uniq[:, 0]], q[uniq[:, 1]], symmetry)

@@ -44,6 +44,10 @@ class Microstructure(GrainOrientations):
     shear : ndarray, shape (2,), or None
         Columns that lean (:func:`columnar_film`): the tessellation of ``seeds`` is sheared, the point
         (x, y, z) lying in the grain that holds (x - z s_x, y - z s_y, z). None: not sheared.
+    grain_depths : ndarray, shape (n_grains, 2), or None
+        Depth interval ``[top, bottom)`` (m) of each grain in a tessellation whose grains stop part way
+        (:func:`columnar_film`'s partial grains): at depth z the grains outside theirs are left out of the
+        tessellation. None: every grain spans the film.
     surface_seeds, surface_weights : ndarray or None
         The 2-D power diagram that the centre plane of the first voxel layer cuts from the tessellation
         (a plane section of a power diagram is a power diagram); gives the exact boundary lines at the surface.
@@ -67,6 +71,7 @@ class Microstructure(GrainOrientations):
     cracks: np.ndarray | None = None
     truth: dict = field(default_factory=dict)
     shear: np.ndarray | None = None
+    grain_depths: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -124,9 +129,11 @@ class Microstructure(GrainOrientations):
         """Unit normal of the boundary plane between grains ``g1`` and ``g2`` next to ``points``, shape (..., 3).
 
         Exact from the tessellation's seeds (a power-diagram face is normal to the line between its two
-        seeds; in a periodic volume the seed images nearest to each point, m). Without seeds (imported,
-        extruded or tilted-column volumes) the plane fitted through the voxel faces the two grains share
-        (principal axes), the same for every point.
+        seeds; in a periodic volume the seed images nearest to each point, m), sheared with the columns
+        (``shear``), and horizontal on the layer interfaces where one of the two grains ends
+        (``grain_depths``). Without seeds (imported label volumes, and films from an imported label image)
+        the plane fitted through the voxel faces the two grains share (principal axes), the same for every
+        point.
         """
         g1, g2 = np.asarray(g1), np.asarray(g2)
         if self.seeds is not None:
@@ -135,8 +142,26 @@ class Microstructure(GrainOrientations):
             if self.shear is not None:  # the plane n'.(x - z s) = c: normal (n'_x, n'_y, n'_z - n'_xy . s)
                 d = d.copy()
                 d[..., 2] -= d[..., :2] @ np.asarray(self.shear, float)
+            if self.grain_depths is not None:  # where a grain ends: a horizontal boundary
+                d = np.where(self._ends(g1, g2, np.asarray(points, float)[..., 2])[..., None], [0.0, 0.0, 1.0], d)
             return d / np.linalg.norm(d, axis=-1, keepdims=True)
         return self._fitted_normals[g1, g2]
+
+    def _active(self, g, z) -> np.ndarray:
+        """Whether grains ``g`` are in the tessellation at depths ``z`` (m)."""
+        top, bottom = np.asarray(self.grain_depths, float)[np.asarray(g)].T
+        return (top <= z) & (z < bottom)
+
+    def _ends(self, g1, g2, z) -> np.ndarray:
+        """Whether points at depths ``z`` (m) on an interface between voxel layers have ``g1`` or ``g2`` in
+        the tessellation on one side only (the horizontal face where a grain ends)."""
+        hz = self.spacing[2]
+        k = np.round(z / hz)
+        edge = np.abs(z / hz - k) < 1e-6
+        above, below = (k - 0.5) * hz, (k + 0.5) * hz
+        change = (self._active(g1, above) != self._active(g1, below)) | (self._active(g2, above) !=
+                                                                          self._active(g2, below))
+        return edge & change
 
     def _unsheared(self, points) -> np.ndarray:
         """Points (m, (..., 3)) in the frame of the tessellation's seeds (the same without a shear)."""
@@ -169,6 +194,8 @@ class Microstructure(GrainOrientations):
         s2, w2 = _surface_power(self.seeds, self.weights, z)
         if self.shear is not None:
             s2 = s2 + z * np.asarray(self.shear, float)
+        if self.grain_depths is not None:  # grains that stop part way: left out where they are not
+            w2 = np.where(self._active(np.arange(len(s2)), z), w2, w2 - _ABSENT * max(self.extent[:2]) ** 2)
         layer = min(int(z / self.spacing[2]), self.shape[2] - 1)
         return ColumnarMicrostructure(self.labels[:, :, layer], self.spacing[:2], self.thickness, self.quaternions,
                                       s2, self.periodic, self.recipe, w2)
@@ -278,6 +305,9 @@ def _check_volume(size, spacing, grain_size=None):
     if grain_size is not None and not (np.isfinite(grain_size) and grain_size > 0):
         raise ParameterError("microstructure.grain_size", f"got {grain_size!r}; must be a positive length (m)")
     return shape, h
+
+
+_ABSENT = 1e6  # times the squared extent: the weight taken off a grain where it is not in the tessellation
 
 
 def _surface_power(seeds, weights, z0):
@@ -431,6 +461,11 @@ def columnar_film(base: ColumnarMicrostructure, *, spacing_z: float | None = Non
     [0.2, 0.8] of the thickness. Where a grain is absent its column belongs
     to its power-diagram neighbours.
 
+    A ``base`` with seeds gives a volume that keeps its exact geometry: the base's columns as 3-D seeds,
+    the tilt as ``shear`` and the partial grains' depth intervals as ``grain_depths`` (so that the
+    transport puts boundary slabs on the true planes, :meth:`Microstructure.section`); an imported label
+    image gives a volume without seeds.
+
     Parameters
     ----------
     base : ColumnarMicrostructure
@@ -473,7 +508,7 @@ def columnar_film(base: ColumnarMicrostructure, *, spacing_z: float | None = Non
     nx, ny = base.shape
     Lxy = np.array(base.extent)
     w0 = np.zeros(n) if base.weights is None else np.asarray(base.weights, float)
-    big = 1e6 * float(Lxy.max()) ** 2  # weight offset that no inactive seed can overcome
+    big = _ABSENT * float(Lxy.max()) ** 2  # weight offset that no inactive seed can overcome
     surf_s = surf_w = None
     for k, zk in enumerate(z):
         if base.seeds is None:
@@ -489,14 +524,16 @@ def columnar_film(base: ColumnarMicrostructure, *, spacing_z: float | None = Non
     recipe = dict(base.recipe, generator_3d="columnar_film", spacing_z=hz, column_tilt=float(tilt),
                   column_tilt_azimuth=float(tilt_azimuth), partial_grain_fraction=float(partial_fraction),
                   seed_3d=seed_value)
-    # without grains that stop part way, the film is the base's power diagram sheared: it keeps its exact
-    # geometry (sections, boundary planes), which puts the boundary slabs on their planes
-    seeds3, weights3 = _columns(base.seeds, base.weights) if partial_fraction == 0 else (None, None)
+    # the film is the base's power diagram sheared, each grain in it over its depth interval: it keeps its
+    # exact geometry (sections, boundary planes), which puts the boundary slabs on their planes
+    seeds3, weights3 = _columns(base.seeds, base.weights)
     labels, quats, surf_s, surf_w, top, bottom, seeds3, weights3 = drop_empty(
         labels, base.quaternions, surf_s, surf_w, top, bottom, seeds3, weights3)
     return Microstructure(labels, (*base.spacing, hz), quats, base.periodic, recipe, seeds3, weights3,
                           surface_seeds=surf_s, surface_weights=surf_w,
                           shear=shift if seeds3 is not None and tilt > 0 else None,
+                          grain_depths=np.column_stack([top, bottom]) if seeds3 is not None and partial_fraction > 0
+                          else None,
                           truth={"grain_top_depth": top.tolist(), "grain_bottom_depth": bottom.tolist()})
 
 
