@@ -316,10 +316,12 @@ def test_grains_that_stop_part_way_keep_the_tessellation_with_their_depths(tmp_p
     ms = columnar_film(base, tilt=np.radians(20.0), partial_fraction=0.4, spacing_z=2e-9, rng=5)
     top, bottom = ms.grain_depths.T
     assert np.allclose(top, ms.truth["grain_top_depth"]) and np.allclose(bottom, ms.truth["grain_bottom_depth"])
-    for k in range(ms.shape[2]):
-        sec = ms.section((k + 0.5) * ms.spacing[2])
-        again = power_labels(sec.seeds, sec.weights, ms.shape[:2], ms.spacing[:2], ms.periodic)
-        assert (again == ms.labels[:, :, k]).mean() > 0.99
+    for k in range(ms.shape[2]):  # the sections anywhere in a layer (the transport's z cells): its labels
+        for z in ((k + 0.01) * ms.spacing[2], (k + 0.5) * ms.spacing[2], (k + 0.99) * ms.spacing[2]):
+            sec = ms.section(z)
+            again = power_labels(sec.seeds - (z - (k + 0.5) * ms.spacing[2]) * ms.shear, sec.weights, ms.shape[:2],
+                                 ms.spacing[:2], ms.periodic)
+            assert (again == ms.labels[:, :, k]).mean() > 0.99
     f = voxel_faces(ms.material_labels, ms.periodic)
     c = voxel_face_centres(f, ms.spacing)
     n = ms.boundary_normal(f["grains"][:, 0], f["grains"][:, 1], c)

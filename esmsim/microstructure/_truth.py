@@ -100,8 +100,8 @@ def boundary_table(ms, symmetry: str) -> dict[str, np.ndarray]:
     The area sums the voxel faces the two grains share, each divided by
     ``|n_x| + |n_y| (+ |n_z|)`` for the boundary plane's exact normal ``n``
     where the tessellation gives it (a plane crossed by a voxel staircase
-    shows that much more face area); an imported label volume and a tilted
-    columnar film give the plain face area, an overestimate by up to sqrt(3).
+    shows that much more face area); an imported label volume gives the
+    plain face area, an overestimate by up to sqrt(3).
     Faces next to pores or cracks are not boundary.
     """
     from ..transport._boundaries import boundary_network

@@ -195,9 +195,12 @@ class Microstructure(GrainOrientations):
         s2, w2 = _surface_power(self.seeds, self.weights, z)
         if self.shear is not None:
             s2 = s2 + z * np.asarray(self.shear, float)
-        if self.grain_depths is not None:  # grains that stop part way: left out where they are not
-            w2 = np.where(self._active(np.arange(len(s2)), z), w2, w2 - _ABSENT * max(self.extent[:2]) ** 2)
         layer = min(int(z / self.spacing[2]), self.shape[2] - 1)
+        if self.grain_depths is not None:  # grains that stop part way: left out where the layer's labels have
+            # them absent (judged at the layer's centre, as the labels are, not at z: a grain ending between
+            # the two would get a bisector with a huge weight gap, metres off)
+            here = self._active(np.arange(len(s2)), (layer + 0.5) * self.spacing[2])
+            w2 = np.where(here, w2, w2 - _ABSENT * max(self.extent[:2]) ** 2)
         return ColumnarMicrostructure(self.labels[:, :, layer], self.spacing[:2], self.thickness, self.quaternions,
                                       s2, self.periodic, self.recipe, w2)
 

@@ -81,8 +81,8 @@ class _VolumeSolver:
             clear = 2.2 * material["gb_width"] if flat else 0.1 * ms.spacing[2]
             if ms.seeds is None:
                 warnings.warn(
-                    "microstructure: a volume without its tessellation's seeds (imported labels, or tilted columns "
-                    "with grains that stop part way) has its boundary slabs on the voxel faces, up to half a voxel "
+                    "microstructure: a volume without its tessellation's seeds (imported labels) has its boundary "
+                    "slabs on the voxel faces, up to half a voxel "
                     "off the boundary, and tips within a few nm of a boundary read differently at different voxel "
                     "sizes (a tilted-column bicrystal: 5.7, 10.7 and 18.1 pm/V on its trace at 8, 4 and 2 nm, "
                     "17.2 at all three with its seeds)" + (
