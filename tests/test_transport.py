@@ -197,3 +197,14 @@ def test_solve_frequency_reports_its_method_and_iterations():
     info = {}
     solve_frequency(s, omegas, diag, b, info=info, direct_below=10)  # auto: AMG at 1 Hz, z lines at 1 MHz
     assert info["method"] == ["amg", "zline"]
+    # high= picks what auto takes at 1 MHz (the volume probe's "split", with its LU in COLAMD order): the
+    # same solution as the direct LU in either ordering
+    info = {}
+    c = solve_frequency(s, omegas, diag, b, info=info, direct_below=10, high="split", ordering="COLAMD")
+    assert info["method"] == ["amg", "split"] and 0 < info["iterations"][1] < 10
+    ref = solve_frequency(s, omegas[1], diag, b, method="direct")[0]
+    assert np.abs(c[1] - ref).max() < 1e-8 * np.abs(ref).max()
+    assert np.abs(solve_frequency(s, omegas[1], diag, b, method="direct", ordering="COLAMD")[0] - ref).max() < \
+        1e-12 * np.abs(ref).max()
+    with pytest.raises(ValueError, match="high"):
+        solve_frequency(s, omegas, diag, b, high="amg")
