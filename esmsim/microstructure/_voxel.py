@@ -150,7 +150,7 @@ class Microstructure(GrainOrientations):
     def _active(self, g, z) -> np.ndarray:
         """Whether grains ``g`` are in the tessellation at depths ``z`` (m)."""
         top, bottom = np.asarray(self.grain_depths, float)[np.asarray(g)].T
-        return (top <= z) & (z < bottom)
+        return _present(top, bottom, z)
 
     def _ends(self, g1, g2, z) -> np.ndarray:
         """Whether points at depths ``z`` (m) on an interface between voxel layers have ``g1`` or ``g2`` in
@@ -199,8 +199,8 @@ class Microstructure(GrainOrientations):
         if self.grain_depths is not None:  # grains that stop part way: left out where the layer's labels have
             # them absent (judged at the layer's centre, as the labels are, not at z: a grain ending between
             # the two would get a bisector with a huge weight gap, metres off)
-            here = self._active(np.arange(len(s2)), (layer + 0.5) * self.spacing[2])
-            w2 = np.where(here, w2, w2 - _ABSENT * max(self.extent[:2]) ** 2)
+            w2 = _without_absent(w2, self._active(np.arange(len(s2)), (layer + 0.5) * self.spacing[2]),
+                                 self.extent[:2])
         return ColumnarMicrostructure(self.labels[:, :, layer], self.spacing[:2], self.thickness, self.quaternions,
                                       s2, self.periodic, self.recipe, w2)
 
@@ -312,6 +312,17 @@ def _check_volume(size, spacing, grain_size=None):
 
 
 _ABSENT = 1e6  # times the squared extent: the weight taken off a grain where it is not in the tessellation
+
+
+def _present(top, bottom, z) -> np.ndarray:
+    """Whether grains with depth intervals ``[top, bottom)`` (m) are in the tessellation at depth ``z``."""
+    return (top <= z) & (z < bottom)
+
+
+def _without_absent(w, present, extent_xy) -> np.ndarray:
+    """Power weights (m^2) with the grains not ``present`` taken out of the diagram: a weight offset that no
+    such seed can overcome in a film of lateral extent ``extent_xy`` (m)."""
+    return np.where(present, w, w - _ABSENT * float(max(extent_xy)) ** 2)
 
 
 def _surface_power(seeds, weights, z0):
@@ -512,16 +523,14 @@ def columnar_film(base: ColumnarMicrostructure, *, spacing_z: float | None = Non
     nx, ny = base.shape
     Lxy = np.array(base.extent)
     w0 = np.zeros(n) if base.weights is None else np.asarray(base.weights, float)
-    big = _ABSENT * float(Lxy.max()) ** 2  # weight offset that no inactive seed can overcome
     surf_s = surf_w = None
     for k, zk in enumerate(z):
         if base.seeds is None:
             di, dj = (np.round(zk * shift / np.array(base.spacing))).astype(int)
             labels[:, :, k] = _shifted(base.labels, di, dj, base.periodic)
             continue
-        active = (zk >= top) & (zk < bottom)
         s = base.seeds + zk * shift
-        w = np.where(active, w0, w0 - big)
+        w = _without_absent(w0, _present(top, bottom, zk), Lxy)
         labels[:, :, k] = power_labels(s, w, (nx, ny), base.spacing, base.periodic)
         if k == 0:
             surf_s, surf_w = s, w
