@@ -28,7 +28,8 @@ import scipy.sparse as sp
 
 from ..microstructure._grid import Grid
 from ._boundaries import SECTION_MIN_DIP, slab_roles, steep, volume_boundaries
-from ._operator import DiffusionSystem, _links_to_matrix, layer_boxes, slab_exchange, stays_on_face
+from ._operator import (DiffusionSystem, _links_to_matrix, layer_boxes, pair_key, slab_exchange, stays_on_face,
+                        trim_crossings)
 
 __all__ = ["assemble_tensor", "grain_tensors"]
 
@@ -397,13 +398,20 @@ def _with_slabs(system, grid, net, roles, dw, diagD, D_gb, delta, omega, bottom,
     np.add.at(boxes, (hi[stay], 2 * ax[stay]), 0.5 * dw[stay])
     # mechanics: strips along the trace in their own frames (the z faces: their face, tangent x)
     half_wid = np.where(vertical, 0.5 * store / w_h, 0.5 * width(1))
-    sb[vertical] = np.stack([xy[:, 0] - half_len, xy[:, 0] + half_len, xy[:, 1] - half_wid, xy[:, 1] + half_wid,
+    # where two boundaries' strips overlap in a z cell (junctions, triple lines) the overlap is counted once
+    v = np.flatnonzero(vertical)
+    mxy, mlen = xy.copy(), half_len.copy()
+    if v.size:
+        period = [e[-1] - e[0] if p else None for e, p in zip(edges[:2], periodic)]
+        mxy[v], mlen[v] = trim_crossings(xy[v], tangent[v], half_len[v], half_wid[v], pair_key(net.grains[v]),
+                                         layer=lo3[2][v], period=period)
+    sb[vertical] = np.stack([mxy[:, 0] - mlen, mxy[:, 0] + mlen, mxy[:, 1] - half_wid, mxy[:, 1] + half_wid,
                              cell_lo[:, 2], cell_hi[:, 2]], -1)[vertical]
     pos = pos + shift[rows, np.minimum(ax, 1)] * vertical
     rect[vertical, :2] += shift[rows, 1 - np.minimum(ax, 1)][vertical, None]
     extra = (None, None, None, None, None)
     if layers:
-        strips = (vertical, xy, tangent, np.stack([half_len, half_wid], -1))
+        strips = (vertical, mxy, tangent, np.stack([mlen, half_wid], -1))
         extra = layer_boxes(layers, ax, pos, rect, 0.5 * dw, slab, face_area, boxes, volume, omega, n, strips=strips)
     return DiffusionSystem(K, volume, np.concatenate([system.top_index, slab[top]]),
                            np.concatenate([system.top_xy, xy[top]]),
@@ -485,8 +493,7 @@ def _plane_depths(net, weight, grid, section, origin, cells):
 def _pair_layer_key(net, z):
     """One integer per face for its grain pair and z cell; a face's key plus one is its pair's in the z cell
     below."""
-    pair = np.sort(net.grains, axis=1).astype(np.int64)
-    return (pair[:, 0] * (pair[:, 1].max() + 1) + pair[:, 1]) * (z.max() + 2) + z
+    return pair_key(net.grains) * (z.max() + 2) + z
 
 
 def _restacked(net, lo3, key):
