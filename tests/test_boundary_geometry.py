@@ -311,3 +311,22 @@ def test_slab_strips_count_a_junction_once(corner):
     else:
         # three strips meeting at angles: what is left doubly covered is well under the crossing's delta^2
         assert twice < 0.15 * delta ** 2, twice / delta ** 2
+
+
+def test_volume_slab_strips_count_a_junction_once_in_every_z_cell():
+    """The same four-grain junction as a voxel volume (``extrude``): the vertical strips of every z cell
+    cover the cross of the two boundaries once."""
+    from esmsim.materials import get_material
+    from esmsim.microstructure import extrude
+    from esmsim.transport._volume import volume_system
+
+    h, X = 4e-9, 64e-9
+    seeds = X + 30e-9 * np.array([[-1, -1], [1, -1], [-1, 1], [1, 1]])
+    ms = extrude(columnar_seeded(seeds, (128e-9, 128e-9), spacing=h, thickness=16e-9,
+                                 euler_angles=np.radians([[0, 0, 0], [30, 0, 0], [60, 0, 0], [90, 0, 0]])), 4)
+    mat = get_material("LiCoO2").replace(gb_width=0.5e-9, gb_enhancement=2e4)
+    grid, s = volume_system(ms, mat, np.full(4, 4e-9))
+    for z in grid.edges(2)[:-1]:
+        count, a = _coverage(s, z, (X, X), 6e-9, mat["gb_width"] / 25)
+        assert count.max() == 1
+        assert np.sum(count) * a == pytest.approx((2 * 12e-9 - mat["gb_width"]) * mat["gb_width"], rel=1e-3)
