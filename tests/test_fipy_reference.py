@@ -43,13 +43,13 @@ def test_3d_polycrystal_with_fast_boundaries_matches_fipy():
     assert np.linalg.norm(c1 - c) > 0.05 * np.linalg.norm(c)
 
 
-@pytest.mark.parametrize("planes", ["x", "xz"])
+@pytest.mark.parametrize("planes", ["x", "xz", "xy"])
 def test_boundary_slabs_match_fipy_cells_of_width_delta(planes):
     """Boundary slabs (sub-grid unknowns) against FiPy with each boundary plane a cell of width delta, static,
     anisotropic brick grains (validation ``compare_slabs``): one model up to O(delta / h), so 1e-3 at
-    delta / h = 1/40 and about five times more at 1/8. Where two vertical planes cross ("xy") the engine's
-    links between the four slabs around the crossing line (every pair in series) conduct more than the
-    crossing cell does, 8.8e-3 at any delta: open (docs/transport.md)."""
+    delta / h = 1/40 and about five times more at 1/8. Two vertical planes crossing ("xy") read 8.8e-3 at
+    any delta while the four slabs around the crossing line were linked pairwise in series (now through
+    the line, ``star_links``). All three planes ("xyz", 4.6e-3) are open (docs/transport.md)."""
     from esmsim_validation.fipy_reference import compare_slabs
 
     c, ref = compare_slabs(planes)
@@ -87,3 +87,20 @@ def test_time_stepping_matches_fipy():
     ours, ref = compare_time()
     for a, r in zip(ours, ref):
         assert np.abs(a - r).max() < 1e-4 * np.abs(r).max()
+
+
+def test_star_links_join_the_faces_around_a_node():
+    """Two faces: their half paths in series. Four equal arms (a crossing): each pair arm / 4, so that opposite
+    faces conduct arm / 2 through the node (the pairs in series gave arm / 2 each and arm between opposite
+    faces, counting the other two faces' paths as well). A node's arms sum once per face."""
+    from esmsim.transport._operator import star_links
+
+    g = star_links(np.array([7]), np.array([0]), np.array([1]), np.array([2.0]), np.array([6.0]))
+    assert g == pytest.approx([1.5])
+    pairs = np.array([(a, b) for a in range(4) for b in range(a + 1, 4)])
+    g = star_links(np.zeros(6, int), pairs[:, 0], pairs[:, 1], np.full(6, 2.0), np.full(6, 2.0))
+    assert g == pytest.approx(np.full(6, 0.5))
+    # per-layer arms (trailing axis) and two nodes
+    g = star_links(np.array([0, 1, 1, 1]), np.array([0, 2, 2, 3]), np.array([1, 3, 4, 4]),
+                   np.array([[1.0, 2.0]] * 4), np.array([[1.0, 2.0]] * 4))
+    assert g == pytest.approx(np.array([[0.5, 1.0], [1 / 3, 2 / 3], [1 / 3, 2 / 3], [1 / 3, 2 / 3]]))

@@ -56,6 +56,9 @@ class BoundaryNetwork:
         centre. Set by :func:`place_on_boundaries`.
     link_half : ndarray, shape (nl, 2), optional
         Each face's share of ``link_length`` (its centre to the shared corner, m); None: half each.
+    link_node : ndarray of int, shape (nl,), optional
+        Which pixel corner each link goes through (one integer per corner): the faces around a corner are
+        joined through it (:func:`~esmsim.transport._operator.star_links`); None: each link on its own.
     """
 
     axis: np.ndarray
@@ -68,6 +71,7 @@ class BoundaryNetwork:
     normal: np.ndarray | None = None
     position: np.ndarray | None = None
     link_half: np.ndarray | None = None
+    link_node: np.ndarray | None = None
 
     @property
     def n_faces(self) -> int:
@@ -125,7 +129,8 @@ def boundary_network(labels, hx, hy, *, periodic=False, normal=None) -> Boundary
         n, weight = None, np.ones(axis.size)
     link_faces, link_half = vb.link_faces, vb.link_half
     link_length = link_half.sum(axis=1)
-    return BoundaryNetwork(axis, low, high, weight, grains, link_faces, link_length, n, link_half=link_half)
+    return BoundaryNetwork(axis, low, high, weight, grains, link_faces, link_length, n, link_half=link_half,
+                           link_node=vb.link_node)
 
 
 def place_on_boundaries(net: BoundaryNetwork, ms, *, gb_width: float | None = None,
@@ -287,6 +292,9 @@ def with_diagonals(net: BoundaryNetwork, axis, low, high, grains, weight, normal
     new = net.n_faces + np.arange(axis.size)
     ok = around >= 0
     links = np.stack([np.repeat(new, 4).reshape(-1, 4)[ok], around[ok]], -1)
+    # the corner's node, numbered as volume_boundaries numbers the edge along z at pixel (i0, j0)'s high corner
+    node = 2 * int(np.prod(shape)) + i0 * shape[1] + j0
+    nodes = None if net.link_node is None else np.concatenate([net.link_node, np.repeat(node, 4).reshape(-1, 4)[ok]])
     half_real = np.where(np.arange(4) < 2, 0.5 * hy, 0.5 * hx)  # x faces' half width along y, y faces' along x
     half = np.stack([np.full(links.shape[0], 0.5 * hx), np.broadcast_to(half_real, ok.shape)[ok]], -1)
 
@@ -299,7 +307,7 @@ def with_diagonals(net: BoundaryNetwork, axis, low, high, grains, weight, normal
         grains=np.concatenate([net.grains, np.asarray(grains, net.grains.dtype)]),
         link_faces=np.concatenate([net.link_faces, links]),
         link_length=np.concatenate([net.link_length, half.sum(1)]), normal=cat(net.normal, normal),
-        position=cat(net.position, position), link_half=cat(net.link_half, half))
+        position=cat(net.position, position), link_half=cat(net.link_half, half), link_node=nodes)
 
 
 @dataclass(frozen=True, eq=False)
@@ -325,6 +333,9 @@ class VolumeBoundaries:
         Length of the shared edge (m).
     link_half : ndarray, shape (nl, 2)
         Distance (m) from each face's centre to the shared edge (half its width across the edge).
+    link_node : ndarray of int, shape (nl,)
+        Which cell edge each link goes through (``k * n_cells + p`` for the edge along axis ``k`` at the
+        high corner of cell ``p``).
     """
 
     axis: np.ndarray
@@ -336,6 +347,7 @@ class VolumeBoundaries:
     link_axis: np.ndarray
     link_edge: np.ndarray
     link_half: np.ndarray
+    link_node: np.ndarray | None = None
 
     @property
     def n_faces(self) -> int:
@@ -395,7 +407,7 @@ def volume_boundaries(labels, widths, *, active=None, periodic=(False, False), n
     else:
         nrm = np.eye(3)[axis]
 
-    lf, lk, le, lh = [], [], [], []
+    lf, lk, le, lh, ln = [], [], [], [], []
     for k in range(3):
         i, j = [a for a in range(3) if a != k]
         # the edge along k at the high-i, high-j corner of cell p, and the four faces around it
@@ -417,8 +429,9 @@ def volume_boundaries(labels, widths, *, active=None, periodic=(False, False), n
             lk.append(np.full(int(sel.sum()), k, np.int8))
             le.append(h[k][pk[sel]])
             lh.append(np.stack([da[sel], db[sel]], -1))
+            ln.append(k * labels.size + idx[sel])
     return VolumeBoundaries(axis, low, high, grains, nrm, np.concatenate(lf).astype(np.int64), np.concatenate(lk),
-                            np.concatenate(le), np.concatenate(lh))
+                            np.concatenate(le), np.concatenate(lh), np.concatenate(ln).astype(np.int64))
 
 
 def edge_factor(normal: np.ndarray, k: int) -> np.ndarray:

@@ -286,6 +286,40 @@ def strip_boxes(boxes: np.ndarray, tangent: np.ndarray, point) -> np.ndarray:
     return out
 
 
+def star_links(node, fa, fb, arm_a, arm_b) -> np.ndarray:
+    """Conductances of links between boundary faces that meet at common nodes (cell edges or pixel corners).
+
+    Each face reaches the node through its half path (conductance ``arm``, the same for a face in every
+    link at that node); the faces around a node are joined through it, a node without resistance, so the
+    star of their arms is replaced by the equivalent links ``arm_a arm_b / sum(arms at the node)`` (the
+    star-mesh transform: exact for the faces, no unknown for the node). With two faces this is their half
+    paths in series, ``1 / (1 / arm_a + 1 / arm_b)``. Linking every pair in series instead, where three or
+    four faces meet (a triple or quadruple line), conducts more than the junction does: two vertical planes
+    crossing in a brick polycrystal read 8.8e-3 (relative L2) from FiPy with each plane a cell of width
+    delta at any delta, 6.6e-4 with the node at delta / h = 1/40 (validation ``fipy_reference``).
+
+    Parameters
+    ----------
+    node : ndarray of int, shape (nl,)
+        The node of each link.
+    fa, fb : ndarray of int, shape (nl,)
+        The two faces of each link.
+    arm_a, arm_b : ndarray, shape (nl,) or (nl, m)
+        Conductance of each face's half path to the node (any units; trailing axes, e.g. z layers, allowed).
+    """
+    node = np.asarray(node, np.int64)
+    if not node.size:
+        return arm_a * arm_b / (arm_a + arm_b)
+    key = np.concatenate([node, node])
+    face = np.concatenate([fa, fb]).astype(np.int64)
+    arm = np.concatenate([arm_a, arm_b])
+    _, first = np.unique(np.stack([key, face], -1), axis=0, return_index=True)  # each face once per node
+    nodes, at = np.unique(key[first], return_inverse=True)
+    total = np.zeros((nodes.size,) + arm.shape[1:], arm.dtype)
+    np.add.at(total, at, arm[first])
+    return arm_a * arm_b / total[np.searchsorted(nodes, node)]
+
+
 def _along(d, t):
     """Component of vectors ``d`` (n, 2) along unit vectors ``t`` (n, 2)."""
     return d[:, 0] * t[:, 0] + d[:, 1] * t[:, 1]
@@ -726,9 +760,13 @@ def assemble(
             half = boundaries.link_half
             if half is None:
                 half = np.repeat(0.5 * boundaries.link_length[:, None], 2, axis=1)
-            # each face's half path in series, with its own D_gb and staircase factor 1 / w
-            res = half[:, 0] * w[fa] / Dgb[fa] + half[:, 1] * w[fb] / Dgb[fb]
-            gl = (delta / res)[:, None] * hz[None, :]
+            # each face's half path (its own D_gb and staircase factor 1 / w) to the corner, joined there
+            arm_a, arm_b = delta * Dgb[fa] / (half[:, 0] * w[fa]), delta * Dgb[fb] / (half[:, 1] * w[fb])
+            if boundaries.link_node is None:
+                gl = arm_a * arm_b / (arm_a + arm_b)
+            else:
+                gl = star_links(boundaries.link_node, fa, fb, arm_a, arm_b)
+            gl = gl[:, None] * hz[None, :]
             la.append(gidx[fa].ravel())
             lb.append(gidx[fb].ravel())
             lg.append(gl.ravel())
