@@ -325,6 +325,12 @@ def _along(d, t):
     return d[:, 0] * t[:, 0] + d[:, 1] * t[:, 1]
 
 
+def lateral_period(grid: Grid, periodic) -> list:
+    """The film's period (m) along x and y where ``periodic`` says it wraps, else None (for
+    :func:`trim_crossings`)."""
+    return [grid.edges(a)[-1] - grid.edges(a)[0] if p else None for a, p in zip((0, 1), periodic)]
+
+
 def pair_key(grains) -> np.ndarray:
     """One integer per boundary face for its (unordered) grain pair, ``grains`` (n, 2)."""
     g = np.sort(np.asarray(grains, np.int64), axis=1)
@@ -791,7 +797,7 @@ def assemble(
         sw = np.full(nf, 0.5 * delta)  # half width across
         # half length along; where two boundaries' strips overlap (junctions) the overlap is counted once
         mxy, sl = trim_crossings(np.stack([fx, fy], -1), tangent, w * half_t, sw, pair_key(boundaries.grains),
-                                 period=[e[-1] - e[0] if p else None for e, p in ((xe, periodic[0]), (ye, periodic[1]))])
+                                 period=lateral_period(grid, periodic))
         mx, my = mxy[:, 0], mxy[:, 1]
         boxes.append(np.stack([rep(mx - sl), rep(mx + sl), rep(my - sw), rep(my + sw), tile(ze[:-1]), tile(ze[1:])],
                               -1))

@@ -28,8 +28,8 @@ import scipy.sparse as sp
 
 from ..microstructure._grid import Grid
 from ._boundaries import SECTION_MIN_DIP, slab_roles, steep, volume_boundaries
-from ._operator import (DiffusionSystem, _links_to_matrix, layer_boxes, pair_key, slab_exchange, star_links,
-                        stays_on_face, trim_crossings)
+from ._operator import (DiffusionSystem, _links_to_matrix, lateral_period, layer_boxes, pair_key, slab_exchange,
+                        star_links, stays_on_face, trim_crossings)
 
 __all__ = ["assemble_tensor", "grain_tensors"]
 
@@ -411,9 +411,8 @@ def _with_slabs(system, grid, net, roles, dw, diagD, D_gb, delta, omega, bottom,
     v = np.flatnonzero(vertical)
     mxy, mlen = xy.copy(), half_len.copy()
     if v.size:
-        period = [e[-1] - e[0] if p else None for e, p in zip(edges[:2], periodic)]
         mxy[v], mlen[v] = trim_crossings(xy[v], tangent[v], half_len[v], half_wid[v], pair_key(net.grains[v]),
-                                         layer=lo3[2][v], period=period)
+                                         layer=lo3[2][v], period=lateral_period(grid, periodic))
     sb[vertical] = np.stack([mxy[:, 0] - mlen, mxy[:, 0] + mlen, mxy[:, 1] - half_wid, mxy[:, 1] + half_wid,
                              cell_lo[:, 2], cell_hi[:, 2]], -1)[vertical]
     pos = pos + shift[rows, np.minimum(ax, 1)] * vertical
