@@ -352,15 +352,15 @@ def _with_slabs(system, grid, net, roles, dw, diagD, D_gb, delta, omega, bottom,
         r_b = np.where(junction[fb], 0.0, r_b)
         both = junction[fa] & junction[fb]
         g = np.where(both, 0.0, delta * net.link_edge / np.where(both, 1.0, r_a + r_b))
-        # the faces around a vertical edge (x and y faces: a crossing or triple line) are joined through it
-        # (star_links), not every pair in series. Edges along x and y, where horizontal faces and junctions
-        # meet, keep their pairs: joined there too, a vertical plane crossing a horizontal one read 1.6e-3
-        # from FiPy's cells of width delta instead of 7.2e-4 (delta / h = 1/40), three planes 6.8e-3
-        # instead of 4.6e-3 (open: docs/transport.md)
-        on_z = (k == 2) & ~junction[fa] & ~junction[fb]
-        if net.link_node is not None and on_z.any():
-            e = net.link_edge[on_z] * delta
-            g[on_z] = star_links(net.link_node[on_z], fa[on_z], fb[on_z], e / r_a[on_z], e / r_b[on_z])
+        # the faces around each cell edge (a crossing or triple line) are joined through it (star_links), not
+        # every pair in series: pairs conduct more than the junction does (two vertical planes crossing read
+        # 8.8e-3 from FiPy's cells of width delta at any delta, 6.6e-4 joined at delta / h = 1/40). Edges
+        # that a junction (no path of its own) touches keep their pairs
+        if net.link_node is not None:
+            star = ~np.isin(net.link_node, net.link_node[junction[fa] | junction[fb]])
+            if star.any():
+                e = net.link_edge[star] * delta
+                g[star] = star_links(net.link_node[star], fa[star], fb[star], e / r_a[star], e / r_b[star])
         if placed is not None:
             # where the slabs lie on the exact sections, the vertical faces on the two sides of a voxel
             # interface that a steep plane crosses, or where its faces change columns, are joined by how much
@@ -522,8 +522,12 @@ def _crosses_interface(net, z, key, crossed, junction, fa, fb):
     """Which links join two vertical faces of one grain pair across a z interface in ``crossed`` (keys of
     :func:`_pair_layer_key`: pair and interface below z cell k), or touch a junction."""
     vert = net.axis < 2
-    upper = key[fa] - z[fa] + np.minimum(z[fa], z[fb])  # fa's pair in the upper of the two z cells
-    direct = vert[fa] & vert[fb] & (z[fa] != z[fb]) & np.isin(upper, crossed)
+    pair = key - z  # the grain pair alone
+    upper = pair[fa] + np.minimum(z[fa], z[fb])  # the pair in the upper of the two z cells
+    # (faces of two pairs, such as a vertical plane's above and below a horizontal one, keep their link:
+    # _overlap_links joins only faces of one pair, and without it a vertical plane crossing a horizontal one
+    # conducted across it only around the crossing, 1.6e-3 from FiPy's cells of width delta instead of 2.7e-4)
+    direct = vert[fa] & vert[fb] & (z[fa] != z[fb]) & (pair[fa] == pair[fb]) & np.isin(upper, crossed)
     return junction[fa] | junction[fb] | direct
 
 
