@@ -460,9 +460,11 @@ def trim_crossings(centre, tangent, half_len, half_wid, group, layer=None, perio
     if not pairs.size:
         return out_c, out_l
     a, b = pairs[:, 0], pairs[:, 1]
-    keep = group[a] != group[b]
-    a, b = a[keep], b[keep]
     cb = centre[a] + nearest(centre[b] - centre[a])  # b's image nearest a
+    # strips of two boundaries whose circumcircles meet (the tree's reach is the largest strips')
+    keep = (group[a] != group[b]) & (np.hypot(*(cb - centre[a]).T) <= np.hypot(half_len[a], half_wid[a])
+                                      + np.hypot(half_len[b], half_wid[b]))
+    a, b, cb = a[keep], b[keep], cb[keep]
     area, cen = _rectangle_overlap(centre[a], tangent[a], half_len[a], half_wid[a],
                                    cb, tangent[b], half_len[b], half_wid[b])
     hit = area > 1e-6 * (half_wid[a] * half_wid[b])

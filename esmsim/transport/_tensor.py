@@ -79,6 +79,58 @@ def _cell_gradient(idx, active, centres, axis, periodic):
     return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
 
 
+def _rows_of(G, rows):
+    """The entries of rows ``rows`` of the CSR matrix ``G``: ``(which, col, val)``, ``which`` indexing ``rows``."""
+    start, count = G.indptr[rows], G.indptr[rows + 1] - G.indptr[rows]
+    which = np.repeat(np.arange(rows.size), count)
+    pos = np.repeat(start - (np.cumsum(count) - count), count) + np.arange(which.size)
+    return which, G.indices[pos], G.data[pos]
+
+
+class _Stencil:
+    """A cell operator on the grid ``idx`` (flat index per cell) built by offsets: ``add(rows, offset, v)``
+    adds ``v`` at (row, the cell ``offset`` (3 ints, periodic wrap) from it); ``matrix()`` the CSR matrix
+    without its zeros. Memory: one vector per offset in use."""
+
+    def __init__(self, idx):
+        self.idx, self.acc = idx, {}
+
+    def add(self, rows, offset, v):
+        key = tuple(int(o) for o in offset)
+        w = np.bincount(rows, weights=v, minlength=self.idx.size)
+        if key in self.acc:
+            self.acc[key] += w
+        else:
+            self.acc[key] = w
+
+    def flux(self, P, Q, offset, v):
+        """A flux ``F = v c`` from low cells ``P`` to high cells ``Q`` (their neighbours along one axis) on
+        the column ``offset`` from ``P``: row P gets +F, row Q -F (Q's offset is P's less the axis step,
+        taken from Q = P + step)."""
+        step = self._step(P, Q)
+        self.add(P, offset, v)
+        self.add(Q, np.asarray(offset) - step, -v)
+
+    def _step(self, P, Q):
+        if not P.size:
+            return np.zeros(3, int)
+        shape = self.idx.shape
+        d = np.array(np.unravel_index(Q[0], shape)) - np.array(np.unravel_index(P[0], shape))
+        return np.where(np.abs(d) > 1, -np.sign(d), d)  # a periodic wrap is one step forward
+
+    def matrix(self, dtype=float):
+        keys = sorted(self.acc)
+        n = self.idx.size
+        data = np.stack([self.acc.pop(k) for k in keys], -1).astype(dtype, copy=False)  # (n, offsets)
+        cols = np.stack([np.roll(self.idx, tuple(-o for o in k), axis=(0, 1, 2)).ravel() for k in keys], -1)
+        keep = data != 0
+        indptr = np.concatenate([[0], np.cumsum(keep.sum(1))])
+        itype = np.int32 if n < 2 ** 31 - 1 else np.int64
+        K = sp.csr_matrix((data[keep], cols[keep].astype(itype), indptr.astype(itype)), shape=(n, n))
+        K.sort_indices()
+        return K
+
+
 def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = None,
                     periodic: tuple[bool, bool] = (False, False), bottom: str = "blocking",
                     sinks: tuple[str, ...] = (), labels: np.ndarray | None = None, D_gb=None,
@@ -192,10 +244,10 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
             np.subtract.at(eff[a], net.high[sel], 0.5 * dw[sel])
     eff = [e.reshape(shape) for e in eff]
 
-    F_rows, F_cols, F_vals = [], [], []
-    P_all, Q_all = [], []
-    face0 = 0
-    cross_mats = []
+    # K on its 19-point stencil: each face's flux F (normal two-point part, and the cross terms through the
+    # cells' gradients on both sides) leaves its low cell P and enters its high cell Q; accumulated per
+    # offset (row cell to column cell) so that no triplet list of the whole operator is ever held
+    stencil = _Stencil(idx)
     for a in range(3):
         n_a = shape[a]
         lo = np.arange(n_a if per[a] else n_a - 1)
@@ -214,34 +266,24 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
         area = 0.5 * (cross_area[pf] + cross_area[qf])
         res = 0.5 * widths[a][pf] / diagD[pf + (a,)] + 0.5 * widths[a][qf] / diagD[qf + (a,)]
         g = area / res
-        nf = len(P)
-        fr = face0 + np.arange(nf)
         # normal part: F = -g (c_Q - c_P)
-        F_rows += [fr, fr]
-        F_cols += [Q, P]
-        F_vals += [-g, g]
+        e_a = np.eye(3, dtype=int)[a]
+        stencil.flux(P, Q, 0 * e_a, g)
+        stencil.flux(P, Q, e_a, -g)
         for b in b_axes:
             Dab = 0.5 * (D[pf + (a, b)] + D[qf + (a, b)])
             if not np.any(Dab):
                 continue
-            # F += -A Dab * 0.5 (G_b[P] + G_b[Q]) c
-            coef = sp.diags(-area * Dab * 0.5)
-            sel = sp.csr_matrix((np.ones(nf), (np.arange(nf), P)), shape=(nf, n)) + \
-                sp.csr_matrix((np.ones(nf), (np.arange(nf), Q)), shape=(nf, n))
-            cross_mats.append((face0, nf, coef @ (sel @ grads[b])))
-        P_all.append(P)
-        Q_all.append(Q)
-        face0 += nf
-    P_all, Q_all = np.concatenate(P_all), np.concatenate(Q_all)
-    n_faces = face0
-    F = sp.csr_matrix((np.concatenate(F_vals), (np.concatenate(F_rows), np.concatenate(F_cols))),
-                      shape=(n_faces, n))
-    for f0, nf, M in cross_mats:
-        pad = sp.vstack([sp.csr_matrix((f0, n)), M, sp.csr_matrix((n_faces - f0 - nf, n))])
-        F = F + pad
-    div = sp.csr_matrix((np.concatenate([np.ones(n_faces), -np.ones(n_faces)]),
-                         (np.concatenate([P_all, Q_all]), np.tile(np.arange(n_faces), 2))), shape=(n, n_faces))
-    K = (div @ F).tocsr()
+            # F += -A Dab 0.5 (G_b[P] + G_b[Q]) c, with each cell's gradient row along b
+            coef = -area * Dab * 0.5
+            up = np.roll(idx, -1, axis=b).ravel()
+            for side, shift in ((P, 0), (Q, 1)):
+                face, col, v = _rows_of(grads[b], side)
+                step = np.where(col == side[face], 0, np.where(col == up[side[face]], 1, -1))
+                for d in (-1, 0, 1):
+                    m = step == d
+                    off = shift * e_a + d * np.eye(3, dtype=int)[b]
+                    stencil.flux(P[face[m]], Q[face[m]], off, coef[face[m]] * v[m])
     hz = grid.dz
     top_area = eff[0][:, :, 0] * eff[1][:, :, 0]
     diag = np.where(~active.ravel(), 1.0, 0.0)  # void rows: c = 0
@@ -259,21 +301,27 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
         half = 0.5 * np.take(widths[a], end, axis=a)
         g_side = np.where(np.take(active, end, axis=a), face * np.take(diagD[..., a], end, axis=a) / half, 0.0)
         np.add.at(diag, np.take(idx, end, axis=a).ravel(), g_side.ravel())
-    K = (K + sp.diags(diag)).tocsr()
-    K.eliminate_zeros()
+    stencil.add(idx.ravel(), (0, 0, 0), diag)
+    grads = P = Q = pf = qf = area = res = g = diag = None  # noqa: F841 (freed before the slabs)
+    # the bulk K, handed to _with_slabs without a second reference; complex where the slabs' exchange will be
+    # (at omega), so that adding their links does not copy it
+    holder = [stencil.matrix(complex if (net is not None and net.n_faces and omega) else float)]
+    del stencil
     volume = np.where(active, eff[0] * eff[1] * eff[2], 0.0).ravel()
-    xe, ye, ze = grid.edges(0), grid.edges(1), grid.edges(2)
-    X0, Y0, Z0 = np.meshgrid(xe[:-1], ye[:-1], ze[:-1], indexing="ij")
-    X1, Y1, Z1 = np.meshgrid(xe[1:], ye[1:], ze[1:], indexing="ij")
-    boxes = np.stack([X0.ravel(), X1.ravel(), Y0.ravel(), Y1.ravel(), Z0.ravel(), Z1.ravel()], -1)
+    boxes = np.empty((n, 6))
+    for a, cols in ((0, 0), (1, 2), (2, 4)):
+        e = grid.edges(a)
+        for end, col in ((e[:-1], cols), (e[1:], cols + 1)):
+            boxes[:, col] = np.broadcast_to(end.reshape([-1 if b == a else 1 for b in range(3)]), shape).ravel()
     top_index = idx[:, :, 0].ravel()
     top_xy = np.stack(np.meshgrid(centres[0], centres[1], indexing="ij"), -1).reshape(-1, 2)
     top_g = np.where(active[:, :, 0], top_area * diagD[:, :, 0, 2] / (0.5 * hz[0]), 0.0).ravel()
     top_a = np.where(active[:, :, 0], top_area, 0.0).ravel()
-    system = DiffusionSystem(K, volume, top_index, top_xy, top_g, boxes, n, top_a)
     if net is None or not net.n_faces:
-        return system
-    return _with_slabs(system, grid, net, roles, dw, diagD, D_gb, float(gb_width), omega, bottom, placed, per)
+        return DiffusionSystem(holder.pop(), volume, top_index, top_xy, top_g, boxes, n, top_a)
+    system = DiffusionSystem(None, volume, top_index, top_xy, top_g, boxes, n, top_a)
+    return _with_slabs(system, grid, net, roles, dw, diagD, D_gb, float(gb_width), omega, bottom, placed, per,
+                       bulk_K=holder)
 
 
 def slab_width(delta, weight, net, h) -> np.ndarray:
@@ -288,10 +336,12 @@ def slab_width(delta, weight, net, h) -> np.ndarray:
     return np.minimum(delta * weight, np.maximum(0.45 * across, delta))
 
 
-def _with_slabs(system, grid, net, roles, dw, diagD, D_gb, delta, omega, bottom, placed=None, periodic=(False, False)):
+def _with_slabs(system, grid, net, roles, dw, diagD, D_gb, delta, omega, bottom, placed=None, periodic=(False, False),
+                bulk_K=None):
     """Add the boundary slab unknowns of ``net`` to a bulk system (see :func:`assemble_tensor`); ``dw``: the
     width each slab takes out of its cells (:func:`slab_width`); ``placed``: the vertical faces' positions and
-    weight factors from :func:`_on_sections`."""
+    weight factors from :func:`_on_sections`; ``bulk_K``: a list holding the bulk operator instead of
+    ``system.K`` (emptied, so that the bulk operator is not held beside the full one)."""
     shape = grid.shape
     nb, nf = system.n, net.n_faces
     n = nb + nf
@@ -385,7 +435,10 @@ def _with_slabs(system, grid, net, roles, dw, diagD, D_gb, delta, omega, bottom,
     if bottom == "reservoir":
         at = vertical & (lo3[2] == shape[2] - 1)
         diag[slab[at]] += g_end[at] / (0.5 * h[2][-1])
-    K = sp.bmat([[system.K, None], [None, sp.csr_matrix((nf, nf))]], format="csr")
+    Kb = (bulk_K.pop() if bulk_K else system.K).tocsr()
+    # the bulk rows, padded with the slabs' empty rows and columns (no copy)
+    K = sp.csr_matrix((Kb.data, Kb.indices, np.concatenate([Kb.indptr, np.full(nf, Kb.indptr[-1])])), shape=(n, n))
+    del Kb
     K = (K + _links_to_matrix(n, la, lb, lg, diag)).tocsr()
     volume = np.concatenate([system.volume, store * face_area])
     boxes = system.boxes.copy()
