@@ -482,12 +482,13 @@ def trim_crossings(centre, tangent, half_len, half_wid, group, layer=None, perio
 
     def continued(i, sign):  # another strip of the same direction starts where strip i ends
         e = centre[i] + (sign * half_len[i])[:, None] * tangent[i]
-        res = np.zeros(len(i), bool)
-        for k, near in enumerate(tree.query_ball_point(points(e, layer[i]), tol)):
-            j = np.asarray(near, int) % n
-            j = j[j != i[k]]
-            res[k] = np.any(np.abs(tangent[j, 0] * tangent[i[k], 1] - tangent[j, 1] * tangent[i[k], 0]) < 1e-6)
-        return res
+        # the strip ends within tol of e (at most a few strips end at one point; 16 is ample)
+        _, near = tree.query(points(e, layer[i]), k=min(16, 2 * n), distance_upper_bound=tol)
+        near = near.reshape(len(i), -1)
+        found = near < 2 * n
+        j = np.where(found, near, 0) % n
+        parallel = np.abs(tangent[j, 0] * tangent[i, None, 1] - tangent[j, 1] * tangent[i, None, 0]) < 1e-6
+        return np.any(found & (j != i[:, None]) & parallel, axis=1)
 
     sa, sb = end_towards(a, cen), end_towards(b, cen)
     cont_a, cont_b = continued(a, sa), continued(b, sb)
