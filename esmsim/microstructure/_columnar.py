@@ -160,31 +160,39 @@ class ColumnarMicrostructure(GrainOrientations):
         shifts = (np.array([(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1)]) * np.asarray(self.extent)
                   if self.periodic else np.zeros((1, 2)))
         wk = np.tile(w, len(shifts))
-        for k, f in enumerate(first):
-            o, t = on[f], tangent[f]
+        tol = 1e-9 * min(self.spacing)
+        L = np.asarray(self.extent, float)
+        seg_lo, seg_hi = np.empty(len(first)), np.empty(len(first))
+        step = max(1, 2 ** 20 // max(1, wk.size))  # segments per chunk: at most ~1 M seed images at once
+        for c0 in range(0, len(first), step):
+            f = first[c0:c0 + step]
+            o, t = on[f], tangent[f]  # the line o + s t of each segment
             a = s1[f] - o
-            rel = (self._displacement(self.seeds - o)[None] + shifts[:, None]).reshape(-1, 2)  # from o; line o + s t
+            rel = (self._displacement(self.seeds[None] - o[:, None])[:, None] + shifts[None, :, None]).reshape(
+                len(f), -1, 2)  # every seed image, from o
             # power(s1) <= power(image):  2 s t.(r - a) <= |r|^2 - |a|^2 + w1 - w_image
-            skip = (np.linalg.norm(rel - a, axis=1) < 1e-9 * min(self.spacing)) | \
-                   (np.linalg.norm(rel - (s2[f] - o), axis=1) < 1e-9 * min(self.spacing))
-            coef = 2 * (rel - a) @ t
-            rhs = np.sum(rel ** 2, 1) - a @ a + w[g1[f]] - wk
-            lo, hi = -np.inf, np.inf
-            up, down = ~skip & (coef > 0), ~skip & (coef < 0)
-            if up.any():
-                hi = np.min(rhs[up] / coef[up])
-            if down.any():
-                lo = np.max(rhs[down] / coef[down])
+            skip = (np.linalg.norm(rel - a[:, None], axis=2) < tol) | \
+                   (np.linalg.norm(rel - (s2[f] - o)[:, None], axis=2) < tol)
+            coef = 2 * np.einsum("fik,fk->fi", rel - a[:, None], t)
+            rhs = np.sum(rel ** 2, 2) - np.sum(a * a, 1)[:, None] + w[g1[f]][:, None] - wk[None]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = rhs / coef
+            hi = np.min(np.where(~skip & (coef > 0), ratio, np.inf), axis=1)
+            lo = np.max(np.where(~skip & (coef < 0), ratio, -np.inf), axis=1)
             if not self.periodic:  # the film's edges
                 for dim in range(2):
-                    if t[dim] != 0:
-                        ends = (np.array([0.0, self.extent[dim]]) - o[dim]) / t[dim]
-                        lo, hi = max(lo, ends.min()), min(hi, ends.max())
-            sel = group.ravel() == k
-            if hi > lo:
-                mid = o + 0.5 * (lo + hi) * t
-                centre[sel] = on[sel] + self._displacement(mid - on[sel])
-                length[sel] = hi - lo
+                    along = t[:, dim] != 0
+                    tt = np.where(along, t[:, dim], 1.0)
+                    e0, e1 = (0.0 - o[:, dim]) / tt, (L[dim] - o[:, dim]) / tt
+                    lo = np.where(along, np.maximum(lo, np.minimum(e0, e1)), lo)
+                    hi = np.where(along, np.minimum(hi, np.maximum(e0, e1)), hi)
+            seg_lo[c0:c0 + step], seg_hi[c0:c0 + step] = lo, hi
+        group = group.ravel()
+        ok = (seg_hi > seg_lo)[group]
+        mid = on[first][group] + (0.5 * (seg_lo + seg_hi))[group][:, None] * tangent[first][group]
+        mid = np.where(ok[:, None], mid, on)
+        centre = np.where(ok[:, None], on + self._displacement(mid - on), centre)
+        length = np.where(ok, (seg_hi - seg_lo)[group], 0.0)
         return centre, tangent, length
 
     @cached_property
