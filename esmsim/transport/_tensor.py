@@ -121,12 +121,16 @@ class _Stencil:
     def matrix(self, dtype=float):
         keys = sorted(self.acc)
         n = self.idx.size
-        data = np.stack([self.acc.pop(k) for k in keys], -1).astype(dtype, copy=False)  # (n, offsets)
-        cols = np.stack([np.roll(self.idx, tuple(-o for o in k), axis=(0, 1, 2)).ravel() for k in keys], -1)
-        keep = data != 0
-        indptr = np.concatenate([[0], np.cumsum(keep.sum(1))])
         itype = np.int32 if n < 2 ** 31 - 1 else np.int64
-        K = sp.csr_matrix((data[keep], cols[keep].astype(itype), indptr.astype(itype)), shape=(n, n))
+        data = np.empty((n, len(keys)), dtype)  # row by row, one column per offset
+        cols = np.empty((n, len(keys)), itype)
+        for j, k in enumerate(keys):
+            data[:, j] = self.acc.pop(k)
+            cols[:, j] = np.roll(self.idx, tuple(-o for o in k), axis=(0, 1, 2)).ravel()
+        keep = data != 0
+        indptr = np.zeros(n + 1, itype)
+        np.cumsum(keep.sum(1), out=indptr[1:])
+        K = sp.csr_matrix((data[keep], cols[keep], indptr), shape=(n, n))
         K.sort_indices()
         return K
 
