@@ -425,7 +425,8 @@ def _with_slabs(system, grid, net, roles, dw, diagD, D_gb, delta, omega, bottom,
             # new ones near a triple line had no way up: -10 % of that boundary's response at 8 nm)
             key = _pair_layer_key(net, lo3[2])
             crossed = np.union1d(key[junction], _restacked(net, lo3, key))
-            cross = _crosses_interface(net, lo3[2], key, crossed, junction, fa, fb)
+            cross = _crosses_interface(net, lo3[2], key, crossed, junction, fa, fb, xy,
+                                       1e-3 * min(float(grid.dx.min()), float(grid.dy.min())))
             g = np.where(cross, 0.0, g)
             oa, ob, og = _overlap_links(net, lo3[2], key, crossed, xy, tangent, m_hat, half_len, Dgb, grid, delta,
                                         periodic)
@@ -575,16 +576,22 @@ def _restacked(net, lo3, key):
     return np.unique(np.concatenate([key[vert][~below], key[vert][~above] - 1]))
 
 
-def _crosses_interface(net, z, key, crossed, junction, fa, fb):
-    """Which links join two vertical faces of one grain pair across a z interface in ``crossed`` (keys of
-    :func:`_pair_layer_key`: pair and interface below z cell k), or touch a junction."""
+def _crosses_interface(net, z, key, crossed, junction, fa, fb, xy, tol):
+    """Which links join two vertical faces across a z interface in ``crossed`` (keys of
+    :func:`_pair_layer_key`: pair and interface below z cell k, taken for the upper face's pair), or touch a
+    junction. Faces of two grain pairs that lie at one place (``xy``, within ``tol``) and face the same axis
+    keep their link: one plane going on through the interface while the grains beside it change, as a
+    vertical plane does through a horizontal one (without that link it conducted across the horizontal
+    plane only around the crossing: 1.6e-3 from FiPy's cells of width delta instead of 2.7e-4, three planes
+    6.8e-3 instead of 6.6e-4). Elsewhere two pairs' faces in one column are two planes that meet at a triple
+    line somewhere in the column's reach; their links stay out (keeping them moved random 3-D tips by up
+    to 5 % at 4 nm and put 11 of 96 over 3 % between voxel sizes instead of 10)."""
     vert = net.axis < 2
     pair = key - z  # the grain pair alone
-    upper = pair[fa] + np.minimum(z[fa], z[fb])  # the pair in the upper of the two z cells
-    # (faces of two pairs, such as a vertical plane's above and below a horizontal one, keep their link:
-    # _overlap_links joins only faces of one pair, and without it a vertical plane crossing a horizontal one
-    # conducted across it only around the crossing, 1.6e-3 from FiPy's cells of width delta instead of 2.7e-4)
-    direct = vert[fa] & vert[fb] & (z[fa] != z[fb]) & (pair[fa] == pair[fb]) & np.isin(upper, crossed)
+    upper = pair[fa] + np.minimum(z[fa], z[fb])  # fa's pair in the upper of the two z cells
+    through = (pair[fa] != pair[fb]) & (net.axis[fa] == net.axis[fb]) & \
+        (np.hypot(*(xy[fa] - xy[fb]).T) <= tol)
+    direct = vert[fa] & vert[fb] & (z[fa] != z[fb]) & np.isin(upper, crossed) & ~through
     return junction[fa] | junction[fb] | direct
 
 
