@@ -40,21 +40,20 @@ def grain_tensors(rotations: np.ndarray, principal) -> np.ndarray:
     return np.einsum("gik,gk,gjk->gij", rotations, d, rotations)
 
 
-def _cell_gradient(idx, active, centres, axis, periodic):
-    """Sparse operator (n x n) of the cell-centred derivative along ``axis`` (1/m)."""
-    n_a = idx.shape[axis]
+def _cell_gradient(active, centres, axis, periodic):
+    """Cell-centred derivative along ``axis`` (1/m) as stencil weights: ``(3, n)``, the weights of the cell
+    one step back, the cell itself and the cell one step on (central where both neighbours are material
+    cells, one-sided where one is, zero where neither)."""
+    shape = active.shape
+    n_a = shape[axis]
     x = centres[axis]
-    rows, cols, vals = [], [], []
-    plus = np.roll(idx, -1, axis=axis)
-    minus = np.roll(idx, 1, axis=axis)
-    pos = np.arange(n_a)
-    shape = [1, 1, 1]
-    shape[axis] = -1
-    pos = np.broadcast_to(pos.reshape(shape), idx.shape)
+    along = [1, 1, 1]
+    along[axis] = -1
+    pos = np.broadcast_to(np.arange(n_a).reshape(along), shape)
     L = x[-1] - x[0] + 0.5 * (x[1] - x[0] + x[-1] - x[-2]) if n_a > 1 else 1.0
-    xp = np.broadcast_to(np.roll(x, -1).reshape(shape), idx.shape).copy()
-    xm = np.broadcast_to(np.roll(x, 1).reshape(shape), idx.shape).copy()
-    xc = np.broadcast_to(x.reshape(shape), idx.shape)
+    xp = np.broadcast_to(np.roll(x, -1).reshape(along), shape)
+    xm = np.broadcast_to(np.roll(x, 1).reshape(along), shape)
+    xc = np.broadcast_to(x.reshape(along), shape)
     has_p = np.roll(active, -1, axis=axis) & active
     has_m = np.roll(active, 1, axis=axis) & active
     if periodic:
@@ -66,25 +65,13 @@ def _cell_gradient(idx, active, centres, axis, periodic):
     if n_a == 1:
         has_p[:] = False
         has_m[:] = False
-    both = has_p & has_m
-    only_p = has_p & ~has_m
-    only_m = has_m & ~has_p
-    for sel, a, b, xa, xb in ((both, plus, minus, xp, xm), (only_p, plus, idx, xp, xc), (only_m, idx, minus, xc, xm)):
+    c = np.zeros((3,) + shape)  # back, self, on
+    for sel, on, back, xa, xb in ((has_p & has_m, 2, 0, xp, xm), (has_p & ~has_m, 2, 1, xp, xc),
+                                  (has_m & ~has_p, 1, 0, xc, xm)):
         inv = 1.0 / (xa[sel] - xb[sel])
-        r = idx[sel]
-        rows += [r, r]
-        cols += [a[sel], b[sel]]
-        vals += [inv, -inv]
-    n = idx.size
-    return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
-
-
-def _rows_of(G, rows):
-    """The entries of rows ``rows`` of the CSR matrix ``G``: ``(which, col, val)``, ``which`` indexing ``rows``."""
-    start, count = G.indptr[rows], G.indptr[rows + 1] - G.indptr[rows]
-    which = np.repeat(np.arange(rows.size), count)
-    pos = np.repeat(start - (np.cumsum(count) - count), count) + np.arange(which.size)
-    return which, G.indices[pos], G.data[pos]
+        c[on][sel] += inv
+        c[back][sel] -= inv
+    return c.reshape(3, -1)
 
 
 class _Stencil:
@@ -96,6 +83,8 @@ class _Stencil:
         self.idx, self.acc = idx, {}
 
     def add(self, rows, offset, v):
+        if not len(rows):  # (bincount of nothing is an integer array)
+            return
         key = tuple(int(o) for o in offset)
         w = np.bincount(rows, weights=v, minlength=self.idx.size)
         if key in self.acc:
@@ -131,7 +120,9 @@ class _Stencil:
         indptr = np.zeros(n + 1, itype)
         np.cumsum(keep.sum(1), out=indptr[1:])
         K = sp.csr_matrix((data[keep], cols[keep], indptr), shape=(n, n))
-        K.sort_indices()
+        # offsets that reach one cell (a periodic axis of one or two cells) are summed into one entry
+        K.sum_duplicates()
+        K.eliminate_zeros()
         return K
 
 
@@ -215,7 +206,7 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
     centres = [grid.centers(a) for a in range(3)]
     widths = [np.broadcast_to(h[a].reshape([-1 if k == a else 1 for k in range(3)]), shape) for a in range(3)]
     per = (periodic[0], periodic[1], False)
-    grads = [_cell_gradient(idx, active, centres, b, per[b]) for b in range(3)]
+    grads = [_cell_gradient(active, centres, b, per[b]) for b in range(3)]
     net = None
     if labels is not None and D_gb is not None:
         labels = np.asarray(labels)
@@ -272,22 +263,20 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
         g = area / res
         # normal part: F = -g (c_Q - c_P)
         e_a = np.eye(3, dtype=int)[a]
-        stencil.flux(P, Q, 0 * e_a, g)
+        stencil.flux(P, Q, (0, 0, 0), g)
         stencil.flux(P, Q, e_a, -g)
         for b in b_axes:
             Dab = 0.5 * (D[pf + (a, b)] + D[qf + (a, b)])
             if not np.any(Dab):
                 continue
-            # F += -A Dab 0.5 (G_b[P] + G_b[Q]) c, with each cell's gradient row along b
+            # F += -A Dab 0.5 (G_b[P] + G_b[Q]) c, with each cell's gradient weights along b
             coef = -area * Dab * 0.5
-            up = np.roll(idx, -1, axis=b).ravel()
+            e_b = np.eye(3, dtype=int)[b]
             for side, shift in ((P, 0), (Q, 1)):
-                face, col, v = _rows_of(grads[b], side)
-                step = np.where(col == side[face], 0, np.where(col == up[side[face]], 1, -1))
                 for d in (-1, 0, 1):
-                    m = step == d
-                    off = shift * e_a + d * np.eye(3, dtype=int)[b]
-                    stencil.flux(P[face[m]], Q[face[m]], off, coef[face[m]] * v[m])
+                    v = grads[b][d + 1][side]
+                    m = v != 0
+                    stencil.flux(P[m], Q[m], shift * e_a + d * e_b, coef[m] * v[m])
     hz = grid.dz
     top_area = eff[0][:, :, 0] * eff[1][:, :, 0]
     diag = np.where(~active.ravel(), 1.0, 0.0)  # void rows: c = 0
