@@ -888,22 +888,28 @@ def layer_boxes(layers, axis, pos, rect, half_dw, slab, area, bulk_boxes, volume
         ``tangent`` (2 m per side, 2): the direction of each box's own x axis (``(1, 0)``: axis-aligned),
         as ``DiffusionSystem.extra_tangent``; ``copy``: which boxes are the negative copies of their cell.
     """
-    rows, cols, vals, out_boxes, out_cells, out_tan, out_copy = [], [], [], [], [], [], []
-    ident = np.broadcast_to([1.0, 0.0], (slab.size, 2))
-    base = 0
     m = slab.size
+    total = 2 * m * len(layers)  # per side: the layers, then the cells' copies
+    it = np.int32 if max(n, 2 * total) < 2 ** 31 - 1 else np.int64
+    # the outputs, written in place (lists of pieces concatenated held them twice)
+    out_boxes, out_tan = np.empty((total, 6)), np.empty((total, 2))
+    out_cells = np.empty(total, np.result_type(*[np.asarray(lay[1]).dtype for lay in layers]) if layers else int)
+    out_copy = np.zeros(total, bool)
+    cols, vals = np.empty((total, 2), it), np.empty((total, 2), complex)  # each row: (cell, slab), sorted
     others = np.array([[1, 2], [0, 2], [0, 1]])[axis]
-    for side, cell, g, theta, ell in layers:
+    rows = np.arange(m)
+    for j, (side, cell, g, theta, ell) in enumerate(layers):
+        lay, cop = slice(2 * j * m, (2 * j + 1) * m), slice((2 * j + 1) * m, (2 * j + 2) * m)
         coef = theta * g / (1j * omega)  # mol per unit (c_slab - c_cell)
         edge = pos + side * half_dw
         across = np.sort(np.stack([edge, edge + side * ell]), axis=0)
-        layer = np.empty((m, 6))
-        layer[np.arange(m), 2 * axis] = across[0]
-        layer[np.arange(m), 2 * axis + 1] = across[1]
+        layer = out_boxes[lay]
+        layer[rows, 2 * axis] = across[0]
+        layer[rows, 2 * axis + 1] = across[1]
         for t in range(2):
-            layer[np.arange(m), 2 * others[:, t]] = rect[:, 2 * t]
-            layer[np.arange(m), 2 * others[:, t] + 1] = rect[:, 2 * t + 1]
-        tangent = ident
+            layer[rows, 2 * others[:, t]] = rect[:, 2 * t]
+            layer[rows, 2 * others[:, t] + 1] = rect[:, 2 * t + 1]
+        out_tan[lay] = (1.0, 0.0)
         if strips is not None:
             mask, centre, tan, half = strips
             across = np.stack([-tan[:, 1], tan[:, 0]], -1)  # the strip frame's y axis
@@ -913,20 +919,17 @@ def layer_boxes(layers, axis, pos, rect, half_dw, slab, area, bulk_boxes, volume
             mid = centre + (toward * (half[:, 1:] + wid[:, None])) * across
             strip = np.stack([mid[:, 0] - half[:, 0], mid[:, 0] + half[:, 0], mid[:, 1] - wid, mid[:, 1] + wid,
                               layer[:, 4], layer[:, 5]], -1)
-            layer = np.where(mask[:, None], strip, layer)
-            tangent = np.where(mask[:, None], tan, ident)
+            layer[mask] = strip[mask]
+            out_tan[lay][mask] = tan[mask]
+        out_boxes[cop] = bulk_boxes[cell]
+        out_tan[cop] = (1.0, 0.0)
+        out_cells[lay] = out_cells[cop] = cell
+        out_copy[cop] = True
         conc_layer = coef / (area * ell)
         conc_cell = coef / volume[cell]
-        r_layer = base + np.arange(m)
-        r_cell = base + m + np.arange(m)
-        rows += [r_layer, r_layer, r_cell, r_cell]
-        cols += [slab, cell, slab, cell]
-        vals += [conc_layer, -conc_layer, -conc_cell, conc_cell]
-        out_boxes += [layer, bulk_boxes[cell]]
-        out_cells += [cell, cell]
-        out_tan += [tangent, ident]
-        out_copy += [np.zeros(m, bool), np.ones(m, bool)]
-        base += 2 * m
-    M = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(base, n))
-    return (np.concatenate(out_boxes), M, np.concatenate(out_cells), np.concatenate(out_tan),
-            np.concatenate(out_copy))
+        cols[lay, 0] = cols[cop, 0] = cell
+        cols[lay, 1] = cols[cop, 1] = slab
+        vals[lay, 0], vals[lay, 1] = -conc_layer, conc_layer
+        vals[cop, 0], vals[cop, 1] = conc_cell, -conc_cell
+    M = sp.csr_matrix((vals.ravel(), cols.ravel(), np.arange(0, 2 * total + 1, 2, dtype=it)), shape=(total, n))
+    return out_boxes, M, out_cells, out_tan, out_copy

@@ -75,7 +75,8 @@ def _cell_gradient(active, centres, axis, periodic):
 
 
 class _Stencil:
-    """A cell operator on the grid ``idx`` (flat index per cell) built by offsets: ``add(rows, offset, v)``
+    """A cell operator on the grid ``idx`` (``np.arange(n).reshape(shape)``: cells numbered in C order) built by
+    offsets: ``add(rows, offset, v)``
     adds ``v`` at (row, the cell ``offset`` (3 ints, periodic wrap) from it); ``matrix()`` the CSR matrix
     without its zeros. Memory: one vector per offset in use."""
 
@@ -107,23 +108,75 @@ class _Stencil:
         d = np.array(np.unravel_index(Q[0], shape)) - np.array(np.unravel_index(P[0], shape))
         return np.where(np.abs(d) > 1, -np.sign(d), d)  # a periodic wrap is one step forward
 
-    def matrix(self, dtype=float):
+    def matrix(self, dtype=float, add=None, chunk=1 << 14):
+        """The CSR operator without its zeros (canonical: sorted, duplicates summed); with ``add`` (CSR, at
+        least as many rows and columns) the stencil padded to its shape plus ``add``.
+
+        The arrays of the result are allocated once and filled ``chunk`` rows at a time from the offset
+        vectors, so neither the stencil's own matrix nor a row-by-offset table is ever held (at 1 M cells
+        these took 1.7 s and 0.7 GB, and adding ``add`` to a finished matrix held both)."""
         keys = sorted(self.acc)
+        shape = self.idx.shape
         n = self.idx.size
-        itype = np.int32 if n < 2 ** 31 - 1 else np.int64
-        data = np.empty((n, len(keys)), dtype)  # row by row, one column per offset
-        cols = np.empty((n, len(keys)), itype)
-        for j, k in enumerate(keys):
-            data[:, j] = self.acc.pop(k)
-            cols[:, j] = np.roll(self.idx, tuple(-o for o in k), axis=(0, 1, 2)).ravel()
-        keep = data != 0
-        indptr = np.zeros(n + 1, itype)
-        np.cumsum(keep.sum(1), out=indptr[1:])
-        K = sp.csr_matrix((data[keep], cols[keep], indptr), shape=(n, n))
-        # offsets that reach one cell (a periodic axis of one or two cells) are summed into one entry
+        N = n if add is None else add.shape[0]
+        itype = np.int32 if N < 2 ** 31 - 1 else np.int64
+        off = np.array(keys, dtype=np.int64).reshape(-1, 3)
+        vecs = [self.acc[k] for k in keys]
+        count = np.zeros(N, itype)
+        for v in vecs:
+            count[:n] += v != 0
+        if add is not None:
+            add = add.tocsr()
+            add.eliminate_zeros()
+            dtype = np.result_type(dtype, add.dtype)
+            own = count.copy()
+            count += np.diff(add.indptr)
+        else:
+            own = count
+        if add is not None and add.nnz + len(vecs) * n >= 2 ** 31 - 1:
+            itype = np.int64
+        indptr = np.zeros(N + 1, itype)
+        np.cumsum(count, out=indptr[1:])
+        del count
+        data = np.empty(indptr[-1], dtype)
+        indices = np.empty(indptr[-1], itype)
+        # the column of each offset from each row: per axis, a table (position, step + 1) -> wrapped position
+        # times the axis's stride in the C-order numbering of the cells (idx)
+        strides = (shape[1] * shape[2], shape[2], 1)
+        tables = [((np.arange(shape[a])[:, None] + np.arange(-1, 2)) % shape[a] * strides[a]).astype(itype)
+                  for a in range(3)]
+        tables = [t[:, off[:, a] + 1] for a, t in enumerate(tables)]  # (position, offset)
+        for r0 in range(0, n, chunk):
+            r1 = min(n, r0 + chunk)
+            r = np.arange(r0, r1, dtype=itype)
+            cols = tables[0][r // strides[0]] + tables[1][r // strides[1] % shape[1]] + tables[2][r % shape[2]]
+            block = np.stack([v[r0:r1] for v in vecs], 1) if vecs else np.zeros((r1 - r0, 0))
+            keep = block != 0
+            s = own[r0:r1]
+            dest = _row_positions(indptr[r0:r1], s)
+            data[dest] = block[keep]
+            indices[dest] = cols[keep]
+            if add is not None:  # add's entries of these rows after the stencil's
+                a0, a1 = add.indptr[r0], add.indptr[r1]
+                dest = _row_positions(indptr[r0:r1] + s, np.diff(add.indptr[r0:r1 + 1]))
+                data[dest] = add.data[a0:a1]
+                indices[dest] = add.indices[a0:a1]
+        if add is not None and N > n:  # rows beyond the grid: add's alone
+            data[indptr[n]:] = add.data[add.indptr[n]:]
+            indices[indptr[n]:] = add.indices[add.indptr[n]:]
+        self.acc = {}
+        K = sp.csr_matrix((data, indices, indptr), shape=(N, N if add is None else add.shape[1]))
+        # offsets that reach one cell (a periodic axis of one or two cells) and add's diagonal are summed
         K.sum_duplicates()
         K.eliminate_zeros()
         return K
+
+
+def _row_positions(start, count):
+    """Positions ``start[r] + 0, 1, ..., count[r] - 1`` of each row's entries, rows one after the other."""
+    total = int(count.sum())
+    first = np.repeat(np.cumsum(count) - count, count)
+    return np.repeat(start, count) + (np.arange(total) - first)
 
 
 def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = None,
@@ -296,25 +349,29 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
         np.add.at(diag, np.take(idx, end, axis=a).ravel(), g_side.ravel())
     stencil.add(idx.ravel(), (0, 0, 0), diag)
     grads = P = Q = pf = qf = area = res = g = diag = None  # noqa: F841 (freed before the slabs)
-    # the bulk K, handed to _with_slabs without a second reference; complex where the slabs' exchange will be
-    # (at omega), so that adding their links does not copy it
-    holder = [stencil.matrix(complex if (net is not None and net.n_faces and omega) else float)]
-    del stencil
     volume = np.where(active, eff[0] * eff[1] * eff[2], 0.0).ravel()
-    boxes = np.empty((n, 6))
-    for a, cols in ((0, 0), (1, 2), (2, 4)):
-        e = grid.edges(a)
-        for end, col in ((e[:-1], cols), (e[1:], cols + 1)):
-            boxes[:, col] = np.broadcast_to(end.reshape([-1 if b == a else 1 for b in range(3)]), shape).ravel()
     top_index = idx[:, :, 0].ravel()
     top_xy = np.stack(np.meshgrid(centres[0], centres[1], indexing="ij"), -1).reshape(-1, 2)
     top_g = np.where(active[:, :, 0], top_area * diagD[:, :, 0, 2] / (0.5 * hz[0]), 0.0).ravel()
     top_a = np.where(active[:, :, 0], top_area, 0.0).ravel()
     if net is None or not net.n_faces:
-        return DiffusionSystem(holder.pop(), volume, top_index, top_xy, top_g, boxes, n, top_a)
-    system = DiffusionSystem(None, volume, top_index, top_xy, top_g, boxes, n, top_a)
+        return DiffusionSystem(stencil.matrix(), volume, top_index, top_xy, top_g, cell_boxes(grid), n, top_a)
+    # the cells' boxes are made with the slabs' (after the operator, whose assembly is the peak of memory)
+    system = DiffusionSystem(None, volume, top_index, top_xy, top_g, None, n, top_a)
+    # the bulk operator is built only with the slabs' links (_Stencil.matrix), not held beside the full one
     return _with_slabs(system, grid, net, roles, dw, diagD, D_gb, float(gb_width), omega, bottom, placed, per,
-                       bulk_K=holder)
+                       bulk=stencil)
+
+
+def cell_boxes(grid: Grid, out=None) -> np.ndarray:
+    """Each cell's box ``(x0, x1, y0, y1, z0, z1)`` (m), shape (n, 6), cells in C order; into ``out`` if given."""
+    shape = grid.shape
+    boxes = np.empty((int(np.prod(shape)), 6)) if out is None else out
+    for a, cols in ((0, 0), (1, 2), (2, 4)):
+        e = grid.edges(a)
+        for end, col in ((e[:-1], cols), (e[1:], cols + 1)):
+            boxes[:, col] = np.broadcast_to(end.reshape([-1 if b == a else 1 for b in range(3)]), shape).ravel()
+    return boxes
 
 
 def slab_width(delta, weight, net, h) -> np.ndarray:
@@ -330,11 +387,11 @@ def slab_width(delta, weight, net, h) -> np.ndarray:
 
 
 def _with_slabs(system, grid, net, roles, dw, diagD, D_gb, delta, omega, bottom, placed=None, periodic=(False, False),
-                bulk_K=None):
+                bulk=None):
     """Add the boundary slab unknowns of ``net`` to a bulk system (see :func:`assemble_tensor`); ``dw``: the
     width each slab takes out of its cells (:func:`slab_width`); ``placed``: the vertical faces' positions and
-    weight factors from :func:`_on_sections`; ``bulk_K``: a list holding the bulk operator instead of
-    ``system.K`` (emptied, so that the bulk operator is not held beside the full one)."""
+    weight factors from :func:`_on_sections`; ``bulk``: the bulk operator as a :class:`_Stencil` (its matrix
+    is then built with the links in place) instead of ``system.K``."""
     shape = grid.shape
     nb, nf = system.n, net.n_faces
     n = nb + nf
@@ -429,14 +486,21 @@ def _with_slabs(system, grid, net, roles, dw, diagD, D_gb, delta, omega, bottom,
     if bottom == "reservoir":
         at = vertical & (lo3[2] == shape[2] - 1)
         diag[slab[at]] += g_end[at] / (0.5 * h[2][-1])
-    Kb = (bulk_K.pop() if bulk_K else system.K).tocsr()
-    # the bulk rows, padded with the slabs' empty rows and columns (no copy)
-    K = sp.csr_matrix((Kb.data, Kb.indices, np.concatenate([Kb.indptr, np.full(nf, Kb.indptr[-1])])), shape=(n, n))
-    del Kb
-    K = (K + _links_to_matrix(n, la, lb, lg, diag)).tocsr()
+    links = _links_to_matrix(n, la, lb, lg, diag)
+    if bulk is not None:  # complex at omega also where a link is not
+        K = bulk.matrix(complex if omega else float, add=links)
+    else:
+        Kb = system.K.tocsr()  # padded with the slabs' empty rows and columns (no copy)
+        K = sp.csr_matrix((Kb.data, Kb.indices, np.concatenate([Kb.indptr, np.full(nf, Kb.indptr[-1])])),
+                          shape=(n, n)) + links
+    del links
     volume = np.concatenate([system.volume, store * face_area])
-    boxes = system.boxes.copy()
-    sb = np.empty((nf, 6))
+    boxes = np.empty((n, 6))  # the cells' boxes, then the slabs' (sb)
+    if system.boxes is None:
+        cell_boxes(grid, out=boxes[:nb])
+    else:
+        boxes[:nb] = system.boxes
+    sb = boxes[nb:]
     if placed is not None:  # the Li of a flat plane's horizontal faces at the plane's depth
         pos = np.where(np.isfinite(placed[2]), placed[2], pos)
     sb[rows, 2 * ax], sb[rows, 2 * ax + 1] = pos - 0.5 * dw, pos + 0.5 * dw
@@ -471,7 +535,7 @@ def _with_slabs(system, grid, net, roles, dw, diagD, D_gb, delta, omega, bottom,
     return DiffusionSystem(K, volume, np.concatenate([system.top_index, slab[top]]),
                            np.concatenate([system.top_xy, xy[top]]),
                            np.concatenate([system.top_conductance, g_end[top] / (0.5 * h[2][0])]),
-                           np.concatenate([boxes, sb]), nb, np.concatenate([system.top_area, store[top] * h_t[top]]),
+                           boxes, nb, np.concatenate([system.top_area, store[top] * h_t[top]]),
                            *extra[:3], slab_tangent=tangent, slab_cells=np.stack([lo, hi], -1),
                            extra_tangent=extra[3], extra_copy=extra[4])
 
@@ -600,33 +664,27 @@ def _overlap_links(net, z, key, crossed, xy, tangent, m_hat, half_len, Dgb, grid
     vert = np.flatnonzero(net.axis < 2)
     vert = vert[np.argsort(key[vert], kind="stable")]  # vertical faces grouped by (pair, z cell)
     vkey = key[vert]
-    out_a, out_b, out_g = [], [], []
-    for kj in crossed:  # (pair, interface below z cell k)
-        A = vert[np.searchsorted(vkey, kj):np.searchsorted(vkey, kj, side="right")]
-        B = vert[np.searchsorted(vkey, kj + 1):np.searchsorted(vkey, kj + 1, side="right")]
-        if not (A.size and B.size):
-            continue
-        k = z[A[0]]
-        d = xy[B][None, :, :] - xy[A][:, None, :]
-        d = np.where(per, d - L * np.round(d / L), d)  # nearest image on periodic sides
-        t = np.einsum("abk,ak->ab", d, tangent[A])
-        across = np.abs(np.einsum("abk,ak->ab", d, m_hat[A]))
-        o = np.minimum(half_len[A][:, None], t + half_len[B][None, :]) - np.maximum(-half_len[A][:, None],
-                                                                                   t - half_len[B][None, :])
-        dzc = 0.5 * (dz[k] + dz[k + 1])
-        reach = dzc * nz[A] / np.maximum(nxy[A], 1e-12) + 0.5 * hxy
-        ia, ib = np.nonzero((o > 0) & (across <= reach[:, None]))
-        if not ia.size:
-            continue
-        fa_, fb_ = A[ia], B[ib]
-        r = 0.5 * dz[k] / (Dgb[fa_] * nxy[fa_]) + 0.5 * dz[k + 1] / (Dgb[fb_] * nxy[fb_])
-        out_a.append(fa_)
-        out_b.append(fb_)
-        out_g.append(delta * o[ia, ib] / r)
-    if not out_a:
-        e = np.zeros(0, np.int64)
-        return e, e, np.zeros(0)
-    return np.concatenate(out_a), np.concatenate(out_b), np.concatenate(out_g)
+    # every (face above, face below) of each interface in crossed, by interface, then face above, then below
+    kj = np.asarray(crossed, dtype=vkey.dtype)
+    a0, b0 = np.searchsorted(vkey, kj), np.searchsorted(vkey, kj + 1)
+    na, nb = np.searchsorted(vkey, kj, side="right") - a0, np.searchsorted(vkey, kj + 1, side="right") - b0
+    npair = na * nb
+    grp = np.repeat(np.arange(kj.size), npair)
+    local = np.arange(grp.size) - np.repeat(np.cumsum(npair) - npair, npair)
+    A = vert[a0[grp] + local // nb[grp]]
+    B = vert[b0[grp] + local % nb[grp]]
+    k = z[A]
+    d = xy[B] - xy[A]
+    d = np.where(per, d - L * np.round(d / L), d)  # nearest image on periodic sides
+    t = np.einsum("pk,pk->p", d, tangent[A])
+    across = np.abs(np.einsum("pk,pk->p", d, m_hat[A]))
+    o = np.minimum(half_len[A], t + half_len[B]) - np.maximum(-half_len[A], t - half_len[B])
+    dzc = 0.5 * (dz[k] + dz[k + 1])  # (a face below exists: k + 1 is a z cell)
+    reach = dzc * nz[A] / np.maximum(nxy[A], 1e-12) + 0.5 * hxy
+    keep = (o > 0) & (across <= reach)
+    fa_, fb_, k = A[keep], B[keep], k[keep]
+    r = 0.5 * dz[k] / (Dgb[fa_] * nxy[fa_]) + 0.5 * dz[k + 1] / (Dgb[fb_] * nxy[fb_])
+    return fa_, fb_, delta * o[keep] / r
 
 
 def _trace(normal, axis):

@@ -130,7 +130,9 @@ def volume_system(ms: Microstructure, material, dz, *, xi=None, yi=None, tensors
                      normal=lambda g1, g2, c: ms.boundary_normal(g1, g2, c + origin),
                      section=None if ms.seeds is None else ms.section, section_origin=(int(xi[0]), int(yi[0])))
     try:
-        system = assemble_tensor(grid, T[sel], active=~ms.void[sel], periodic=periodic, bottom=bottom, **slabs)
+        D = T[sel]
+        del T  # (the film's own tensors, when made here, are not held through the assembly)
+        system = assemble_tensor(grid, D, active=~ms.void[sel], periodic=periodic, bottom=bottom, **slabs)
     except ValueError as e:
         if str(e).startswith("gb_width"):
             raise ParameterError("material.gb_width", str(e)[len("gb_width: "):]) from None
