@@ -171,10 +171,13 @@ class ColumnarMicrostructure(GrainOrientations):
             rel = (self._displacement(self.seeds[None] - o[:, None])[:, None] + shifts[None, :, None]).reshape(
                 len(f), -1, 2)  # every seed image, from o
             # power(s1) <= power(image):  2 s t.(r - a) <= |r|^2 - |a|^2 + w1 - w_image
-            skip = (np.linalg.norm(rel - a[:, None], axis=2) < tol) | \
-                   (np.linalg.norm(rel - (s2[f] - o)[:, None], axis=2) < tol)
-            coef = 2 * np.einsum("fik,fk->fi", rel - a[:, None], t)
-            rhs = np.sum(rel ** 2, 2) - np.sum(a * a, 1)[:, None] + w[g1[f]][:, None] - wk[None]
+            skip = np.zeros(rel.shape[:2], bool)  # the two seeds' own images
+            for s_own, g in ((a, g1[f]), (s2[f] - o, g2[f])):
+                cand = g[:, None] + len(self.seeds) * np.arange(len(shifts))  # every image of the seed
+                near = np.hypot(*(np.take_along_axis(rel, cand[..., None], 1) - s_own[:, None]).transpose(2, 0, 1))
+                np.put_along_axis(skip, cand, np.take_along_axis(skip, cand, 1) | (near < tol), 1)
+            coef = 2 * (np.einsum("fik,fk->fi", rel, t) - np.einsum("fk,fk->f", a, t)[:, None])
+            rhs = np.einsum("fik,fik->fi", rel, rel) - np.sum(a * a, 1)[:, None] + w[g1[f]][:, None] - wk[None]
             with np.errstate(divide="ignore", invalid="ignore"):
                 ratio = rhs / coef
             hi = np.min(np.where(~skip & (coef > 0), ratio, np.inf), axis=1)

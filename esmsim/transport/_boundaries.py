@@ -188,23 +188,33 @@ def place_on_boundaries(net: BoundaryNetwork, ms, *, gb_width: float | None = No
     near = ms._displacement  # the periodic image of a displacement closest to zero (unchanged if not periodic)
     wrap = np.mod(centre, np.asarray(ms.extent)) if ms.periodic else centre
     key = np.concatenate([pair, np.round(wrap / (1e-3 * min(hx, hy))).astype(np.int64)], 1)
-    _, group = np.unique(key, axis=0, return_inverse=True)
+    _, first, group = np.unique(key, axis=0, return_index=True, return_inverse=True)
     group = group.ravel()
-    order = np.argsort(group, kind="stable")
-    bounds = np.flatnonzero(np.diff(group[order])) + 1
     cap = np.inf if gb_width is None else 0.45 * min(hx, hy) / gb_width
-    for sel in np.split(order, bounds):
-        f = sel[0]
-        if length[f] <= 0:
-            continue
-        along = near(on[sel] - centre[f]) @ tangent[f]
-        sel = sel[np.argsort(along, kind="stable")]
-        size = weight[sel] * h_t[sel]
-        scale = np.clip(length[f] / size.sum(), *scale_range)
-        weight[sel] = np.minimum(weight[sel] * scale, cap)
-        size = weight[sel] * h_t[sel]
-        s = np.cumsum(size) - 0.5 * size - 0.5 * size.sum()
-        position[sel] = centre[f] + s[:, None] * tangent[f]
+    # each segment's faces (its first face f: its centre, tangent, length), in their order along it
+    f = first[group]
+    along = np.einsum("ik,ik->i", near(on - centre[f]), tangent[f])
+    sel = np.lexsort((along, group))
+    sel = sel[length[f[sel]] > 0]
+    f = f[sel]
+    start = np.flatnonzero(np.r_[True, f[1:] != f[:-1]])  # each segment's first entry in sel
+    count = np.diff(np.r_[start, sel.size])
+    row = np.repeat(np.arange(start.size), count)
+    col = np.arange(sel.size) - start[row]
+
+    def sums(v):  # per segment, repeated for its faces (np.sum of each, as a loop over segments would)
+        return np.array([v[a:a + c].sum() for a, c in zip(start, count)]).reshape(-1)[row]
+
+    size = weight[sel] * h_t[sel]
+    scale = np.clip(length[f] / sums(size), *scale_range)
+    weight[sel] = np.minimum(weight[sel] * scale, cap)
+    size = weight[sel] * h_t[sel]
+    # the running sum along each segment, on a (segment, face) table (a running sum over all segments less
+    # the earlier ones' would not be exact)
+    table = np.zeros((start.size, count.max() if count.size else 0))
+    table[row, col] = size
+    s = np.cumsum(table, axis=1)[row, col] - 0.5 * size - 0.5 * sums(size)
+    position[sel] = centre[f] + s[:, None] * tangent[f]
     normal = np.stack([tangent[:, 1], -tangent[:, 0]], -1)
     position = centres + near(position - centres)  # next to each face (a periodic film's wrap)
     net = dataclasses.replace(net, weight=weight, normal=normal, position=position)
