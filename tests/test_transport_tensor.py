@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from scipy.special import erfc
 
 from esmsim.microstructure import Grid, graded_widths, quaternions_to_matrices, random_quaternions
@@ -65,6 +66,41 @@ def test_periodic_axes_of_one_or_two_cells(shape):
     tiled = (big.K @ np.tile(c, reps + (1,)).ravel()).reshape((4, 4, shape[2]))
     assert np.allclose(tiled, np.tile(flux, reps + (1,)), rtol=0, atol=1e-12 * np.abs(flux).max())
     assert np.abs(flux).max() > 0 and small.K.has_canonical_format
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 5), (2, 1, 3), (1, 2, 2)])
+def test_stencil_matrix_with_added_links_is_the_sum(shape):
+    """``_Stencil.matrix(add=L)`` writes the stencil's entries and L's into one matrix row by row, in chunks:
+    it must equal the stencil's matrix padded to L's shape plus L, built here entry by entry from the
+    definition (each offset's value at its periodically wrapped cell), with duplicates summed (offsets that
+    reach one cell on axes of one or two cells, L's diagonal on the stencil's), zeros dropped (L's explicit
+    zeros, entries that cancel) and complex L upcasting the real stencil. Chunks of 7 rows split rows'
+    runs across chunk boundaries."""
+    from esmsim.transport._tensor import _Stencil
+
+    rng = np.random.default_rng(5)
+    n = int(np.prod(shape))
+    idx = np.arange(n).reshape(shape)
+    st = _Stencil(idx)
+    offsets = [(a, b, c) for a in (-1, 0, 1) for b in (-1, 0, 1) for c in (-1, 0, 1)]
+    dense = np.zeros((n + 6, n + 6), complex)
+    for o in offsets[::2]:
+        v = np.where(rng.uniform(size=n) < 0.3, 0.0, rng.normal(size=n))
+        st.add(np.arange(n), o, v)
+        for r in range(n):
+            i, j, k = np.unravel_index(r, shape)
+            dense[r, idx[(i + o[0]) % shape[0], (j + o[1]) % shape[1], (k + o[2]) % shape[2]]] += v[r]
+    rows = np.r_[rng.integers(0, n + 6, 40), np.arange(n)]  # with every bulk row's diagonal
+    cols = np.r_[rng.integers(0, n + 6, 40), np.arange(n)]
+    vals = rng.normal(size=rows.size) + 1j * rng.normal(size=rows.size)
+    vals[::5] = 0.0
+    vals[40] = -dense[0, 0]  # cancels the stencil's diagonal entry of row 0
+    L = sp.csr_matrix((vals, (rows, cols)), shape=(n + 6, n + 6))
+    np.add.at(dense, (rows, cols), vals)
+    K = st.matrix(add=L, chunk=7)
+    assert K.dtype == complex and K.has_canonical_format
+    assert np.allclose(K.toarray(), dense, rtol=0, atol=1e-14)
+    assert K.nnz == np.count_nonzero(np.abs(dense) > 1e-14)
 
 
 def test_a_crack_plane_blocks_all_flux():

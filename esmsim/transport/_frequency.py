@@ -133,8 +133,9 @@ def solve_frequency(system: DiffusionSystem, omegas, diag, b, *, method: str = "
     of the matrix: unknowns are numbered along z within each column and slab), which is nearly exact
     when the diffusion length is thinner than a column, as at ESM frequencies; ``"auto"`` picks direct
     below ``direct_below`` unknowns, z lines where ``omega`` exceeds 100 times the median lateral rate ``g / V`` of
-    the bulk cells (:func:`_zline_omega`; measured crossover between 1 and 10 kHz for 5 nm columns of
-    LiCoO2), AMG otherwise. Iterations on the 1.49 M-unknown polycrystal with slabs of
+    the bulk cells (:func:`_zline_omega`, from every bulk row or, beyond 131 072 of them, from 65 536 to
+    131 072 rows evenly spaced; measured crossover between 1 and 10 kHz for 5 nm columns of LiCoO2), AMG
+    otherwise. Iterations on the 1.49 M-unknown polycrystal with slabs of
     ``benchmarks/bench_transport.py``: AMG-GMRES 45, 60, 57, 56 at 1 Hz, 1 kHz, 350 kHz, 1 MHz; z-line
     COCG 35 and 22 at 350 kHz and 1 MHz (it needs thousands below ~10 kHz, where ``"auto"`` takes AMG).
     ``method="split"`` factorises the operator without the bulk cells' lateral links (the z lines and the
@@ -226,15 +227,13 @@ def symmetric_lu(A, ordering: str = "MMD_AT_PLUS_A"):
                      options={"SymmetricMode": True})
 
 
-def _lateral_bulk(K, n_bulk, offset=0):
+def _lateral_bulk(K, n_bulk):
     """Rows and mask of the stored entries of the CSR matrix ``K`` (in ``K.data`` order) that link two bulk
     cells of different z lines (bulk unknowns are numbered along z within each column, so z neighbours
-    differ by one). Works on the CSR arrays: a COO copy of a 1.5 M-unknown complex matrix is 260 MB.
-    ``offset``: the unknown of ``K``'s first row (a block of rows of a larger matrix)."""
+    differ by one). Works on the CSR arrays: a COO copy of a 1.5 M-unknown complex matrix is 260 MB."""
     it = K.indices.dtype
     rows = np.repeat(np.arange(K.shape[0], dtype=it), np.diff(K.indptr))
-    whole = rows + it.type(offset)
-    return rows, (whole < n_bulk) & (K.indices < n_bulk) & (np.abs(whole - K.indices) > 1)
+    return rows, (rows < n_bulk) & (K.indices < n_bulk) & (np.abs(rows - K.indices) > 1)
 
 
 def split_solve(K, n_bulk: int, d, B, *, rtol: float = 1e-10, maxiter: int = 200,
@@ -338,28 +337,15 @@ def _zline_omega(system: DiffusionSystem) -> float:
     outside the z-line band): where ``omega V`` outweighs it, the z lines carry the system."""
     K = sp.csr_matrix(system.K)
     nb = min(system.n_bulk, K.shape[0])
-    chunk = 1 << 16  # bulk rows at a time: the whole matrix's row index and masks took 0.4 GB at 1 M cells
-
-    def lateral(r0):
-        r1 = min(nb, r0 + chunk)
-        sub = sp.csr_matrix((K.data[K.indptr[r0]:K.indptr[r1]], K.indices[K.indptr[r0]:K.indptr[r1]],
-                             K.indptr[r0:r1 + 1] - K.indptr[r0]), shape=(r1 - r0, K.shape[1]))
-        rows, mask = _lateral_bulk(sub, nb, offset=r0)
-        return sub, rows, mask
-
-    count = sum(int(np.count_nonzero(lateral(r0)[2])) for r0 in range(0, nb, chunk))
-    if not count:
+    # every bulk row up to 2^17 of them; beyond, every stride-th (at least 2^16 rows: the median of all the
+    # 19 M entries of a 1 M-cell volume took 0.5 s and 0.4 GB to choose the method)
+    rows = np.arange(0, nb, max(1, nb // (1 << 16)))
+    sub = K[rows]
+    r = np.repeat(rows, np.diff(sub.indptr))
+    lateral = (sub.indices < nb) & (np.abs(r - sub.indices) > 1)
+    if not np.any(lateral):
         return 0.0
-    rate = np.empty(count)
-    at = 0
-    for r0 in range(0, nb, chunk):
-        sub, rows, mask = lateral(r0)
-        m = int(np.count_nonzero(mask))
-        np.divide(np.abs(sub.data[mask]), np.maximum(system.volume[r0 + rows[mask]], 1e-300), out=rate[at:at + m])
-        at += m
-    half = count // 2  # the median, as np.median, with the partition in place
-    rate.partition([half - 1, half] if count % 2 == 0 else [half])
-    return float(rate[half] if count % 2 else 0.5 * (rate[half - 1] + rate[half]))
+    return float(np.median(np.abs(sub.data[lateral]) / np.maximum(system.volume[r[lateral]], 1e-300)))
 
 
 def _zline_solve(K, d, B, *, rtol=1e-10, maxiter=3000, counts=None):
