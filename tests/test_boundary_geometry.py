@@ -330,3 +330,26 @@ def test_volume_slab_strips_count_a_junction_once_in_every_z_cell():
         count, a = _coverage(s, z, (X, X), 6e-9, mat["gb_width"] / 25)
         assert count.max() == 1
         assert np.sum(count) * a == pytest.approx((2 * 12e-9 - mat["gb_width"]) * mat["gb_width"], rel=1e-3)
+
+
+@pytest.mark.parametrize("periodic", [True, False])
+def test_segments_from_the_nearest_seeds_are_those_from_every_image(periodic, monkeypatch):
+    """boundary_segment cuts each segment first with the seeds nearest to it (lifted by their weights) and
+    keeps that only where a bound proves that no other seed image can cut it; elsewhere it takes every image.
+    On a section of a 3-D tessellation (a power diagram: weighted seeds) the result must not depend on how
+    many seeds are tried first: 2 (the pair's own, mostly: nearly every segment from every image), 4, 8 or
+    all of them, bit for bit."""
+    import esmsim.microstructure._columnar as col
+    from esmsim.microstructure import voronoi
+
+    ms = voronoi((120e-9, 100e-9, 60e-9), spacing=4e-9, grain_size=30e-9, periodic=periodic, rng=5).section(21e-9)
+    net = boundary_network(ms.labels, *ms.spacing, periodic=periodic)
+    pts = net.face_centres(*ms.spacing)
+    out = []
+    for k in (2, 4, 8, 10 ** 6):
+        monkeypatch.setattr(col, "SEGMENT_CANDIDATES", k)
+        out.append(ms.boundary_segment(net.grains[:, 0], net.grains[:, 1], pts))
+    for other in out[1:]:
+        for x, y in zip(out[0], other):
+            assert np.array_equal(x, y)
+    assert np.count_nonzero(out[0][2]) > 0.9 * net.n_faces and np.any(ms.weights != ms.weights[0])

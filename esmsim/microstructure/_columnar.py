@@ -24,6 +24,28 @@ __all__ = ["ColumnarMicrostructure", "columnar_voronoi", "columnar_laguerre", "c
            "columnar_from_labels", "fibre_quaternions", "bunge_to_quaternions"]
 
 
+SEGMENT_CANDIDATES = 24  # seeds tried first for each boundary segment (ColumnarMicrostructure.boundary_segment)
+
+
+def unique_rows(a: np.ndarray):
+    """``np.unique(a, axis=0, return_index=True, return_inverse=True)`` for a 2-D integer array, through one
+    int64 code per row (same order, same first occurrences; ~7x faster) where the columns' ranges allow it."""
+    a = np.asarray(a)
+    if a.ndim != 2 or not a.size or not np.issubdtype(a.dtype, np.integer):
+        u, first, inv = np.unique(a, axis=0, return_index=True, return_inverse=True)
+        return u, first, inv.ravel()
+    lo = a.min(0).astype(np.int64)
+    span = a.max(0).astype(np.int64) - lo + 1
+    if np.sum(np.log2(span.astype(float))) > 62:
+        u, first, inv = np.unique(a, axis=0, return_index=True, return_inverse=True)
+        return u, first, inv.ravel()
+    code = np.zeros(len(a), np.int64)
+    for j in range(a.shape[1]):  # lexicographic: the first column most significant
+        code = code * span[j] + (a[:, j].astype(np.int64) - lo[j])
+    _, first, inv = np.unique(code, return_index=True, return_inverse=True)
+    return a[first], first, inv.ravel()
+
+
 @dataclass(frozen=True, eq=False)
 class ColumnarMicrostructure(GrainOrientations):
     """A columnar film: one grain label per surface pixel, constant through the thickness.
@@ -155,29 +177,22 @@ class ColumnarMicrostructure(GrainOrientations):
         w = np.zeros(self.n_grains) if self.weights is None else np.asarray(self.weights, float)
         # one segment per (grain pair, image offset): clip it once, with every seed image
         key = np.concatenate([np.stack([g1, g2], -1), np.round(d / (1e-3 * min(self.spacing))).astype(np.int64)], 1)
-        _, first, group = np.unique(key, axis=0, return_index=True, return_inverse=True)
+        _, first, group = unique_rows(key)
         # the seed images nearest to a point and, in a periodic film, their eight neighbours
         shifts = (np.array([(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1)]) * np.asarray(self.extent)
                   if self.periodic else np.zeros((1, 2)))
-        wk = np.tile(w, len(shifts))
         tol = 1e-9 * min(self.spacing)
         L = np.asarray(self.extent, float)
-        seg_lo, seg_hi = np.empty(len(first)), np.empty(len(first))
-        step = max(1, 2 ** 20 // max(1, wk.size))  # segments per chunk: at most ~1 M seed images at once
-        for c0 in range(0, len(first), step):
-            f = first[c0:c0 + step]
+        n_seeds = len(self.seeds)
+
+        def clip(f, rel, wr, skip):
+            """The segment [lo, hi] (m along t from o) of segments f cut by the images rel (f, k, 2) (from o)
+            of weights wr (f, k), but the skipped ones, and by a film's edges."""
             o, t = on[f], tangent[f]  # the line o + s t of each segment
             a = s1[f] - o
-            rel = (self._displacement(self.seeds[None] - o[:, None])[:, None] + shifts[None, :, None]).reshape(
-                len(f), -1, 2)  # every seed image, from o
             # power(s1) <= power(image):  2 s t.(r - a) <= |r|^2 - |a|^2 + w1 - w_image
-            skip = np.zeros(rel.shape[:2], bool)  # the two seeds' own images
-            for s_own, g in ((a, g1[f]), (s2[f] - o, g2[f])):
-                cand = g[:, None] + len(self.seeds) * np.arange(len(shifts))  # every image of the seed
-                near = np.hypot(*(np.take_along_axis(rel, cand[..., None], 1) - s_own[:, None]).transpose(2, 0, 1))
-                np.put_along_axis(skip, cand, np.take_along_axis(skip, cand, 1) | (near < tol), 1)
             coef = 2 * (np.einsum("fik,fk->fi", rel, t) - np.einsum("fk,fk->f", a, t)[:, None])
-            rhs = np.einsum("fik,fik->fi", rel, rel) - np.sum(a * a, 1)[:, None] + w[g1[f]][:, None] - wk[None]
+            rhs = np.einsum("fik,fik->fi", rel, rel) - np.sum(a * a, 1)[:, None] + w[g1[f]][:, None] - wr
             with np.errstate(divide="ignore", invalid="ignore"):
                 ratio = rhs / coef
             hi = np.min(np.where(~skip & (coef > 0), ratio, np.inf), axis=1)
@@ -189,7 +204,52 @@ class ColumnarMicrostructure(GrainOrientations):
                     e0, e1 = (0.0 - o[:, dim]) / tt, (L[dim] - o[:, dim]) / tt
                     lo = np.where(along, np.maximum(lo, np.minimum(e0, e1)), lo)
                     hi = np.where(along, np.minimum(hi, np.maximum(e0, e1)), hi)
-            seg_lo[c0:c0 + step], seg_hi[c0:c0 + step] = lo, hi
+            return lo, hi
+
+        # First from the seeds nearest to each segment's point o, as points lifted to heights
+        # sqrt(max w - w) (the power is then the squared distance in 3-D, plus a constant). Exact when every
+        # seed within R = max over the two ends e of (|e - o| + lifted distance from e to s1) is among them:
+        # a seed that cuts the segment does so at a point where it is as far as s1, so within that point's
+        # |x - o| + distance to s1, which is largest at an end (convex along the line); in a periodic film
+        # also R under half the period (only the nearest images can be that close). Otherwise every image.
+        lift = np.sqrt(np.max(w) - w)
+        k = min(n_seeds, SEGMENT_CANDIDATES)
+        where = np.column_stack([np.mod(self.seeds, L) if self.periodic else self.seeds, lift])
+        box = np.r_[L, 4 * (lift.max() + L.max())] if self.periodic else None
+        tree = cKDTree(np.where(where >= (box if box is not None else np.inf), 0.0, where), boxsize=box)
+        q = np.column_stack([np.mod(on[first], L) if self.periodic else on[first], np.zeros(len(first))])
+        q = np.where(q >= (box if box is not None else np.inf), 0.0, q)
+        dist, near = tree.query(q, k=k)
+        dist, near = dist.reshape(len(first), k), near.reshape(len(first), k)
+        o = on[first]
+        rel = self._displacement(self.seeds[near] - o[:, None])
+        seg_lo, seg_hi = clip(first, rel, w[near], (near == g1[first, None]) | (near == g2[first, None]))
+        a = s1[first] - o
+        reach = np.zeros(len(first))
+        for e in (seg_lo, seg_hi):
+            with np.errstate(invalid="ignore"):
+                end = e[:, None] * tangent[first] - a
+                reach = np.maximum(reach, np.abs(e) + np.sqrt(np.sum(end * end, 1) + lift[g1[first]] ** 2))
+        exact = np.isfinite(reach) & ((dist[:, -1] > reach * (1 + 1e-9)) | (k == n_seeds))
+        if self.periodic:
+            exact &= reach < 0.5 * L.min() * (1 - 1e-9)
+        # the rest with every seed image
+        rest = first[~exact]
+        wk = np.tile(w, len(shifts))
+        step = max(1, 2 ** 20 // max(1, wk.size))  # segments per chunk: at most ~1 M seed images at once
+        lo_r, hi_r = np.empty(len(rest)), np.empty(len(rest))
+        for c0 in range(0, len(rest), step):
+            f = rest[c0:c0 + step]
+            o = on[f]
+            rel = (self._displacement(self.seeds[None] - o[:, None])[:, None] + shifts[None, :, None]).reshape(
+                len(f), -1, 2)  # every seed image, from o
+            skip = np.zeros(rel.shape[:2], bool)  # the two seeds' own images
+            for s_own, g in ((s1[f] - o, g1[f]), (s2[f] - o, g2[f])):
+                cand = g[:, None] + n_seeds * np.arange(len(shifts))  # every image of the seed
+                dd = np.hypot(*(np.take_along_axis(rel, cand[..., None], 1) - s_own[:, None]).transpose(2, 0, 1))
+                np.put_along_axis(skip, cand, np.take_along_axis(skip, cand, 1) | (dd < tol), 1)
+            lo_r[c0:c0 + step], hi_r[c0:c0 + step] = clip(f, rel, wk[None], skip)
+        seg_lo[~exact], seg_hi[~exact] = lo_r, hi_r
         group = group.ravel()
         ok = (seg_hi > seg_lo)[group]
         mid = on[first][group] + (0.5 * (seg_lo + seg_hi))[group][:, None] * tangent[first][group]

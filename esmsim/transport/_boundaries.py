@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..microstructure._columnar import unique_rows
+
 __all__ = ["BoundaryNetwork", "boundary_network", "VolumeBoundaries", "edge_factor", "slab_roles", "steep",
            "volume_boundaries", "with_diagonals", "diagonal_pixels", "diagonal_corner"]
 
@@ -188,7 +190,7 @@ def place_on_boundaries(net: BoundaryNetwork, ms, *, gb_width: float | None = No
     near = ms._displacement  # the periodic image of a displacement closest to zero (unchanged if not periodic)
     wrap = np.mod(centre, np.asarray(ms.extent)) if ms.periodic else centre
     key = np.concatenate([pair, np.round(wrap / (1e-3 * min(hx, hy))).astype(np.int64)], 1)
-    _, first, group = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    _, first, group = unique_rows(key)
     group = group.ravel()
     cap = np.inf if gb_width is None else 0.45 * min(hx, hy) / gb_width
     # each segment's faces (its first face f: its centre, tangent, length), in their order along it

@@ -308,18 +308,20 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
         if net is not None:  # a boundary face's flux goes through its slab
             ok &= np.take(labels, lo, axis=a) == np.take(labels, hi, axis=a)
         P, Q = P[ok], Q[ok]
-        pf, qf = np.unravel_index(P, shape), np.unravel_index(Q, shape)
         b_axes = [b for b in range(3) if b != a]
-        cross_area = eff[b_axes[0]] * eff[b_axes[1]]
-        area = 0.5 * (cross_area[pf] + cross_area[qf])
-        res = 0.5 * widths[a][pf] / diagD[pf + (a,)] + 0.5 * widths[a][qf] / diagD[qf + (a,)]
+        # the cells' values by flat index (one gather each)
+        cross_area = (eff[b_axes[0]] * eff[b_axes[1]]).ravel()
+        area = 0.5 * (cross_area[P] + cross_area[Q])
+        half_r = (0.5 * widths[a] / diagD[..., a]).ravel()
+        res = half_r[P] + half_r[Q]
         g = area / res
         # normal part: F = -g (c_Q - c_P)
         e_a = np.eye(3, dtype=int)[a]
         stencil.flux(P, Q, (0, 0, 0), g)
         stencil.flux(P, Q, e_a, -g)
         for b in b_axes:
-            Dab = 0.5 * (D[pf + (a, b)] + D[qf + (a, b)])
+            Dab = D[..., a, b].ravel()
+            Dab = 0.5 * (Dab[P] + Dab[Q])
             if not np.any(Dab):
                 continue
             # F += -A Dab 0.5 (G_b[P] + G_b[Q]) c, with each cell's gradient weights along b
@@ -348,7 +350,7 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
         g_side = np.where(np.take(active, end, axis=a), face * np.take(diagD[..., a], end, axis=a) / half, 0.0)
         np.add.at(diag, np.take(idx, end, axis=a).ravel(), g_side.ravel())
     stencil.add(idx.ravel(), (0, 0, 0), diag)
-    grads = P = Q = pf = qf = area = res = g = diag = None  # noqa: F841 (freed before the slabs)
+    grads = P = Q = area = res = g = diag = None  # noqa: F841 (freed before the slabs)
     volume = np.where(active, eff[0] * eff[1] * eff[2], 0.0).ravel()
     top_index = idx[:, :, 0].ravel()
     top_xy = np.stack(np.meshgrid(centres[0], centres[1], indexing="ij"), -1).reshape(-1, 2)
