@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import scipy.sparse as sp
 
+from ..microstructure._columnar import unique_rows
 from ..microstructure._grid import Grid
 from ._boundaries import BoundaryNetwork
 
@@ -300,20 +301,20 @@ def star_links(node, fa, fb, arm_a, arm_b) -> np.ndarray:
 
     Parameters
     ----------
-    node : ndarray of int, shape (nl,)
-        The node of each link.
+    node : ndarray of int, shape (nl,), or None
+        The node of each link; None (or empty): every link on its own node, its two half paths in series.
     fa, fb : ndarray of int, shape (nl,)
         The two faces of each link.
     arm_a, arm_b : ndarray, shape (nl,) or (nl, m)
         Conductance of each face's half path to the node (any units; trailing axes, e.g. z layers, allowed).
     """
-    node = np.asarray(node, np.int64)
-    if not node.size:
+    if node is None or not np.size(node):
         return arm_a * arm_b / (arm_a + arm_b)
+    node = np.asarray(node, np.int64)
     key = np.concatenate([node, node])
     face = np.concatenate([fa, fb]).astype(np.int64)
     arm = np.concatenate([arm_a, arm_b])
-    _, first = np.unique(np.stack([key, face], -1), axis=0, return_index=True)  # each face once per node
+    _, first, _ = unique_rows(np.stack([key, face], -1))  # each face once per node
     nodes, at = np.unique(key[first], return_inverse=True)
     total = np.zeros((nodes.size,) + arm.shape[1:], arm.dtype)
     np.add.at(total, at, arm[first])
@@ -771,10 +772,7 @@ def assemble(
                 half = np.repeat(0.5 * boundaries.link_length[:, None], 2, axis=1)
             # each face's half path (its own D_gb and staircase factor 1 / w) to the corner, joined there
             arm_a, arm_b = delta * Dgb[fa] / (half[:, 0] * w[fa]), delta * Dgb[fb] / (half[:, 1] * w[fb])
-            if boundaries.link_node is None:
-                gl = arm_a * arm_b / (arm_a + arm_b)
-            else:
-                gl = star_links(boundaries.link_node, fa, fb, arm_a, arm_b)
+            gl = star_links(boundaries.link_node, fa, fb, arm_a, arm_b)
             gl = gl[:, None] * hz[None, :]
             la.append(gidx[fa].ravel())
             lb.append(gidx[fb].ravel())
