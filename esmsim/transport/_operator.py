@@ -554,9 +554,11 @@ def _links_to_matrix(n, la, lb, lg, diag_extra=None):
         start += size
     if diag_extra is not None:
         diag += diag_extra
-    rows[2 * L:] = cols[2 * L:] = np.arange(n, dtype=it)
-    data[2 * L:] = diag
-    del diag
+    on = np.flatnonzero(diag)  # the diagonal's nonzero entries only (most bulk cells have no link)
+    rows, cols, data = rows[:2 * L + on.size], cols[:2 * L + on.size], data[:2 * L + on.size]
+    rows[2 * L:] = cols[2 * L:] = on
+    data[2 * L:] = diag[on]
+    del diag, on
     K = sp.coo_matrix((data, (rows, cols)), shape=(n, n))
     del data, rows, cols
     K = K.tocsr()

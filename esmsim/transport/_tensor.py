@@ -350,7 +350,7 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
         g_side = np.where(np.take(active, end, axis=a), face * np.take(diagD[..., a], end, axis=a) / half, 0.0)
         np.add.at(diag, np.take(idx, end, axis=a).ravel(), g_side.ravel())
     stencil.add(idx.ravel(), (0, 0, 0), diag)
-    grads = P = Q = area = res = g = diag = None  # noqa: F841 (freed before the slabs)
+    grads = P = Q = area = res = g = diag = cross_area = half_r = Dab = coef = v = None  # noqa: F841 (freed)
     volume = np.where(active, eff[0] * eff[1] * eff[2], 0.0).ravel()
     top_index = idx[:, :, 0].ravel()
     top_xy = np.stack(np.meshgrid(centres[0], centres[1], indexing="ij"), -1).reshape(-1, 2)
