@@ -75,10 +75,9 @@ def _cell_gradient(active, centres, axis, periodic):
 
 
 class _Stencil:
-    """A cell operator on the grid ``idx`` (``np.arange(n).reshape(shape)``: cells numbered in C order) built by
-    offsets: ``add(rows, offset, v)``
-    adds ``v`` at (row, the cell ``offset`` (3 ints, periodic wrap) from it); ``matrix()`` the CSR matrix
-    without its zeros. Memory: one vector per offset in use."""
+    """A cell operator on the grid ``idx`` (``np.arange(n).reshape(shape)``: cells numbered in C order) built
+    by offsets: ``add(rows, offset, v)`` adds ``v`` at (row, the cell ``offset`` (3 ints, periodic wrap) from
+    it); ``matrix()`` the CSR matrix without its zeros. Memory: one vector per offset in use."""
 
     def __init__(self, idx):
         self.idx, self.acc = idx, {}
