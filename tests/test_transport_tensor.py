@@ -81,7 +81,7 @@ def test_stencil_matrix_with_added_links_is_the_sum(shape):
     rng = np.random.default_rng(5)
     n = int(np.prod(shape))
     idx = np.arange(n).reshape(shape)
-    st = _Stencil(idx)
+    st = _Stencil(shape)
     offsets = [(a, b, c) for a in (-1, 0, 1) for b in (-1, 0, 1) for c in (-1, 0, 1)]
     dense = np.zeros((n + 6, n + 6), complex)
     for o in offsets[::2]:

@@ -214,12 +214,14 @@ class ColumnarMicrostructure(GrainOrientations):
         # also R under half the period (only the nearest images can be that close). Otherwise every image.
         lift = np.sqrt(np.max(w) - w)
         k = min(n_seeds, SEGMENT_CANDIDATES)
-        where = np.column_stack([np.mod(self.seeds, L) if self.periodic else self.seeds, lift])
         box = np.r_[L, 4 * (lift.max() + L.max())] if self.periodic else None
-        tree = cKDTree(np.where(where >= (box if box is not None else np.inf), 0.0, where), boxsize=box)
-        q = np.column_stack([np.mod(on[first], L) if self.periodic else on[first], np.zeros(len(first))])
-        q = np.where(q >= (box if box is not None else np.inf), 0.0, q)
-        dist, near = tree.query(q, k=k)
+
+        def lifted(xy, height):  # points for the tree: in [0, box) in a periodic film
+            p = np.column_stack([np.mod(xy, L) if self.periodic else xy, height])
+            return p if box is None else np.where(p >= box, 0.0, p)
+
+        tree = cKDTree(lifted(self.seeds, lift), boxsize=box)
+        dist, near = tree.query(lifted(on[first], np.zeros(len(first))), k=k)
         dist, near = dist.reshape(len(first), k), near.reshape(len(first), k)
         o = on[first]
         rel = self._displacement(self.seeds[near] - o[:, None])

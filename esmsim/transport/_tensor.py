@@ -75,18 +75,18 @@ def _cell_gradient(active, centres, axis, periodic):
 
 
 class _Stencil:
-    """A cell operator on the grid ``idx`` (``np.arange(n).reshape(shape)``: cells numbered in C order) built
-    by offsets: ``add(rows, offset, v)`` adds ``v`` at (row, the cell ``offset`` (3 ints, periodic wrap) from
-    it); ``matrix()`` the CSR matrix without its zeros. Memory: one vector per offset in use."""
+    """A cell operator on a grid of ``shape`` (cells numbered in C order) built by offsets:
+    ``add(rows, offset, v)`` adds ``v`` at (row, the cell ``offset`` (3 ints, periodic wrap) from it);
+    ``matrix()`` the CSR matrix without its zeros. Memory: one vector per offset in use."""
 
-    def __init__(self, idx):
-        self.idx, self.acc = idx, {}
+    def __init__(self, shape):
+        self.shape, self.n, self.acc = tuple(shape), int(np.prod(shape)), {}
 
     def add(self, rows, offset, v):
         if not len(rows):  # (bincount of nothing is an integer array)
             return
         key = tuple(int(o) for o in offset)
-        w = np.bincount(rows, weights=v, minlength=self.idx.size)
+        w = np.bincount(rows, weights=v, minlength=self.n)
         if key in self.acc:
             self.acc[key] += w
         else:
@@ -103,8 +103,7 @@ class _Stencil:
     def _step(self, P, Q):
         if not P.size:
             return np.zeros(3, int)
-        shape = self.idx.shape
-        d = np.array(np.unravel_index(Q[0], shape)) - np.array(np.unravel_index(P[0], shape))
+        d = np.array(np.unravel_index(Q[0], self.shape)) - np.array(np.unravel_index(P[0], self.shape))
         return np.where(np.abs(d) > 1, -np.sign(d), d)  # a periodic wrap is one step forward
 
     def matrix(self, dtype=float, add=None, chunk=1 << 14):
@@ -115,8 +114,7 @@ class _Stencil:
         vectors, so neither the stencil's own matrix nor a row-by-offset table is ever held (at 1 M cells
         these took 1.7 s and 0.7 GB, and adding ``add`` to a finished matrix held both)."""
         keys = sorted(self.acc)
-        shape = self.idx.shape
-        n = self.idx.size
+        shape, n = self.shape, self.n
         N = n if add is None else add.shape[0]
         itype = np.int32 if N < 2 ** 31 - 1 else np.int64
         off = np.array(keys, dtype=np.int64).reshape(-1, 3)
@@ -140,7 +138,7 @@ class _Stencil:
         data = np.empty(indptr[-1], dtype)
         indices = np.empty(indptr[-1], itype)
         # the column of each offset from each row: per axis, a table (position, step + 1) -> wrapped position
-        # times the axis's stride in the C-order numbering of the cells (idx)
+        # times the axis's stride in the C-order numbering of the cells
         strides = (shape[1] * shape[2], shape[2], 1)
         tables = [((np.arange(shape[a])[:, None] + np.arange(-1, 2)) % shape[a] * strides[a]).astype(itype)
                   for a in range(3)]
@@ -294,7 +292,7 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
     # K on its 19-point stencil: each face's flux F (normal two-point part, and the cross terms through the
     # cells' gradients on both sides) leaves its low cell P and enters its high cell Q; accumulated per
     # offset (row cell to column cell) so that no triplet list of the whole operator is ever held
-    stencil = _Stencil(idx)
+    stencil = _Stencil(shape)
     for a in range(3):
         n_a = shape[a]
         lo = np.arange(n_a if per[a] else n_a - 1)
@@ -357,11 +355,11 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
     top_a = np.where(active[:, :, 0], top_area, 0.0).ravel()
     if net is None or not net.n_faces:
         return DiffusionSystem(stencil.matrix(), volume, top_index, top_xy, top_g, cell_boxes(grid), n, top_a)
-    # the cells' boxes are made with the slabs' (after the operator, whose assembly is the peak of memory)
+    # the bulk operator is built only with the slabs' links (_Stencil.matrix), not held beside the full one,
+    # and the cells' boxes with the slabs' (after the operator, whose assembly is the peak of memory)
     system = DiffusionSystem(None, volume, top_index, top_xy, top_g, None, n, top_a)
-    # the bulk operator is built only with the slabs' links (_Stencil.matrix), not held beside the full one
-    return _with_slabs(system, grid, net, roles, dw, diagD, D_gb, float(gb_width), omega, bottom, placed, per,
-                       bulk=stencil)
+    return _with_slabs(system, stencil, grid, net, roles, dw, diagD, D_gb, float(gb_width), omega, bottom, placed,
+                       per)
 
 
 def cell_boxes(grid: Grid, out=None) -> np.ndarray:
@@ -387,12 +385,13 @@ def slab_width(delta, weight, net, h) -> np.ndarray:
     return np.minimum(delta * weight, np.maximum(0.45 * across, delta))
 
 
-def _with_slabs(system, grid, net, roles, dw, diagD, D_gb, delta, omega, bottom, placed=None, periodic=(False, False),
-                bulk=None):
-    """Add the boundary slab unknowns of ``net`` to a bulk system (see :func:`assemble_tensor`); ``dw``: the
-    width each slab takes out of its cells (:func:`slab_width`); ``placed``: the vertical faces' positions and
-    weight factors from :func:`_on_sections`; ``bulk``: the bulk operator as a :class:`_Stencil` (its matrix
-    is then built with the links in place) instead of ``system.K``."""
+def _with_slabs(system, bulk, grid, net, roles, dw, diagD, D_gb, delta, omega, bottom, placed=None,
+                periodic=(False, False)):
+    """Add the boundary slab unknowns of ``net`` to a bulk system (see :func:`assemble_tensor`): ``system``
+    its volumes and surface contacts, ``bulk`` its operator as a :class:`_Stencil` (its matrix is built with
+    the links in place; the cells' boxes are made here); ``dw``: the width each slab takes out of its cells
+    (:func:`slab_width`); ``placed``: the vertical faces' positions and weight factors from
+    :func:`_on_sections`."""
     shape = grid.shape
     nb, nf = system.n, net.n_faces
     n = nb + nf
@@ -487,20 +486,11 @@ def _with_slabs(system, grid, net, roles, dw, diagD, D_gb, delta, omega, bottom,
     if bottom == "reservoir":
         at = vertical & (lo3[2] == shape[2] - 1)
         diag[slab[at]] += g_end[at] / (0.5 * h[2][-1])
-    links = _links_to_matrix(n, la, lb, lg, diag)
-    if bulk is not None:  # complex at omega also where a link is not
-        K = bulk.matrix(complex if omega else float, add=links)
-    else:
-        Kb = system.K.tocsr()  # padded with the slabs' empty rows and columns (no copy)
-        K = sp.csr_matrix((Kb.data, Kb.indices, np.concatenate([Kb.indptr, np.full(nf, Kb.indptr[-1])])),
-                          shape=(n, n)) + links
-    del links
+    # complex at omega also where a link is not
+    K = bulk.matrix(complex if omega else float, add=_links_to_matrix(n, la, lb, lg, diag))
     volume = np.concatenate([system.volume, store * face_area])
     boxes = np.empty((n, 6))  # the cells' boxes, then the slabs' (sb)
-    if system.boxes is None:
-        cell_boxes(grid, out=boxes[:nb])
-    else:
-        boxes[:nb] = system.boxes
+    cell_boxes(grid, out=boxes[:nb])
     sb = boxes[nb:]
     if placed is not None:  # the Li of a flat plane's horizontal faces at the plane's depth
         pos = np.where(np.isfinite(placed[2]), placed[2], pos)
