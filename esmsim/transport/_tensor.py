@@ -41,42 +41,57 @@ def grain_tensors(rotations: np.ndarray, principal) -> np.ndarray:
 
 
 def _cell_gradient(active, centres, axis, periodic):
-    """Cell-centred derivative along ``axis`` (1/m) as stencil weights: ``(3, n)``, the weights of the cell
-    one step back, the cell itself and the cell one step on (central where both neighbours are material
-    cells, one-sided where one is, zero where neither)."""
+    """Cell-centred derivative along ``axis`` (1/m) as stencil weights: ``(3,) + active.shape``, the weights
+    of the cell one step back, the cell itself and the cell one step on (central where both neighbours are
+    material cells, one-sided where one is, zero where neither)."""
     shape = active.shape
     n_a = shape[axis]
     x = centres[axis]
     along = [1, 1, 1]
     along[axis] = -1
-    pos = np.broadcast_to(np.arange(n_a).reshape(along), shape)
     L = x[-1] - x[0] + 0.5 * (x[1] - x[0] + x[-1] - x[-2]) if n_a > 1 else 1.0
-    xp = np.broadcast_to(np.roll(x, -1).reshape(along), shape)
-    xm = np.broadcast_to(np.roll(x, 1).reshape(along), shape)
-    xc = np.broadcast_to(x.reshape(along), shape)
+    xp, xm = np.roll(x, -1), np.roll(x, 1)
+    if periodic:
+        xp[-1] += L
+        xm[0] -= L
+    # the three differences depend on the position along the axis only
+    with np.errstate(divide="ignore"):
+        inv = [(1.0 / (a - b)).reshape(along) for a, b in ((xp, xm), (xp, x), (x, xm))]
+    pos = np.arange(n_a).reshape(along)
     has_p = np.roll(active, -1, axis=axis) & active
     has_m = np.roll(active, 1, axis=axis) & active
-    if periodic:
-        xp = np.where(pos == n_a - 1, xp + L, xp)
-        xm = np.where(pos == 0, xm - L, xm)
-    else:
+    if not periodic:
         has_p &= pos < n_a - 1
         has_m &= pos > 0
     if n_a == 1:
         has_p[:] = False
         has_m[:] = False
-    c = np.zeros((3,) + shape)  # back, self, on
-    for sel, on, back, xa, xb in ((has_p & has_m, 2, 0, xp, xm), (has_p & ~has_m, 2, 1, xp, xc),
-                                  (has_m & ~has_p, 1, 0, xc, xm)):
-        inv = 1.0 / (xa[sel] - xb[sel])
-        c[on][sel] += inv
-        c[back][sel] -= inv
-    return c.reshape(3, -1)
+    both, fwd, bwd = has_p & has_m, has_p & ~has_m, has_m & ~has_p
+    c = np.empty((3,) + shape)  # back, self, on
+    c[2] = np.where(both, inv[0], np.where(fwd, inv[1], 0.0))
+    c[0] = np.where(both, -inv[0], np.where(bwd, -inv[2], 0.0))
+    c[1] = np.where(fwd, -inv[1], np.where(bwd, inv[2], 0.0))
+    return c
+
+
+def _along(axis, start, stop):
+    """Index of ``start:stop`` along ``axis`` (leading axes whole)."""
+    return (slice(None),) * axis + (slice(start, stop),)
+
+
+def _face_cells(x, axis, periodic):
+    """The values of ``x`` (grid-shaped, or with leading axes before ``axis``) in the low and in the high
+    cell of every face along ``axis``, the faces in the order of their low cells (views where not
+    periodic)."""
+    if periodic:
+        return x, np.roll(x, -1, axis=axis)
+    return x[_along(axis, 0, -1)], x[_along(axis, 1, None)]
 
 
 class _Stencil:
     """A cell operator on a grid of ``shape`` (cells numbered in C order) built by offsets:
-    ``add(rows, offset, v)`` adds ``v`` at (row, the cell ``offset`` (3 ints, periodic wrap) from it);
+    ``add(rows, offset, v)`` adds ``v`` at (row, the cell ``offset`` (3 ints, periodic wrap) from it),
+    ``face_flux`` a flux across the faces along one axis (slices of the grid, no index arrays);
     ``matrix()`` the CSR matrix without its zeros. Memory: one vector per offset in use."""
 
     def __init__(self, shape):
@@ -92,78 +107,89 @@ class _Stencil:
         else:
             self.acc[key] = w
 
-    def flux(self, P, Q, offset, v):
-        """A flux ``F = v c`` from low cells ``P`` to high cells ``Q`` (their neighbours along one axis) on
-        the column ``offset`` from ``P``: row P gets +F, row Q -F (Q's offset is P's less the axis step,
-        taken from Q = P + step)."""
-        step = self._step(P, Q)
-        self.add(P, offset, v)
-        self.add(Q, np.asarray(offset) - step, -v)
+    def face_flux(self, axis, periodic, offset, v):
+        """A flux ``F = v c`` across every face along ``axis`` (``v`` in the face order of
+        :func:`_face_cells`, zero where a face carries none) from its low cell to its high cell, on the
+        column ``offset`` from the low cell: the low cell's row gets +F, the high cell's -F (its offset is
+        the low cell's less the axis step)."""
+        key = tuple(int(o) for o in offset)
+        step = np.eye(3, dtype=int)[axis]
+        low, high = (self._vector(k).reshape(self.shape) for k in (key, tuple(np.subtract(key, step))))
+        if periodic:  # the face of low cell p has high cell p + 1, wrapped (slices: no copy of v)
+            low += v
+            high[_along(axis, 1, None)] -= v[_along(axis, 0, -1)]
+            high[_along(axis, 0, 1)] -= v[_along(axis, -1, None)]
+        else:
+            low[_along(axis, 0, -1)] += v
+            high[_along(axis, 1, None)] -= v
 
-    def _step(self, P, Q):
-        if not P.size:
-            return np.zeros(3, int)
-        d = np.array(np.unravel_index(Q[0], self.shape)) - np.array(np.unravel_index(P[0], self.shape))
-        return np.where(np.abs(d) > 1, -np.sign(d), d)  # a periodic wrap is one step forward
+    def _vector(self, key):
+        if key not in self.acc:
+            self.acc[key] = np.zeros(self.n)
+        return self.acc[key]
 
-    def matrix(self, dtype=float, add=None, chunk=1 << 14):
+    def matrix(self, dtype=float, add=None, chunk=4096):
         """The CSR operator without its zeros (canonical: sorted, duplicates summed); with ``add`` (CSR, at
         least as many rows and columns) the stencil padded to its shape plus ``add``.
 
-        The arrays of the result are allocated once and filled ``chunk`` rows at a time from the offset
-        vectors, so neither the stencil's own matrix nor a row-by-offset table is ever held (at 1 M cells
-        these took 1.7 s and 0.7 GB, and adding ``add`` to a finished matrix held both)."""
+        Every grid row gets a slot for each of its nonzero offset entries and then ``add``'s entries of that
+        row; the arrays of the result are allocated once and written ``chunk`` rows at a time, each block of
+        rows laid out in a small buffer first and copied in whole (writing each offset's vector into its
+        slots across the whole matrix took 1 s at 1 M cells: every write another cache line). So neither
+        the stencil's own matrix nor a row-by-offset table of all rows is ever held (at 1 M cells these
+        took 1.7 s and 0.7 GB, and adding ``add`` to a finished matrix held both)."""
         keys = sorted(self.acc)
-        shape, n = self.shape, self.n
+        shape, n, k = self.shape, self.n, len(self.acc)
         N = n if add is None else add.shape[0]
-        itype = np.int32 if N < 2 ** 31 - 1 else np.int64
-        off = np.array(keys, dtype=np.int64).reshape(-1, 3)
-        vecs = [self.acc[k] for k in keys]
-        count = np.zeros(N, itype)
-        for v in vecs:
+        count = np.zeros(N, np.int64)
+        for v in self.acc.values():  # (the offsets' zeros get no slot)
             count[:n] += v != 0
+        own = count[:n].copy()
         if add is not None:
             add = add.tocsr()
-            add.eliminate_zeros()
             dtype = np.result_type(dtype, add.dtype)
-            own = count.copy()
-            count += np.diff(add.indptr)
-        else:
-            own = count
-        if add is not None and add.nnz + len(vecs) * n >= 2 ** 31 - 1:
-            itype = np.int64
+            extra = np.diff(add.indptr)
+            count += extra
+        itype = np.int32 if max(int(count.sum()), N) < 2 ** 31 - 1 else np.int64
         indptr = np.zeros(N + 1, itype)
         np.cumsum(count, out=indptr[1:])
         del count
         data = np.empty(indptr[-1], dtype)
         indices = np.empty(indptr[-1], itype)
-        # the column of each offset from each row: per axis, a table (position, step + 1) -> wrapped position
-        # times the axis's stride in the C-order numbering of the cells
+        # the column of each offset from each row: per axis, a table (position, offset) of the position
+        # plus the offset's step, wrapped, times the axis's stride in the C-order numbering of the cells
+        off = np.array(keys, dtype=np.int64).reshape(-1, 3)
         strides = (shape[1] * shape[2], shape[2], 1)
-        tables = [((np.arange(shape[a])[:, None] + np.arange(-1, 2)) % shape[a] * strides[a]).astype(itype)
+        tables = [((np.arange(shape[a])[:, None] + off[:, a]) % shape[a] * strides[a]).astype(itype)
                   for a in range(3)]
-        tables = [t[:, off[:, a] + 1] for a, t in enumerate(tables)]  # (position, offset)
+        vecs = [self.acc.pop(key) for key in keys]
         for r0 in range(0, n, chunk):
             r1 = min(n, r0 + chunk)
             r = np.arange(r0, r1, dtype=itype)
-            cols = tables[0][r // strides[0]] + tables[1][r // strides[1] % shape[1]] + tables[2][r % shape[2]]
-            block = np.stack([v[r0:r1] for v in vecs], 1) if vecs else np.zeros((r1 - r0, 0))
+            s0, s1 = indptr[r0], indptr[r1]
+            local = indptr[r0:r1] - s0
+            d = np.empty(s1 - s0, dtype)
+            c = np.empty(s1 - s0, itype)
+            block = np.stack([v[r0:r1] for v in vecs], 1) if k else np.zeros((r1 - r0, 0))
             keep = block != 0
-            s = own[r0:r1]
-            dest = _row_positions(indptr[r0:r1], s)
-            data[dest] = block[keep]
-            indices[dest] = cols[keep]
+            slots = (local[:, None] + np.cumsum(keep, 1, dtype=itype) - 1)[keep]
+            d[slots] = block[keep]
+            c[slots] = (tables[0][r // strides[0]] + tables[1][r // strides[1] % shape[1]]
+                        + tables[2][r % shape[2]])[keep]
             if add is not None:  # add's entries of these rows after the stencil's
                 a0, a1 = add.indptr[r0], add.indptr[r1]
-                dest = _row_positions(indptr[r0:r1] + s, np.diff(add.indptr[r0:r1 + 1]))
-                data[dest] = add.data[a0:a1]
-                indices[dest] = add.indices[a0:a1]
+                dest = _row_positions(local + own[r0:r1], extra[r0:r1])
+                d[dest] = add.data[a0:a1]
+                c[dest] = add.indices[a0:a1]
+            data[s0:s1] = d
+            indices[s0:s1] = c
+        del vecs
         if add is not None and N > n:  # rows beyond the grid: add's alone
             data[indptr[n]:] = add.data[add.indptr[n]:]
             indices[indptr[n]:] = add.indices[add.indptr[n]:]
-        self.acc = {}
         K = sp.csr_matrix((data, indices, indptr), shape=(N, N if add is None else add.shape[1]))
-        # offsets that reach one cell (a periodic axis of one or two cells) and add's diagonal are summed
+        # offsets that reach one cell (a periodic axis of one or two cells) and add's diagonal are summed,
+        # entries that cancel dropped
         K.sum_duplicates()
         K.eliminate_zeros()
         return K
@@ -293,42 +319,33 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
     # cells' gradients on both sides) leaves its low cell P and enters its high cell Q; accumulated per
     # offset (row cell to column cell) so that no triplet list of the whole operator is ever held
     stencil = _Stencil(shape)
+    eye = np.eye(3, dtype=int)
     for a in range(3):
-        n_a = shape[a]
-        lo = np.arange(n_a if per[a] else n_a - 1)
-        if n_a == 1 and not per[a]:
+        wrap = per[a]
+        if shape[a] == 1 and not wrap:
             continue
-        hi = (lo + 1) % n_a
-        P = np.take(idx, lo, axis=a)
-        Q = np.take(idx, hi, axis=a)
-        ok = np.take(active, lo, axis=a) & np.take(active, hi, axis=a)
-        if net is not None:  # a boundary face's flux goes through its slab
-            ok &= np.take(labels, lo, axis=a) == np.take(labels, hi, axis=a)
-        P, Q = P[ok], Q[ok]
+        # every face along a, in the order of its low cell P (Q its high cell): the two cells' values by
+        # slices of the grid-shaped arrays; faces that carry no bulk flux (a void cell, or a boundary
+        # face, whose flux goes through its slab) get zero coefficients
+        side = lambda x: _face_cells(x, a, wrap)  # noqa: E731 (x in P, x in Q)
+        ok = np.logical_and(*side(active))
+        if net is not None:
+            ok &= np.equal(*side(labels))
         b_axes = [b for b in range(3) if b != a]
-        # the cells' values by flat index (one gather each)
-        cross_area = (eff[b_axes[0]] * eff[b_axes[1]]).ravel()
-        area = 0.5 * (cross_area[P] + cross_area[Q])
-        half_r = (0.5 * widths[a] / diagD[..., a]).ravel()
-        res = half_r[P] + half_r[Q]
-        g = area / res
+        area = 0.5 * np.add(*side(eff[b_axes[0]] * eff[b_axes[1]]))
+        with np.errstate(divide="ignore", invalid="ignore"):  # (faces of void cells, zeroed)
+            g = np.where(ok, area / np.add(*side(0.5 * widths[a] / diagD[..., a])), 0.0)
         # normal part: F = -g (c_Q - c_P)
-        e_a = np.eye(3, dtype=int)[a]
-        stencil.flux(P, Q, (0, 0, 0), g)
-        stencil.flux(P, Q, e_a, -g)
+        stencil.face_flux(a, wrap, (0, 0, 0), g)
+        stencil.face_flux(a, wrap, eye[a], -g)
         for b in b_axes:
-            Dab = D[..., a, b].ravel()
-            Dab = 0.5 * (Dab[P] + Dab[Q])
-            if not np.any(Dab):
-                continue
             # F += -A Dab 0.5 (G_b[P] + G_b[Q]) c, with each cell's gradient weights along b
-            coef = -area * Dab * 0.5
-            e_b = np.eye(3, dtype=int)[b]
-            for side, shift in ((P, 0), (Q, 1)):
+            coef = np.where(ok, -area * (0.5 * np.add(*side(D[..., a, b]))) * 0.5, 0.0)
+            if not np.any(coef):
+                continue
+            for shift, weights in enumerate(_face_cells(grads[b], a + 1, wrap)):  # (in P, then in Q)
                 for d in (-1, 0, 1):
-                    v = grads[b][d + 1][side]
-                    m = v != 0
-                    stencil.flux(P[m], Q[m], shift * e_a + d * e_b, coef[m] * v[m])
+                    stencil.face_flux(a, wrap, shift * eye[a] + d * eye[b], coef * weights[d + 1])
     hz = grid.dz
     top_area = eff[0][:, :, 0] * eff[1][:, :, 0]
     diag = np.where(~active.ravel(), 1.0, 0.0)  # void rows: c = 0
@@ -347,7 +364,7 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
         g_side = np.where(np.take(active, end, axis=a), face * np.take(diagD[..., a], end, axis=a) / half, 0.0)
         np.add.at(diag, np.take(idx, end, axis=a).ravel(), g_side.ravel())
     stencil.add(idx.ravel(), (0, 0, 0), diag)
-    grads = P = Q = area = res = g = diag = cross_area = half_r = Dab = coef = v = None  # noqa: F841 (freed)
+    grads = weights = area = g = diag = coef = ok = None  # noqa: F841 (freed)
     volume = np.where(active, eff[0] * eff[1] * eff[2], 0.0).ravel()
     top_index = idx[:, :, 0].ravel()
     top_xy = np.stack(np.meshgrid(centres[0], centres[1], indexing="ij"), -1).reshape(-1, 2)
