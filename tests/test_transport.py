@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from esmsim.microstructure import Grid, graded_widths
-from esmsim.transport import assemble, boundary_network, solve_frequency, tip_rhs
+from esmsim.microstructure import Grid, graded_widths, quaternions_to_matrices, random_quaternions
+from esmsim.transport import assemble, assemble_tensor, boundary_network, solve_frequency, tip_rhs, tip_terms
 
 D0 = 5e-15
 
@@ -145,6 +145,36 @@ def test_iterative_solvers_match_the_direct_one_with_slabs(method):
         R = solve_frequency(s, omega, diag, B, method="direct")[0]
         assert np.linalg.norm(C - R, axis=0)[:2] == pytest.approx(0, abs=1e-8 * np.linalg.norm(R))
         assert not C[:, 2].any()
+
+
+def test_zline_solver_in_row_blocks_gives_the_same_numbers_bit_for_bit():
+    """Large systems run the z-line solver's products and line solves in blocks of rows, one thread each:
+    the cuts must fall where the tridiagonal part couples nothing (ends of z lines), and every block count
+    must give the single block's answer bit for bit (blocks and one right-hand side, and a block of them,
+    which LAPACK takes as a copy). A cut inside a z line would drop that coupling from the preconditioner
+    and change the iterates."""
+    from esmsim.transport._frequency import _line_cuts, _zline_solve
+
+    rng = np.random.default_rng(3)
+    grid = Grid(np.full(7, 4e-9), np.full(5, 4e-9), graded_widths(0.2e-9, 1.4, 30e-9, max_width=4e-9))
+    R = quaternions_to_matrices(random_quaternions(1, rng=2))[0]
+    T = np.broadcast_to(R @ np.diag([1e-14, 2e-14, 4e-15]) @ R.T, grid.shape + (3, 3))
+    s = assemble_tensor(grid, T * rng.uniform(1, 2, grid.shape)[..., None, None], periodic=(True, False))
+    omega = 2 * np.pi * 350e3
+    diag, b = tip_terms(s, (13e-9, 9e-9), profile="lorentzian", width=6e-9)
+    d = diag + 1j * omega * s.volume
+    nz = grid.shape[2]
+    off = s.K.diagonal(1)
+    for parts in (2, 3, 8):
+        cuts = _line_cuts(off, parts)
+        assert len(cuts) == parts + 1 and all(c % nz == 0 for c in cuts)  # z lines whole
+    B = np.stack([b, np.roll(b, 11) * (1 - 1j)], -1)
+    for rhs in (b[:, None], B):
+        one = _zline_solve(s.K, d, rhs, rtol=1e-12, workers=1)
+        assert np.linalg.norm(s.K @ one + d[:, None] * one - rhs) < 1e-11 * np.linalg.norm(rhs)
+        for parts in (2, 3, 8):
+            assert np.array_equal(_zline_solve(s.K, d, rhs, rtol=1e-12, workers=parts), one)
+    assert _line_cuts(np.ones(9), 4) == [0, 10]  # no line ends: one block
 
 
 def test_split_solver_runs_all_right_hand_sides_and_refuses_strong_lateral_coupling():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
@@ -348,7 +350,7 @@ def _zline_omega(system: DiffusionSystem) -> float:
     return float(np.median(np.abs(sub.data[lateral]) / np.maximum(system.volume[r[lateral]], 1e-300)))
 
 
-def _zline_solve(K, d, B, *, rtol=1e-10, maxiter=3000, counts=None):
+def _zline_solve(K, d, B, *, rtol=1e-10, maxiter=3000, counts=None, workers=None):
     """COCG with the tridiagonal part of A (the z lines) solved exactly as the preconditioner, for the
     right-hand sides ``B`` (n, m) at once.
 
@@ -356,6 +358,12 @@ def _zline_solve(K, d, B, *, rtol=1e-10, maxiter=3000, counts=None):
     boundary-layer links), and so is its tridiagonal part: the conjugate orthogonal conjugate gradient
     method then needs one product and one line solve per iteration and five vectors of memory per
     right-hand side (GMRES kept ~45 Krylov vectors, 1 GB on a 1.5 M-unknown system).
+
+    Systems of :data:`THREADED_FROM` unknowns or more are cut into ``workers`` blocks of rows (default:
+    the cores this process may use, at most 8) at ends of z lines, and each block's product and line
+    solves run in its own thread (scipy's sparse product and LAPACK release the GIL): the same numbers
+    bit for bit, since a row's product does not depend on the cut and the tridiagonal part has no
+    coupling across it.
     """
     from scipy.linalg import lapack
 
@@ -364,25 +372,103 @@ def _zline_solve(K, d, B, *, rtol=1e-10, maxiter=3000, counts=None):
     # (gttrs): 23 ms against 41 ms for a banded solve that refactorises, on 1.5 M unknowns
     off = np.asarray(K.diagonal(1), complex)
     main = np.asarray(K.diagonal() + d, complex)
-    *factors, info = lapack.zgttrf(off.copy(), main, off, overwrite_dl=1, overwrite_d=1, overwrite_du=1)
+    cuts = _line_cuts(off, _workers(n) if workers is None else workers)
+    factors = []
+    for r0, r1 in zip(cuts[:-1], cuts[1:]):
+        *f, info = lapack.zgttrf(off[r0:r1 - 1].copy(), main[r0:r1], off[r0:r1 - 1].copy(),
+                                 overwrite_dl=1, overwrite_d=1, overwrite_du=1)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"z-line preconditioner: zero pivot at unknown {r0 + info - 1}; "
+                                        "use method='amg'")
+        factors.append(f)
     del off, main  # factorised in place
-    if info != 0:
-        raise np.linalg.LinAlgError(f"z-line preconditioner: zero pivot at unknown {info - 1}; "
-                                    "use method='amg'")
 
-    def precondition(R):
-        X, info = lapack.zgttrs(*factors, R)
-        return X
+    def solve_lines(X, block):  # in place where LAPACK can (one right-hand side: a contiguous block)
+        rows = slice(cuts[block], cuts[block + 1])
+        X[rows] = lapack.zgttrs(*factors[block], X[rows], overwrite_b=1)[0]
 
-    return _cocg(_shifted(K, d), np.asarray(B, complex).reshape(n, -1), precondition,
-                 rtol=rtol, maxiter=maxiter, name="z-line", fallback="amg", counts=counts)
+    B = np.asarray(B, complex).reshape(n, -1)
+    if len(factors) == 1:
+        def precondition(R):
+            X = R.copy()
+            solve_lines(X, 0)
+            return X
+        return _cocg(_shifted(K, d), B, precondition,
+                     rtol=rtol, maxiter=maxiter, name="z-line", fallback="amg", counts=counts)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(factors)) as pool:
+        def blocks(task):  # task(block) in every block at once
+            for f in [pool.submit(task, j) for j in range(len(factors))]:
+                f.result()
+
+        def precondition(R):
+            X = R.copy()
+            blocks(lambda j: solve_lines(X, j))
+            return X
+
+        return _cocg(_shifted(K, d, cuts, blocks), B, precondition,
+                     rtol=rtol, maxiter=maxiter, name="z-line", fallback="amg", counts=counts)
 
 
-def _shifted(K, d):
-    """``X -> (K + diag(d)) X`` for a block, without a copy of the matrix (one temporary per product)."""
+#: Unknowns from which :func:`_zline_solve` runs its products and line solves in threads (below, the
+#: threads' overhead outweighs the work).
+THREADED_FROM = 200_000
+
+
+def _workers(n: int) -> int:
+    """Threads for a system of ``n`` unknowns: the cores this process may use (at most 8), one below
+    :data:`THREADED_FROM`."""
+    if n < THREADED_FROM:
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # (not on every platform)
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8))
+
+
+def _line_cuts(off, parts: int) -> list:
+    """Row cuts ``[0, ..., n]`` into at most ``parts`` blocks of about equal size, each cut at a row that
+    the tridiagonal part does not couple to the one before (``off[i - 1] == 0``, the end of a z line)."""
+    n = off.size + 1
+    free = np.flatnonzero(off == 0) + 1  # rows that start a new line
+    cuts = [0]
+    for p in range(1, parts):
+        j = np.searchsorted(free, p * n // parts)
+        if j < free.size and cuts[-1] < free[j] < n:
+            cuts.append(int(free[j]))
+    return cuts + [n]
+
+
+def _shifted(K, d, cuts=None, blocks=None):
+    """``X -> (K + diag(d)) X`` for a block, without a copy of the matrix (one temporary per product);
+    with row ``cuts`` and ``blocks`` (``blocks(task)`` runs ``task(j)`` for every block ``j``, e.g. in
+    threads) each block of rows by itself (views of the matrix's arrays)."""
+    if cuts is None:
+        def apply(X):
+            Q = K @ X
+            Q += d[:, None] * X
+            return Q
+        return apply
+    K = sp.csr_matrix(K)
+    parts = []
+    for r0, r1 in zip(cuts[:-1], cuts[1:]):
+        # views of K's arrays, set as such: the constructor copies a view of less than half its array
+        part = sp.csr_matrix((r1 - r0, K.shape[1]), dtype=K.dtype)
+        part.indptr = K.indptr[r0:r1 + 1] - K.indptr[r0]
+        part.indices = K.indices[K.indptr[r0]:K.indptr[r1]]
+        part.data = K.data[K.indptr[r0]:K.indptr[r1]]
+        parts.append(part)
+
     def apply(X):
-        Q = K @ X
-        Q += d[:, None] * X
+        Q = np.empty_like(X)
+
+        def rows(j):
+            r0, r1 = cuts[j], cuts[j + 1]
+            Q[r0:r1] = parts[j] @ X
+            Q[r0:r1] += d[r0:r1, None] * X[r0:r1]
+        blocks(rows)
         return Q
     return apply
 
