@@ -74,8 +74,8 @@ def test_stencil_matrix_with_added_links_is_the_sum(shape):
     it must equal the stencil's matrix padded to L's shape plus L, built here entry by entry from the
     definition (each offset's value at its periodically wrapped cell), with duplicates summed (offsets that
     reach one cell on axes of one or two cells, L's diagonal on the stencil's), zeros dropped (L's explicit
-    zeros, entries that cancel) and complex L upcasting the real stencil. Chunks of 7 rows split rows'
-    runs across chunk boundaries."""
+    zeros, entries that cancel) and complex L upcasting the real stencil. Blocks of 7 rows, written in
+    order and by three threads (the same arrays)."""
     from esmsim.transport._tensor import _Stencil
 
     rng = np.random.default_rng(5)
@@ -97,7 +97,11 @@ def test_stencil_matrix_with_added_links_is_the_sum(shape):
     vals[40] = -dense[0, 0]  # cancels the stencil's diagonal entry of row 0
     L = sp.csr_matrix((vals, (rows, cols)), shape=(n + 6, n + 6))
     np.add.at(dense, (rows, cols), vals)
+    acc = {key: v.copy() for key, v in st.acc.items()}
     K = st.matrix(add=L, chunk=7)
+    st.acc = acc  # the same blocks written by three threads: the same arrays
+    K3 = st.matrix(add=L, chunk=7, workers=3)
+    assert all(np.array_equal(getattr(K, a), getattr(K3, a)) for a in ("data", "indices", "indptr"))
     assert K.dtype == complex and K.has_canonical_format
     assert np.allclose(K.toarray(), dense, rtol=0, atol=1e-14)
     assert K.nnz == np.count_nonzero(np.abs(dense) > 1e-14)

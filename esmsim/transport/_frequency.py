@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from ._operator import DiffusionSystem
+from ._threads import threads
 from ._tip import tip_profile
 
 __all__ = ["solve_frequency", "tip_rhs", "tip_terms", "CONDITIONS"]
@@ -359,7 +358,7 @@ def _zline_solve(K, d, B, *, rtol=1e-10, maxiter=3000, counts=None, workers=None
     method then needs one product and one line solve per iteration and five vectors of memory per
     right-hand side (GMRES kept ~45 Krylov vectors, 1 GB on a 1.5 M-unknown system).
 
-    Systems of :data:`THREADED_FROM` unknowns or more are cut into ``workers`` blocks of rows (default:
+    Systems of :data:`~esmsim.transport._threads.THREADED_FROM` unknowns or more are cut into ``workers`` blocks of rows (default:
     the cores this process may use, at most 8) at ends of z lines, and each block's product and line
     solves run in its own thread (scipy's sparse product and LAPACK release the GIL): the same numbers
     bit for bit, since a row's product does not depend on the cut and the tridiagonal part has no
@@ -372,7 +371,7 @@ def _zline_solve(K, d, B, *, rtol=1e-10, maxiter=3000, counts=None, workers=None
     # (gttrs): 23 ms against 41 ms for a banded solve that refactorises, on 1.5 M unknowns
     off = np.asarray(K.diagonal(1), complex)
     main = np.asarray(K.diagonal() + d, complex)
-    cuts = _line_cuts(off, _workers(n) if workers is None else workers)
+    cuts = _line_cuts(off, threads(n) if workers is None else workers)
     factors = []
     for r0, r1 in zip(cuts[:-1], cuts[1:]):
         *f, info = lapack.zgttrf(off[r0:r1 - 1].copy(), main[r0:r1], off[r0:r1 - 1].copy(),
@@ -397,7 +396,7 @@ def _zline_solve(K, d, B, *, rtol=1e-10, maxiter=3000, counts=None, workers=None
                      rtol=rtol, maxiter=maxiter, name="z-line", fallback="amg", counts=counts)
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(len(factors)) as pool:
+    with ThreadPoolExecutor(len(factors)) as pool:  # (one pool for all iterations)
         def blocks(task):  # task(block) in every block at once
             for f in [pool.submit(task, j) for j in range(len(factors))]:
                 f.result()
@@ -409,23 +408,6 @@ def _zline_solve(K, d, B, *, rtol=1e-10, maxiter=3000, counts=None, workers=None
 
         return _cocg(_shifted(K, d, cuts, blocks), B, precondition,
                      rtol=rtol, maxiter=maxiter, name="z-line", fallback="amg", counts=counts)
-
-
-#: Unknowns from which :func:`_zline_solve` runs its products and line solves in threads (below, the
-#: threads' overhead outweighs the work).
-THREADED_FROM = 200_000
-
-
-def _workers(n: int) -> int:
-    """Threads for a system of ``n`` unknowns: the cores this process may use (at most 8), one below
-    :data:`THREADED_FROM`."""
-    if n < THREADED_FROM:
-        return 1
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # (not on every platform)
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, 8))
 
 
 def _line_cuts(off, parts: int) -> list:

@@ -28,6 +28,7 @@ import scipy.sparse as sp
 
 from ..microstructure._grid import Grid
 from ._boundaries import SECTION_MIN_DIP, slab_roles, steep, volume_boundaries
+from ._threads import run_all, threads
 from ._operator import (DiffusionSystem, _links_to_matrix, lateral_period, layer_boxes, pair_key, slab_exchange,
                         star_links, stays_on_face, trim_crossings)
 
@@ -128,7 +129,7 @@ class _Stencil:
             self.acc[key] = np.zeros(self.n)
         return self.acc[key]
 
-    def matrix(self, dtype=float, add=None, chunk=4096):
+    def matrix(self, dtype=float, add=None, chunk=4096, workers=None):
         """The CSR operator without its zeros (canonical: sorted, duplicates summed); with ``add`` (CSR, at
         least as many rows and columns) the stencil padded to its shape plus ``add``.
 
@@ -137,7 +138,8 @@ class _Stencil:
         rows laid out in a small buffer first and copied in whole (writing each offset's vector into its
         slots across the whole matrix took 1 s at 1 M cells: every write another cache line). So neither
         the stencil's own matrix nor a row-by-offset table of all rows is ever held (at 1 M cells these
-        took 1.7 s and 0.7 GB, and adding ``add`` to a finished matrix held both)."""
+        took 1.7 s and 0.7 GB, and adding ``add`` to a finished matrix held both). The blocks are
+        written by ``workers`` threads (default :func:`~esmsim.transport._threads.threads`)."""
         keys = sorted(self.acc)
         shape, n, k = self.shape, self.n, len(self.acc)
         N = n if add is None else add.shape[0]
@@ -163,8 +165,8 @@ class _Stencil:
         tables = [((np.arange(shape[a])[:, None] + off[:, a]) % shape[a] * strides[a]).astype(itype)
                   for a in range(3)]
         vecs = [self.acc.pop(key) for key in keys]
-        for r0 in range(0, n, chunk):
-            r1 = min(n, r0 + chunk)
+
+        def write(r0, r1):  # rows r0:r1, through a buffer
             r = np.arange(r0, r1, dtype=itype)
             s0, s1 = indptr[r0], indptr[r1]
             local = indptr[r0:r1] - s0
@@ -183,7 +185,12 @@ class _Stencil:
                 c[dest] = add.indices[a0:a1]
             data[s0:s1] = d
             indices[s0:s1] = c
-        del vecs
+
+        # the blocks are independent: large matrices are written by threads (numpy releases the GIL, and
+        # the first touch of the fresh arrays, half the time, runs in parallel too)
+        run_all(lambda r0: write(r0, min(n, r0 + chunk)), range(0, n, chunk),
+                threads(n) if workers is None else workers)
+        vecs.clear()
         if add is not None and N > n:  # rows beyond the grid: add's alone
             data[indptr[n]:] = add.data[add.indptr[n]:]
             indices[indptr[n]:] = add.indices[add.indptr[n]:]
