@@ -7,7 +7,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from ._operator import DiffusionSystem
-from ._threads import threads
+from ._threads import ROW_BLOCKS, THREADED_FROM, RowBlocks, threads
 from ._tip import tip_profile
 
 __all__ = ["solve_frequency", "tip_rhs", "tip_terms", "CONDITIONS"]
@@ -349,7 +349,7 @@ def _zline_omega(system: DiffusionSystem) -> float:
     return float(np.median(np.abs(sub.data[lateral]) / np.maximum(system.volume[r[lateral]], 1e-300)))
 
 
-def _zline_solve(K, d, B, *, rtol=1e-10, maxiter=3000, counts=None, workers=None):
+def _zline_solve(K, d, B, *, rtol=1e-10, maxiter=3000, counts=None, blocks=None, workers=None):
     """COCG with the tridiagonal part of A (the z lines) solved exactly as the preconditioner, for the
     right-hand sides ``B`` (n, m) at once.
 
@@ -358,56 +358,45 @@ def _zline_solve(K, d, B, *, rtol=1e-10, maxiter=3000, counts=None, workers=None
     method then needs one product and one line solve per iteration and five vectors of memory per
     right-hand side (GMRES kept ~45 Krylov vectors, 1 GB on a 1.5 M-unknown system).
 
-    Systems of :data:`~esmsim.transport._threads.THREADED_FROM` unknowns or more are cut into ``workers`` blocks of rows (default:
-    the cores this process may use, at most 8) at ends of z lines, and each block's product and line
-    solves run in its own thread (scipy's sparse product and LAPACK release the GIL): the same numbers
-    bit for bit, since a row's product does not depend on the cut and the tridiagonal part has no
-    coupling across it.
+    Systems of :data:`~esmsim.transport._threads.THREADED_FROM` unknowns or more are cut into ``blocks``
+    blocks of rows (default :data:`~esmsim.transport._threads.ROW_BLOCKS`) at ends of z lines; each
+    block's product, line solves and share of the vector work run in ``workers`` threads (default
+    :func:`~esmsim.transport._threads.threads`; scipy's sparse product, LAPACK and numpy release the GIL).
+    The blocks decide the numbers (the inner products' partial sums), the threads do not: the same
+    iterates bit for bit on any number of cores.
     """
     from scipy.linalg import lapack
 
     n = K.shape[0]
+    if blocks is None:
+        blocks = ROW_BLOCKS if n >= THREADED_FROM else 1
     # factorise the tridiagonal part once (LAPACK gttrf), then two triangular sweeps per iteration
-    # (gttrs): 23 ms against 41 ms for a banded solve that refactorises, on 1.5 M unknowns
+    # (gttrs): 23 ms against 41 ms for a banded solve that refactorises, on 1.5 M unknowns. Each block
+    # by itself: the cuts are where the tridiagonal part couples nothing, so the factors are the same
     off = np.asarray(K.diagonal(1), complex)
     main = np.asarray(K.diagonal() + d, complex)
-    cuts = _line_cuts(off, threads(n) if workers is None else workers)
+    rows = RowBlocks(_line_cuts(off, blocks), threads(n) if workers is None else workers)
     factors = []
-    for r0, r1 in zip(cuts[:-1], cuts[1:]):
-        *f, info = lapack.zgttrf(off[r0:r1 - 1].copy(), main[r0:r1], off[r0:r1 - 1].copy(),
+    for s in rows.slices:
+        *f, info = lapack.zgttrf(off[s.start:s.stop - 1].copy(), main[s], off[s.start:s.stop - 1].copy(),
                                  overwrite_dl=1, overwrite_d=1, overwrite_du=1)
         if info != 0:
-            raise np.linalg.LinAlgError(f"z-line preconditioner: zero pivot at unknown {r0 + info - 1}; "
+            raise np.linalg.LinAlgError(f"z-line preconditioner: zero pivot at unknown {s.start + info - 1}; "
                                         "use method='amg'")
         factors.append(f)
     del off, main  # factorised in place
 
-    def solve_lines(X, block):  # in place where LAPACK can (one right-hand side: a contiguous block)
-        rows = slice(cuts[block], cuts[block + 1])
-        X[rows] = lapack.zgttrs(*factors[block], X[rows], overwrite_b=1)[0]
+    def precondition(R):
+        X = R.copy()
 
-    B = np.asarray(B, complex).reshape(n, -1)
-    if len(factors) == 1:
-        def precondition(R):
-            X = R.copy()
-            solve_lines(X, 0)
-            return X
-        return _cocg(_shifted(K, d), B, precondition,
-                     rtol=rtol, maxiter=maxiter, name="z-line", fallback="amg", counts=counts)
-    from concurrent.futures import ThreadPoolExecutor
+        def lines(j):  # in place where LAPACK can (one right-hand side: a contiguous block)
+            X[rows.slices[j]] = lapack.zgttrs(*factors[j], X[rows.slices[j]], overwrite_b=1)[0]
+        rows.run(lines)
+        return X
 
-    with ThreadPoolExecutor(len(factors)) as pool:  # (one pool for all iterations)
-        def blocks(task):  # task(block) in every block at once
-            for f in [pool.submit(task, j) for j in range(len(factors))]:
-                f.result()
-
-        def precondition(R):
-            X = R.copy()
-            blocks(lambda j: solve_lines(X, j))
-            return X
-
-        return _cocg(_shifted(K, d, cuts, blocks), B, precondition,
-                     rtol=rtol, maxiter=maxiter, name="z-line", fallback="amg", counts=counts)
+    with rows:
+        return _cocg(_shifted(K, d, rows), np.asarray(B, complex).reshape(n, -1), precondition,
+                     rtol=rtol, maxiter=maxiter, name="z-line", fallback="amg", counts=counts, rows=rows)
 
 
 def _line_cuts(off, parts: int) -> list:
@@ -423,11 +412,11 @@ def _line_cuts(off, parts: int) -> list:
     return cuts + [n]
 
 
-def _shifted(K, d, cuts=None, blocks=None):
+def _shifted(K, d, rows=None):
     """``X -> (K + diag(d)) X`` for a block, without a copy of the matrix (one temporary per product);
-    with row ``cuts`` and ``blocks`` (``blocks(task)`` runs ``task(j)`` for every block ``j``, e.g. in
-    threads) each block of rows by itself (views of the matrix's arrays)."""
-    if cuts is None:
+    with :class:`~esmsim.transport._threads.RowBlocks` ``rows`` each block of rows by itself (views of the
+    matrix's arrays)."""
+    if rows is None or len(rows.slices) == 1:
         def apply(X):
             Q = K @ X
             Q += d[:, None] * X
@@ -435,32 +424,35 @@ def _shifted(K, d, cuts=None, blocks=None):
         return apply
     K = sp.csr_matrix(K)
     parts = []
-    for r0, r1 in zip(cuts[:-1], cuts[1:]):
+    for s in rows.slices:
         # views of K's arrays, set as such: the constructor copies a view of less than half its array
-        part = sp.csr_matrix((r1 - r0, K.shape[1]), dtype=K.dtype)
-        part.indptr = K.indptr[r0:r1 + 1] - K.indptr[r0]
-        part.indices = K.indices[K.indptr[r0]:K.indptr[r1]]
-        part.data = K.data[K.indptr[r0]:K.indptr[r1]]
+        part = sp.csr_matrix((s.stop - s.start, K.shape[1]), dtype=K.dtype)
+        part.indptr = K.indptr[s.start:s.stop + 1] - K.indptr[s.start]
+        part.indices = K.indices[K.indptr[s.start]:K.indptr[s.stop]]
+        part.data = K.data[K.indptr[s.start]:K.indptr[s.stop]]
         parts.append(part)
 
     def apply(X):
         Q = np.empty_like(X)
 
-        def rows(j):
-            r0, r1 = cuts[j], cuts[j + 1]
-            Q[r0:r1] = parts[j] @ X
-            Q[r0:r1] += d[r0:r1, None] * X[r0:r1]
-        blocks(rows)
+        def product(j):
+            s = rows.slices[j]
+            Q[s] = parts[j] @ X
+            Q[s] += d[s, None] * X[s]
+        rows.run(product)
         return Q
     return apply
 
 
-def _cocg(apply, B, precondition, *, rtol, maxiter, name, fallback, counts=None):
+def _cocg(apply, B, precondition, *, rtol, maxiter, name, fallback, counts=None, rows=None):
     """Preconditioned conjugate orthogonal CG for complex symmetric A (unconjugated inner products), every
     column of ``B`` (n, m) at once; each column stops at its own relative residual ``rtol`` and all-zero
     columns give zero. The iterations taken are appended to ``counts`` when given.
 
-    ``apply(X)`` is ``A @ X`` for a block, ``precondition(R)`` the preconditioner applied to a block."""
+    ``apply(X)`` is ``A @ X`` for a block, ``precondition(R)`` the preconditioner applied to a block;
+    ``rows`` (:class:`~esmsim.transport._threads.RowBlocks`, default one block) the blocks of rows in
+    which the vector work runs."""
+    rows = RowBlocks([0, B.shape[0]]) if rows is None else rows
     X = np.zeros_like(B)
     scale = np.linalg.norm(B, axis=0)
     idx = np.flatnonzero(scale > 0)  # the columns still running; the rest of X is final
@@ -471,13 +463,23 @@ def _cocg(apply, B, precondition, *, rtol, maxiter, name, fallback, counts=None)
     stop = rtol * scale[idx]
     Z = precondition(R)
     Pk = Z.copy()
-    rz = np.einsum("ij,ij->j", R, Z)
+    rz = rows.dot(R, Z)
+
+    def update(j):  # the new iterate and residual
+        s = rows.slices[j]
+        Xa[s] += alpha * Pk[s]
+        R[s] -= alpha * Q[s]
+
+    def direction(j):
+        s = rows.slices[j]
+        Pk[s] *= beta
+        Pk[s] += Z[s]
+
     for it in range(maxiter):
         Q = apply(Pk)
-        alpha = rz / np.einsum("ij,ij->j", Pk, Q)
-        Xa += alpha * Pk
-        R -= alpha * Q
-        done = np.linalg.norm(R, axis=0) <= stop
+        alpha = rz / rows.dot(Pk, Q)
+        rows.run(update)
+        done = rows.norm(R) <= stop
         if done.any():
             X[:, idx[done]] = Xa[:, done]
             keep = ~done
@@ -487,9 +489,9 @@ def _cocg(apply, B, precondition, *, rtol, maxiter, name, fallback, counts=None)
                     counts.append(it + 1)
                 return X
         Z = precondition(R)
-        rz_new = np.einsum("ij,ij->j", R, Z)
-        Pk *= rz_new / rz
-        Pk += Z
+        rz_new = rows.dot(R, Z)
+        beta = rz_new / rz
+        rows.run(direction)
         rz = rz_new
     raise RuntimeError(f"{name} COCG did not converge to rtol={rtol:g} in {maxiter} iterations "
                        f"({idx.size} of {B.shape[1]} columns left); use method='{fallback}'")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
 #: Rows (cells or unknowns) from which the engine uses threads; below, their overhead outweighs the work.
 THREADED_FROM = 200_000
 
@@ -35,3 +37,57 @@ def run_all(task, items, workers: int) -> None:
     with ThreadPoolExecutor(workers) as pool:
         for f in [pool.submit(task, item) for item in items]:
             f.result()
+
+
+#: Row blocks of the Krylov vectors of a threaded solve: fixed, so that the partial sums of the inner
+#: products, and with them the iterates, do not depend on how many threads run them.
+ROW_BLOCKS = 8
+
+
+class RowBlocks:
+    """Blocks of rows ``cuts[j]:cuts[j + 1]`` and a runner for work on each (a context manager holding a
+    pool of ``workers`` threads; in order in this thread with one worker or one block).
+
+    ``run(task)`` returns ``[task(j) for every block j]``; ``dot(A, B)`` the column-wise unconjugated
+    products ``sum_i A_ij B_ij``, summed block by block in block order (one block: numpy's sum itself).
+    """
+
+    def __init__(self, cuts, workers: int = 1):
+        self.cuts = list(cuts)
+        self.slices = [slice(a, b) for a, b in zip(self.cuts[:-1], self.cuts[1:])]
+        self.workers = min(int(workers), len(self.slices))
+        self._pool = None
+
+    def __enter__(self):
+        if self.workers > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(self.workers)
+        return self
+
+    def __exit__(self, *exc):
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def run(self, task) -> list:
+        if self._pool is None:
+            return [task(j) for j in range(len(self.slices))]
+        return [f.result() for f in [self._pool.submit(task, j) for j in range(len(self.slices))]]
+
+    def dot(self, A, B):
+        parts = self.run(lambda j: np.einsum("ij,ij->j", A[self.slices[j]], B[self.slices[j]]))
+        total = parts[0]
+        for p in parts[1:]:
+            total = total + p
+        return total
+
+    def norm(self, A):
+        """Column norms of ``A`` (numpy's own with one block)."""
+        parts = self.run(lambda j: np.linalg.norm(A[self.slices[j]], axis=0))
+        if len(parts) == 1:
+            return parts[0]
+        total = parts[0] ** 2
+        for p in parts[1:]:
+            total = total + p ** 2
+        return np.sqrt(total)
