@@ -428,10 +428,11 @@ def volume_boundaries(labels, widths, *, active=None, periodic=(False, False), n
         for b in (i, j):
             if not per[b]:
                 ok[tuple(slice(-1, None) if c == b else slice(None) for c in range(3))] = False
-        pi, pj, pk = (np.broadcast_to(np.arange(shape[c]).reshape([-1 if d == c else 1 for d in range(3)]), shape)
-                      for c in (i, j, k))
-        hi0, hi1 = 0.5 * h[i][pi], 0.5 * h[i][(pi + 1) % shape[i]]
-        hj0, hj1 = 0.5 * h[j][pj], 0.5 * h[j][(pj + 1) % shape[j]]
+        def along(v, c):  # a vector along axis c, broadcast to the grid (no copy)
+            return np.broadcast_to(np.asarray(v).reshape([-1 if d == c else 1 for d in range(3)]), shape)
+        pk = along(np.arange(shape[k]), k)
+        hi0, hi1 = along(0.5 * h[i], i), along(0.5 * np.roll(h[i], -1), i)
+        hj0, hj1 = along(0.5 * h[j], j), along(0.5 * np.roll(h[j], -1), j)
         # (face a, face b, a's distance to the edge, b's)
         pairs = ((0, 1, hj0, hj1), (2, 3, hi0, hi1), (0, 2, hj0, hi0), (0, 3, hj0, hi1), (1, 2, hj1, hi0),
                  (1, 3, hj1, hi1))

@@ -437,7 +437,7 @@ def trim_crossings(centre, tangent, half_len, half_wid, group, layer=None, perio
     if n < 2:
         return out_c, out_l
     layer = np.zeros(n) if layer is None else np.asarray(layer, float)
-    reach = 2 * (half_len.max() + half_wid.max())
+    reach = 2 * np.hypot(half_len, half_wid).max()  # circumcircles that meet
     far = 10.0 * (reach + np.ptp(centre) + 1e-6)  # layers apart
     L = np.array([np.inf if v is None else float(v) for v in period])
     box = np.array([L[0], L[1], far * (layer.max() + 2)])
@@ -460,11 +460,12 @@ def trim_crossings(centre, tangent, half_len, half_wid, group, layer=None, perio
     pairs = cKDTree(points(centre, layer), boxsize=box).query_pairs(reach, output_type="ndarray")
     if not pairs.size:
         return out_c, out_l
-    a, b = pairs[:, 0], pairs[:, 1]
+    near_a, near_b = pairs[:, 0], pairs[:, 1]
+    other = group[near_a] != group[near_b]  # (most pairs are neighbours along one boundary)
+    a, b = near_a[other], near_b[other]
     cb = centre[a] + nearest(centre[b] - centre[a])  # b's image nearest a
     # strips of two boundaries whose circumcircles meet (the tree's reach is the largest strips')
-    keep = (group[a] != group[b]) & (np.hypot(*(cb - centre[a]).T) <= np.hypot(half_len[a], half_wid[a])
-                                      + np.hypot(half_len[b], half_wid[b]))
+    keep = np.hypot(*(cb - centre[a]).T) <= np.hypot(half_len[a], half_wid[a]) + np.hypot(half_len[b], half_wid[b])
     a, b, cb = a[keep], b[keep], cb[keep]
     area, cen = _rectangle_overlap(centre[a], tangent[a], half_len[a], half_wid[a],
                                    cb, tangent[b], half_len[b], half_wid[b])
@@ -477,17 +478,27 @@ def trim_crossings(centre, tangent, half_len, half_wid, group, layer=None, perio
         d = nearest(p - centre[i])
         return np.where(_along(d, tangent[i]) >= 0, 1.0, -1.0)
 
-    ends = np.concatenate([centre + half_len[:, None] * tangent, centre - half_len[:, None] * tangent])
-    tree = cKDTree(points(ends, np.tile(layer, 2)), boxsize=box)
+    # the strips that may continue one of the overlapping strips: those within the tree's reach of one
+    # (a strip that starts where another ends has its centre within the two half lengths of the other's)
+    hit_strip = np.zeros(n, bool)
+    hit_strip[a] = hit_strip[b] = True
+    cand = hit_strip.copy()
+    cand[near_b[hit_strip[near_a]]] = True
+    cand[near_a[hit_strip[near_b]]] = True
+    cand = np.flatnonzero(cand)
+    m = cand.size
+    ends = np.concatenate([centre[cand] + half_len[cand, None] * tangent[cand],
+                           centre[cand] - half_len[cand, None] * tangent[cand]])
+    tree = cKDTree(points(ends, np.tile(layer[cand], 2)), boxsize=box)
     tol = 1e-3 * half_wid.min()
 
     def continued(i, sign):  # another strip of the same direction starts where strip i ends
         e = centre[i] + (sign * half_len[i])[:, None] * tangent[i]
         # the strip ends within tol of e (at most a few strips end at one point; 16 is ample)
-        _, near = tree.query(points(e, layer[i]), k=min(16, 2 * n), distance_upper_bound=tol)
+        _, near = tree.query(points(e, layer[i]), k=min(16, 2 * m), distance_upper_bound=tol)
         near = near.reshape(len(i), -1)
-        found = near < 2 * n
-        j = np.where(found, near, 0) % n
+        found = near < 2 * m
+        j = cand[np.where(found, near, 0) % m]
         parallel = np.abs(tangent[j, 0] * tangent[i, None, 1] - tangent[j, 1] * tangent[i, None, 0]) < 1e-6
         return np.any(found & (j != i[:, None]) & parallel, axis=1)
 
