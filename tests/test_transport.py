@@ -182,6 +182,22 @@ def test_zline_solver_in_row_blocks_gives_the_same_numbers_bit_for_bit_on_any_nu
     assert _line_cuts(np.ones(9), 4) == [0, 10]  # no line ends: one block
 
 
+def test_thread_count_from_the_environment_and_refused_when_not_a_positive_integer(monkeypatch):
+    """``ESMSIM_NUM_THREADS`` sets the threads of large solves (a sweep with one process per core sets 1);
+    small systems always take one; a value that is not a positive integer is refused naming the variable."""
+    from esmsim._errors import ParameterError
+    from esmsim.transport._threads import THREADED_FROM, threads
+
+    monkeypatch.setenv("ESMSIM_NUM_THREADS", "3")
+    assert threads(THREADED_FROM) == 3 and threads(THREADED_FROM - 1) == 1
+    for bad in ("0", "-2", "two", "1.5"):
+        monkeypatch.setenv("ESMSIM_NUM_THREADS", bad)
+        with pytest.raises(ParameterError, match="ESMSIM_NUM_THREADS"):
+            threads(THREADED_FROM)
+    monkeypatch.delenv("ESMSIM_NUM_THREADS")
+    assert 1 <= threads(THREADED_FROM) <= 8
+
+
 def test_split_solver_runs_all_right_hand_sides_and_refuses_strong_lateral_coupling():
     """Block COCG with the split LU: several tips (and an all-zero column) at once against SuperLU; at a
     frequency far below the lateral rate D/h^2 (1e-3 Hz) it must stop with a clear error, not return a

@@ -14,10 +14,28 @@ THREADED_FROM = 200_000
 
 
 def threads(n: int) -> int:
-    """Threads for work on ``n`` rows: the cores this process may use (at most 8), one below
-    :data:`THREADED_FROM`."""
+    """Threads for work on ``n`` rows: the environment variable ``ESMSIM_NUM_THREADS`` if set (e.g. 1 in a
+    sweep that runs one process per core), else the cores this process may use (at most 8); one below
+    :data:`THREADED_FROM`.
+
+    Raises
+    ------
+    ParameterError
+        ``ESMSIM_NUM_THREADS`` is not a positive integer.
+    """
     if n < THREADED_FROM:
         return 1
+    env = os.environ.get("ESMSIM_NUM_THREADS")
+    if env is not None and env.strip():
+        try:
+            value = int(env)
+        except ValueError:
+            value = 0
+        if value < 1:
+            from .._errors import ParameterError
+
+            raise ParameterError("ESMSIM_NUM_THREADS", f"got {env!r}; allowed a positive integer (threads)")
+        return value
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # (not on every platform)
