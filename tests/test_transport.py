@@ -196,6 +196,13 @@ def test_thread_count_from_the_environment_and_refused_when_not_a_positive_integ
             threads(THREADED_FROM)
     monkeypatch.delenv("ESMSIM_NUM_THREADS")
     assert 1 <= threads(THREADED_FROM) <= 8
+    from esmsim.probe._scan import _WORKER, pin_threads
+
+    pin_threads()  # worker processes of maps and sweeps: one thread each, esmsim's own too
+    try:
+        assert threads(THREADED_FROM) == 1
+    finally:
+        _WORKER.pop("limits").restore_original_limits()
 
 
 def test_split_solver_runs_all_right_hand_sides_and_refuses_strong_lateral_coupling():

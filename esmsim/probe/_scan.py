@@ -969,7 +969,9 @@ _WORKER = {}
 
 
 def pin_threads():
-    """Worker-process initialiser: numerical libraries use one thread (the processes share the cores)."""
+    """Worker-process initialiser: numerical libraries and esmsim's own solvers use one thread (the processes
+    share the cores)."""
+    os.environ["ESMSIM_NUM_THREADS"] = "1"
     try:
         from threadpoolctl import threadpool_limits
 
