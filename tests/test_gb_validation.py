@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from esmsim_validation import gb_hart, gb_resolved, gb_whipple
+from esmsim_validation import gb_fem, gb_hart, gb_resolved, gb_whipple
 
 
 def test_slab_engine_reproduces_whipple_and_le_claire(tmp_path):
@@ -31,3 +31,16 @@ def test_slab_engine_matches_the_resolved_bicrystal(tmp_path):
 def test_hart_effective_diffusivity_in_regime_A(tmp_path):
     (result,) = gb_hart.run(tmp_path)
     assert result.passed, result.line()
+
+
+def test_slabs_in_rotated_grains_match_the_finite_element_reference(tmp_path):
+    """The slab exchange leaves out the cross flux D_nt dc/dt of rotated grains: against scikit-fem with the
+    plane resolved (validation gb_fem, fast run: a rotated pair and the axis-aligned control, tip on the
+    plane, 8/4/2 nm voxels) the film's Li must be within 1 %, and the rotated pair must not be
+    noticeably worse than the axis-aligned one (measured 0.46 % against 0.43 %)."""
+    rows = gb_fem.compare(fast=True)
+    assert len(rows) == 6 and all(r[3] <= gb_fem.TOL for r in rows), rows
+    rotated = max(r[3] for r in rows if r[0] != (0.0, 90.0))
+    aligned = max(r[3] for r in rows if r[0] == (0.0, 90.0))
+    assert rotated <= 1.5 * aligned, (rotated, aligned)
+    assert all(0 < r[4] < gb_fem.TOL for r in rows)  # (the plane's Li is compared, not zero by accident)

@@ -19,6 +19,7 @@ CASES = {
     "transport_tensor": ("transport_tensor", True),
     "gb_resolved": ("gb_resolved", True),
     "gb_volume": ("gb_volume", True),
+    "gb_fem": ("gb_fem", True),
     "gb_whipple": ("gb_whipple", True),
     "gb_hart": ("gb_hart", True),
     "point_source": ("point_source", True),
