@@ -353,3 +353,20 @@ def test_segments_from_the_nearest_seeds_are_those_from_every_image(periodic, mo
         for x, y in zip(out[0], other):
             assert np.array_equal(x, y)
     assert np.count_nonzero(out[0][2]) > 0.9 * net.n_faces and np.any(ms.weights != ms.weights[0])
+
+
+def test_unique_rows_is_numpys_unique_of_rows():
+    """``unique_rows`` (one int64 code per row) must give numpy's ``unique(axis=0)`` exactly: rows, first
+    occurrences and inverse, with negative entries, one column, and spans too wide for a code (numpy's
+    own path); non-integer arrays go to numpy."""
+    from esmsim._arrays import unique_rows
+
+    rng = np.random.default_rng(4)
+    cases = [rng.integers(-5, 7, (300, 3)), rng.integers(0, 4, (50, 1)),
+             np.stack([rng.integers(0, 3, 40), rng.integers(0, 3, 40) * 2 ** 40, rng.integers(0, 2 ** 30, 40)], -1),
+             rng.integers(0, 3, (20, 2)).astype(float)]
+    for a in cases:
+        u, first, inv = np.unique(a, axis=0, return_index=True, return_inverse=True)
+        got = unique_rows(a)
+        assert np.array_equal(got[0], u) and np.array_equal(got[1], first) and np.array_equal(got[2], inv.ravel())
+        assert np.array_equal(got[0][got[2]], a)

@@ -191,9 +191,8 @@ def compare_slabs(planes: str = "xyz", delta: float = 0.1e-9, h: float = 4e-9, e
     return c[:s.n_bulk].reshape(grid.shape), ref[np.ix_(bx, by, bz)]
 
 
-def slab_check(fast: bool = True) -> CaseResult:
-    """CaseResult of :func:`compare_slabs` over SLAB_PLANES (each about a second; ``fast`` is accepted for
-    the common signature)."""
+def slab_check() -> CaseResult:
+    """CaseResult of :func:`compare_slabs` over SLAB_PLANES (each about a second, so in the fast run too)."""
     planes = SLAB_PLANES
     def rel(a, b):
         return float(np.linalg.norm(a - b) / np.linalg.norm(b))
@@ -214,7 +213,7 @@ def run(out_dir, fast: bool = True) -> list[CaseResult]:
     err_p = float(np.linalg.norm(cp - rp) / np.linalg.norm(rp))
     ct, rt = compare_time()
     err_t = float(max(np.abs(a - r).max() / np.abs(r).max() for a, r in zip(ct, rt)))
-    slabs = slab_check(fast)
+    slabs = slab_check()
     grid, c, ref = compare()
     c = c.real
     err = float(np.max(np.abs(c - ref)) / np.max(np.abs(ref)))

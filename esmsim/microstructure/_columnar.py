@@ -14,6 +14,7 @@ from functools import cached_property
 import numpy as np
 from scipy.spatial import cKDTree
 
+from .._arrays import unique_rows
 from .._errors import ParameterError
 from ._grid import Grid
 from ._orientations import GrainOrientations, random_quaternions, recorded_seed
@@ -25,25 +26,6 @@ __all__ = ["ColumnarMicrostructure", "columnar_voronoi", "columnar_laguerre", "c
 
 
 SEGMENT_CANDIDATES = 24  # seeds tried first for each boundary segment (ColumnarMicrostructure.boundary_segment)
-
-
-def unique_rows(a: np.ndarray):
-    """``np.unique(a, axis=0, return_index=True, return_inverse=True)`` for a 2-D integer array, through one
-    int64 code per row (same order, same first occurrences; ~7x faster) where the columns' ranges allow it."""
-    a = np.asarray(a)
-    if a.ndim != 2 or not a.size or not np.issubdtype(a.dtype, np.integer):
-        u, first, inv = np.unique(a, axis=0, return_index=True, return_inverse=True)
-        return u, first, inv.ravel()
-    lo = a.min(0).astype(np.int64)
-    span = a.max(0).astype(np.int64) - lo + 1
-    if np.sum(np.log2(span.astype(float))) > 62:
-        u, first, inv = np.unique(a, axis=0, return_index=True, return_inverse=True)
-        return u, first, inv.ravel()
-    code = np.zeros(len(a), np.int64)
-    for j in range(a.shape[1]):  # lexicographic: the first column most significant
-        code = code * span[j] + (a[:, j].astype(np.int64) - lo[j])
-    _, first, inv = np.unique(code, return_index=True, return_inverse=True)
-    return a[first], first, inv.ravel()
 
 
 @dataclass(frozen=True, eq=False)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..microstructure._columnar import unique_rows
+from .._arrays import unique_rows
 
 __all__ = ["BoundaryNetwork", "boundary_network", "VolumeBoundaries", "edge_factor", "slab_roles", "steep",
            "volume_boundaries", "with_diagonals", "diagonal_pixels", "diagonal_corner"]

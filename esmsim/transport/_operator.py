@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import scipy.sparse as sp
 
-from ..microstructure._columnar import unique_rows
+from .._arrays import unique_rows
 from ..microstructure._grid import Grid
 from ._boundaries import BoundaryNetwork
 
