@@ -113,7 +113,6 @@ def volume_system(ms: Microstructure, material, dz, *, xi=None, yi=None, tensors
     -------
     (Grid, DiffusionSystem)
     """
-    T = volume_tensors(ms, material) if tensors is None else tensors
     whole = xi is None and yi is None
     xi = np.arange(ms.shape[0]) if xi is None else np.asarray(xi)
     yi = np.arange(ms.shape[1]) if yi is None else np.asarray(yi)
@@ -130,8 +129,9 @@ def volume_system(ms: Microstructure, material, dz, *, xi=None, yi=None, tensors
                      normal=lambda g1, g2, c: ms.boundary_normal(g1, g2, c + origin),
                      section=None if ms.seeds is None else ms.section, section_origin=(int(xi[0]), int(yi[0])))
     try:
-        D = T[sel]
-        del T  # (the film's own tensors, when made here, are not held through the assembly)
+        # the cells' tensors straight from the grains' (the film's own voxel tensors are never made here)
+        D = tensors[sel] if tensors is not None else \
+            grain_tensors(ms.rotations, material.principal_diffusivities())[ms.labels[sel]]
         system = assemble_tensor(grid, D, active=~ms.void[sel], periodic=periodic, bottom=bottom, **slabs)
     except ValueError as e:
         if str(e).startswith("gb_width"):
