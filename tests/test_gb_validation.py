@@ -44,3 +44,15 @@ def test_slabs_in_rotated_grains_match_the_finite_element_reference(tmp_path):
     aligned = max(r[3] for r in rows if r[0] == (0.0, 90.0))
     assert rotated <= 1.5 * aligned, (rotated, aligned)
     assert all(0 < r[4] < gb_fem.TOL for r in rows)  # (the plane's Li is compared, not zero by accident)
+
+
+@pytest.mark.slow
+def test_plane_off_the_voxel_faces_converges_to_the_finite_element_reference():
+    """Issue 4 item 7's mechanism against scikit-fem (validation gb_fem, full part): with the plane 1 or 3 nm
+    into a voxel the user's path is off by what the cells' labels put on the wrong side, which must shrink
+    with the voxel (measured 4.43, 1.96, 1.26 % at 8, 4, 2 nm) and stay within 1 % for the rotated pair
+    (0.88 %); the 8 nm figure is over the issue's 3 %, which this test records rather than hides."""
+    rows = gb_fem.compare_off_grid()
+    per_h = [max(r[4] for r in rows if r[3] == h) for h in gb_fem.VOXELS]
+    assert per_h[0] > per_h[1] > per_h[2] and per_h[2] < 0.015, per_h
+    assert max(r[4] for r in rows if r[0] != gb_fem.PAIRS_DEG[-1]) < 0.01

@@ -1,4 +1,4 @@
-"""Boundary slabs in rotated anisotropic grains against an independent finite-element solve (issue 4).
+"""Boundary slabs against an independent finite-element solve: rotated grains, planes off the voxel faces.
 
 The volume engine's slab exchanges with the cells beside it through the normal part of the flux only
 (``D_nn``, :func:`esmsim.transport.slab_exchange`): in a rotated grain the tangential-gradient part
@@ -29,6 +29,18 @@ level; what is left is the slab's own sub-grid layer and width bookkeeping. A tr
 side's ``D_nt`` flux into the slab (the cell's own centred gradient) moved 3-D random tips by up to
 5.7 %; it was not kept. The tolerance 1 % is twice that plateau.
 
+Second part (full run), the mechanism behind issue 4 item 7 (voxel-size invariance at random tips): the
+same section through the user's path (a :func:`~esmsim.microstructure.bicrystal` volume, the slabs on the
+tessellation's exact trace, the cells labelled by their centres), the plane at 33 or 35 nm, 1 and 3 nm
+into a voxel, tips on it and 4 nm to either side, against the reference with the plane where the
+tessellation puts it. Measured: max 4.43 %, 1.96 %, 1.26 % at 8, 4, 2 nm, all from the pair with c along
+z on one side and along x on the other (the bulk layer under a 350 kHz tip holds Li as sqrt(D_zz), 30x
+apart), the rotated pair within 0.88 %; with the plane on the voxel faces (32 nm) 0.17-0.69 % at all
+three. So the 8 nm voxel that is labelled the other grain for 3 nm beside the trace costs up to 4.4 %
+of the film's Li, and it converges as h: what issue 4 item 7 asks for (3 % between 8, 4 and 2 nm) needs
+the grains' geometry below the voxel in the top layer, not a better slab. Reported (it fails the issue's
+3 % at 8 nm), not a pass.
+
 Needs scikit-fem (``pip install "esmsim[test]"``).
 """
 
@@ -56,10 +68,15 @@ TIPS = (36e-9, 32e-9, 28e-9)
 VOXELS = (8e-9, 4e-9, 2e-9)
 
 
+def about_y(theta: float) -> np.ndarray:
+    """The rotation by ``theta`` (rad) about y."""
+    c, s = np.cos(theta), np.sin(theta)
+    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+
+
 def tensor(theta: float, principal) -> np.ndarray:
     """``R diag(D_ab, D_ab, D_c) R^T`` for a rotation by ``theta`` (rad) about y (m^2/s)."""
-    c, s = np.cos(theta), np.sin(theta)
-    R = np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+    R = about_y(theta)
     return R @ np.diag(principal) @ R.T
 
 
@@ -74,26 +91,26 @@ def _graded(length, first, ratio, largest):
     return np.array(x)
 
 
-def fem_li(thetas, xt, principal, D_gb, omega, largest=0.5e-9, first=0.4e-12):
-    """The reference: complex Li per unit length along y (mol/m per unit C0) in the film and in the plane,
-    by scikit-fem with the plane resolved."""
+def fem_li(thetas, xt, principal, D_gb, omega, x0=X0, largest=0.5e-9, first=0.4e-12):
+    """The reference: complex Li per unit length along y (mol/m per unit C0) in the film and in the plane
+    (at ``x0``), by scikit-fem with the plane resolved."""
     try:
         import skfem
     except ImportError as exc:  # pragma: no cover - scikit-fem is in the test extra
         raise ImportError("the finite-element reference needs scikit-fem: pip install \"esmsim[test]\"") from exc
 
-    side = _graded(X0 - 0.5 * DELTA, first, 1.25, largest)
-    x = np.unique(np.concatenate([X0 - 0.5 * DELTA - side, np.linspace(X0 - 0.5 * DELTA, X0 + 0.5 * DELTA, 5),
-                                  X0 + 0.5 * DELTA + _graded(LX - X0 - 0.5 * DELTA, first, 1.25, largest)]))
+    side = _graded(x0 - 0.5 * DELTA, first, 1.25, largest)
+    x = np.unique(np.concatenate([x0 - 0.5 * DELTA - side, np.linspace(x0 - 0.5 * DELTA, x0 + 0.5 * DELTA, 5),
+                                  x0 + 0.5 * DELTA + _graded(LX - x0 - 0.5 * DELTA, first, 1.25, largest)]))
     z = _graded(LZ, first, 1.25, largest)
     mesh = skfem.MeshQuad.init_tensor(x, z)
     basis = skfem.Basis(mesh, skfem.ElementQuad2(), intorder=5)
     centre = mesh.p[0, mesh.t].mean(0)
     T1, T2 = (tensor(t, principal)[np.ix_([0, 2], [0, 2])] for t in thetas)
-    plane = np.abs(centre - X0) < 0.5 * DELTA
+    plane = np.abs(centre - x0) < 0.5 * DELTA
     coef = {}
     for key, (i, j) in (("xx", (0, 0)), ("zz", (1, 1)), ("xz", (0, 1))):
-        v = np.where(centre < X0, T1[i, j], T2[i, j])
+        v = np.where(centre < x0, T1[i, j], T2[i, j])
         v = np.where(plane, D_gb if i == j else 0.0, v)
         coef[key] = np.repeat(v[:, None], basis.X.shape[1], 1)
 
@@ -135,6 +152,31 @@ def esmsim_li(thetas, xt, principal, D_gb, omega, h):
     return li.sum(), li[s.n_bulk:].sum()
 
 
+def volume_li(thetas, xt, material, omega, h, x0):
+    """The film's Li per unit length along y by the user's path: a :func:`~esmsim.microstructure.bicrystal`
+    volume (two voxels along y) with the plane at ``x0`` anywhere in a voxel, :func:`volume_system` with
+    its sections (the slabs on the exact trace, the cells labelled by their centres) and the z cells of
+    :func:`~esmsim.probe.volume_response` (ending on the voxel layers, no slivers); the line tip's
+    Lorentzian in x alone on every surface unknown."""
+    import dataclasses
+
+    from esmsim.microstructure import bicrystal
+    from esmsim.transport._volume import snap_to_layers, volume_system
+    from scipy.spatial.transform import Rotation
+
+    ms = bicrystal((LX, 2 * h, LZ), spacing=h, normal=(1.0, 0.0, 0.0), point=(x0, h, 0.5 * LZ))
+    quats = Rotation.from_matrix(np.array([about_y(t) for t in thetas])).as_quat()  # (x, y, z, w)
+    ms = dataclasses.replace(ms, quaternions=np.roll(quats, 1, axis=1))  # esmsim's (w, x, y, z)
+    Dc = material.principal_diffusivities()[2]
+    dz = snap_to_layers(graded_widths(0.125 * np.sqrt(Dc / omega), 1.3, LZ, max_width=h), h, 0.1 * h, LZ)
+    _, s = volume_system(ms, material, dz, omega=omega)
+    diag, b = np.zeros(s.n), np.zeros(s.n, complex)
+    np.add.at(diag, s.top_index, s.top_conductance)
+    np.add.at(b, s.top_index, s.top_conductance * WIDTH ** 2 / ((s.top_xy[:, 0] - xt) ** 2 + WIDTH ** 2))
+    c = solve_frequency(s, omega, diag, b, method="direct")[0]
+    return np.sum(s.volume * c) / (2 * h)
+
+
 def compare(fast: bool = False):
     """Rows ``(pair_deg, tip, h, total error, plane error, bulk error)`` (relative, complex amplitudes)."""
     principal = get_material("LiCoO2").principal_diffusivities()
@@ -156,8 +198,32 @@ def compare(fast: bool = False):
     return rows
 
 
+OFF_GRID = (33e-9, 35e-9)  # planes 1 and 3 nm into a voxel (its 8 nm cell labelled by its centre at 36 nm)
+
+
+def compare_off_grid():
+    """Rows ``(pair_deg, x0, tip, h, error)``: the user's path (:func:`volume_li`) against the reference with
+    the plane at ``x0`` off the voxel faces (issue 4 item 7's mechanism: which grain the cells near the
+    trace hold)."""
+    material = get_material("LiCoO2").replace(gb_width=DELTA, gb_enhancement=ENHANCEMENT)
+    principal = material.principal_diffusivities()
+    omega = 2 * np.pi * FREQ
+    rows = []
+    for pair in (PAIRS_DEG[0], PAIRS_DEG[-1]):
+        thetas = np.radians(pair)
+        for x0 in OFF_GRID:
+            for xt in (x0 - 4e-9, x0, x0 + 4e-9):
+                total, _ = fem_li(thetas, xt, principal, ENHANCEMENT * principal[0], omega, x0=x0)
+                for h in VOXELS:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        rows.append((pair, x0, xt, h, abs(volume_li(thetas, xt, material, omega, h, x0) / total - 1)))
+    return rows
+
+
 def run(out_dir, fast: bool = True):
     rows = compare(fast)
+    off = [] if fast else compare_off_grid()
     fig, (a1, a2) = new_figure()
     labels = [f"{p[0]:g}/{p[1]:g} deg, x = {xt * 1e9:g}" for p, xt in dict.fromkeys((r[0], r[1]) for r in rows)]
     for k, h in enumerate(VOXELS):
@@ -173,7 +239,19 @@ def run(out_dir, fast: bool = True):
     a2.legend(fontsize=7)
     path = save(fig, out_dir, "gb_fem")
     worst = max(rows, key=lambda r: r[3])
-    return [CaseResult(
+    out = []
+    if off:
+        per_h = {h: max(r[4] for r in off if r[3] == h) for h in VOXELS}
+        aligned = max(r[4] for r in off if r[0] == PAIRS_DEG[-1])
+        rotated = max(r[4] for r in off if r[0] != PAIRS_DEG[-1])
+        out.append(CaseResult(
+            "gb_fem[plane off the voxel faces, 8/4/2 nm]", bool(max(per_h.values()) <= 0.03),
+            f"{len(off)} solves (planes at {', '.join(f'{x * 1e9:g}' for x in OFF_GRID)} nm, tips on and 4 nm "
+            f"beside them): max {', '.join(f'{v:.2%}' for v in per_h.values())} at "
+            f"{', '.join(f'{h * 1e9:g}' for h in VOXELS)} nm (c along z | c along x: {aligned:.2%}; rotated "
+            f"pair: {rotated:.2%})",
+            "scikit-fem, the plane where the tessellation puts it", "3 % (issue 4 item 7)", path))
+    return out + [CaseResult(
         "gb_fem[slab vs resolved plane, rotated grains]", bool(worst[3] <= TOL),
         f"{len(rows)} solves: max {worst[3]:.2%} ({worst[0][0]:g}/{worst[0][1]:g} deg, tip {worst[1] * 1e9:g} nm, "
         f"h = {worst[2] * 1e9:g} nm); plane's Li max {max(r[4] for r in rows):.2%}, bulk's max "
