@@ -384,7 +384,7 @@ def _zline_solve(K, d, B, *, rtol=1e-10, maxiter=3000, counts=None, blocks=None,
             raise np.linalg.LinAlgError(f"z-line preconditioner: zero pivot at unknown {s.start + info - 1}; "
                                         "use method='amg'")
         factors.append(f)
-    del off, main  # factorised in place
+    del off, main  # (main factorised in place, block by block; the factors hold copies of off)
 
     def precondition(R):
         X = R.copy()

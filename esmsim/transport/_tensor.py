@@ -28,7 +28,7 @@ import scipy.sparse as sp
 
 from ..microstructure._grid import Grid
 from ._boundaries import SECTION_MIN_DIP, slab_roles, steep, volume_boundaries
-from ._threads import run_all, threads
+from ._threads import RowBlocks, threads
 from ._operator import (DiffusionSystem, _links_to_matrix, lateral_period, layer_boxes, pair_key, slab_exchange,
                         star_links, stays_on_face, trim_crossings)
 
@@ -101,12 +101,7 @@ class _Stencil:
     def add(self, rows, offset, v):
         if not len(rows):  # (bincount of nothing is an integer array)
             return
-        key = tuple(int(o) for o in offset)
-        w = np.bincount(rows, weights=v, minlength=self.n)
-        if key in self.acc:
-            self.acc[key] += w
-        else:
-            self.acc[key] = w
+        self._vector(tuple(int(o) for o in offset))[:] += np.bincount(rows, weights=v, minlength=self.n)
 
     def face_flux(self, axis, periodic, offset, v):
         """A flux ``F = v c`` across every face along ``axis`` (``v`` in the face order of
@@ -188,8 +183,8 @@ class _Stencil:
 
         # the blocks are independent: large matrices are written by threads (numpy releases the GIL, and
         # the first touch of the fresh arrays, half the time, runs in parallel too)
-        run_all(lambda r0: write(r0, min(n, r0 + chunk)), range(0, n, chunk),
-                threads(n) if workers is None else workers)
+        with RowBlocks(list(range(0, n, chunk)) + [n], threads(n) if workers is None else workers) as blocks:
+            blocks.run(lambda j: write(blocks.slices[j].start, blocks.slices[j].stop))
         vecs.clear()
         if add is not None and N > n:  # rows beyond the grid: add's alone
             data[indptr[n]:] = add.data[add.indptr[n]:]

@@ -43,20 +43,6 @@ def threads(n: int) -> int:
     return max(1, min(cores, 8))
 
 
-def run_all(task, items, workers: int) -> None:
-    """``task(item)`` for every item, in ``workers`` threads (in order in this thread when 1); the first
-    exception is raised."""
-    if workers <= 1:
-        for item in items:
-            task(item)
-        return
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(workers) as pool:
-        for f in [pool.submit(task, item) for item in items]:
-            f.result()
-
-
 #: Row blocks of the Krylov vectors of a threaded solve: fixed, so that the partial sums of the inner
 #: products, and with them the iterates, do not depend on how many threads run them.
 ROW_BLOCKS = 8
@@ -64,7 +50,8 @@ ROW_BLOCKS = 8
 
 class RowBlocks:
     """Blocks of rows ``cuts[j]:cuts[j + 1]`` and a runner for work on each (a context manager holding a
-    pool of ``workers`` threads; in order in this thread with one worker or one block).
+    pool of ``workers`` threads; in order in this thread with one worker or one block; the first exception
+    of a task is raised).
 
     ``run(task)`` returns ``[task(j) for every block j]``; ``dot(A, B)`` the column-wise unconjugated
     products ``sum_i A_ij B_ij``, summed block by block in block order (one block: numpy's sum itself).
