@@ -13,13 +13,22 @@
    grain's c axis along x, y or z, D_c / D_ab = 1e-3) with fast grain boundaries resolved as cells
    (one voxel on one side of every boundary face, isotropic D = 1e4 D_ab), graded z, 350 kHz, full-tensor
    operator (``assemble_tensor``) against FiPy's block system on the same cells.
-   Grains with off-diagonal (tilted) tensors are not compared: FiPy lags the off-diagonal flux as an
-   explicit source built from the *harmonic* face mean of the cell-gradient components
-   (``abstractDiffusionTerm._calcAnisotropySource``), which is a different scheme, not defined where
-   neighbouring gradients change sign; esmsim's cross terms are validated against the exact covariance
-   growth of a Gaussian pulse instead (``transport_tensor``).
+5. Rotated grains (full tensors), static: two grains of a 32 x 32 x 24 nm film meeting at x = 16 nm, each
+   R diag(D, D, 0.1 D) R^T with its own tilt (c axes 51 and 42 degrees off z: off-diagonal entries up to
+   0.44 D), Lorentzian tip (d = 10 nm) 1.7 nm beside the interface, cubic cells of 4, 2 (and, full run,
+   1) nm.
+   FiPy lags the off-diagonal flux as an explicit source built from the *harmonic* face mean of the
+   cell-gradient components (``abstractDiffusionTerm._calcAnisotropySource``) and is swept to its fixed
+   point (23-61 sweeps); esmsim takes the arithmetic mean of the cells' centred gradients. The schemes
+   differ, so they agree only as h -> 0: measured relative L2 6.7e-2, 2.6e-2, 8.4e-3 at 4, 2, 1 nm
+   (orders 1.4, 1.6; the film's Li 3.0 %, 0.89 %, 0.08 % apart). Checked: the difference falls with
+   order >= 1.2 (and within 1e-2 at 1 nm in the full run). The issue's 1e-3 would need about 0.25 nm
+   cells (FiPy takes 322 s at 1 nm). Two settings were needed for this (before them the difference
+   stalled at 3.5 % from 2 to 1 nm): FiPy's walls must not carry the cross terms (its explicit source sums
+   them over the exterior faces too, a flux through a no-flux wall), and esmsim's surface must carry them
+   (the cross part of the flux through a potentiostatic surface, :func:`tip_terms`).
 
-Both codes use two-point fluxes with harmonic face means, so they must agree to round-off; the
+In cases 1-4 both codes use two-point fluxes with harmonic face means, so they must agree to round-off; the
 tolerance 1e-10 (relative, max norm and L2) leaves room for the sparse LU solves only. Grain-boundary
 slabs have no FiPy counterpart (they are checked against a resolved boundary in ``gb_resolved``).
 """
@@ -132,6 +141,46 @@ def compare_polycrystal(frequency: float = 350e3, enhancement: float = 1e4, refe
     return c, ref, gb[sel]
 
 
+ROTATED_LEVELS = (4e-9, 2e-9, 1e-9)
+
+
+def compare_rotated(h: float):
+    """Case 5 at cubic cells of ``h``: ``(c_esmsim, c_fipy)`` on the grid (static, per unit C0)."""
+    from scipy.spatial.transform import Rotation
+
+    from esmsim.transport._frequency import tip_terms
+    from esmsim.transport._tensor import assemble_tensor, grain_tensors
+
+    R = Rotation.from_euler("zyx", [[20, 50, 10], [-70, 35, -25]], degrees=True).as_matrix()
+    Tg = grain_tensors(R, [1e-14, 1e-14, 1e-15])
+    n = [int(round(L / h)) for L in (32e-9, 32e-9, 24e-9)]
+    grid = Grid(np.full(n[0], h), np.full(n[1], h), np.full(n[2], h))
+    T = np.broadcast_to(Tg[(grid.centers(0) > 16e-9).astype(int)][:, None, None], grid.shape + (3, 3)).copy()
+    tip = (14.3e-9, 16.7e-9)
+    s = assemble_tensor(grid, T)
+    c = solve_frequency(s, 0.0, *tip_terms(s, tip, profile="lorentzian", width=10e-9), method="direct")[0]
+    return c.real.reshape(grid.shape), fipy_static_solve(grid, T, tip, profile="lorentzian", width=10e-9)
+
+
+def rotated_check(fast: bool = True) -> CaseResult:
+    """CaseResult of case 5 over ROTATED_LEVELS (without the 1 nm level when ``fast``)."""
+    levels = ROTATED_LEVELS[:2] if fast else ROTATED_LEVELS
+    err, li = [], []
+    for h in levels:
+        c, ref = compare_rotated(h)
+        err.append(float(np.linalg.norm(c - ref) / np.linalg.norm(ref)))
+        li.append(abs(c.sum() / ref.sum() - 1))
+    order = np.log2(np.array(err[:-1]) / np.array(err[1:]))
+    ok = bool(np.all(order >= 1.2)) and (fast or err[-1] <= 1e-2)
+    return CaseResult("fipy_reference[static, rotated grains, 3-D]", ok,
+                      f"relative L2 difference {', '.join(f'{e:.1e}' for e in err)} at "
+                      f"{', '.join(f'{h * 1e9:g}' for h in levels)} nm (orders "
+                      f"{', '.join(f'{o:.2f}' for o in order)}; the film's Li {', '.join(f'{v:.2%}' for v in li)} "
+                      "apart); the schemes differ in the cross terms, so they meet as h -> 0",
+                      "FiPy, full face tensors, explicit cross terms swept to their fixed point",
+                      "order >= 1.2" + ("" if fast else ", <= 1e-2 at 1 nm") + " (the issue's 1e-3: not at these h)")
+
+
 SLAB_PLANES = ("x", "xz", "xy", "xyz")
 
 
@@ -214,6 +263,7 @@ def run(out_dir, fast: bool = True) -> list[CaseResult]:
     ct, rt = compare_time()
     err_t = float(max(np.abs(a - r).max() / np.abs(r).max() for a, r in zip(ct, rt)))
     slabs = slab_check()
+    rotated = rotated_check(fast)
     grid, c, ref = compare()
     c = c.real
     err = float(np.max(np.abs(c - ref)) / np.max(np.abs(ref)))
@@ -238,4 +288,5 @@ def run(out_dir, fast: bool = True) -> list[CaseResult]:
                        "1e-3 relative (issue); same scheme, so round-off expected", path),
             CaseResult("fipy_reference[time, 0.1 and 1 ms]", err_t <= 1e-4, f"max difference {err_t:.1e}",
                        "FiPy backward Euler, Richardson-extrapolated", "1e-4 relative", path),
-            CaseResult(slabs.case, slabs.passed, slabs.measured, slabs.expected, slabs.tolerance, path)]
+            CaseResult(slabs.case, slabs.passed, slabs.measured, slabs.expected, slabs.tolerance, path),
+            CaseResult(rotated.case, rotated.passed, rotated.measured, rotated.expected, rotated.tolerance, path)]

@@ -94,6 +94,12 @@ def _graded(length, first, ratio, largest):
 def fem_li(thetas, xt, principal, D_gb, omega, x0=X0, largest=0.5e-9, first=0.4e-12):
     """The reference: complex Li per unit length along y (mol/m per unit C0) in the film and in the plane
     (at ``x0``), by scikit-fem with the plane resolved."""
+    return fem_solve(thetas, xt, principal, D_gb, omega, x0, largest, first)[:2]
+
+
+def fem_solve(thetas, xt, principal, D_gb, omega, x0=X0, largest=0.5e-9, first=0.4e-12):
+    """:func:`fem_li`'s solve: returns ``(film Li, plane Li, probe)``, ``probe(x, z)`` the FE field at
+    points (m). ``D_gb=None``: no plane (the two grains meet at ``x0``)."""
     try:
         import skfem
     except ImportError as exc:  # pragma: no cover - scikit-fem is in the test extra
@@ -111,7 +117,8 @@ def fem_li(thetas, xt, principal, D_gb, omega, x0=X0, largest=0.5e-9, first=0.4e
     coef = {}
     for key, (i, j) in (("xx", (0, 0)), ("zz", (1, 1)), ("xz", (0, 1))):
         v = np.where(centre < x0, T1[i, j], T2[i, j])
-        v = np.where(plane, D_gb if i == j else 0.0, v)
+        if D_gb is not None:
+            v = np.where(plane, D_gb if i == j else 0.0, v)
         coef[key] = np.repeat(v[:, None], basis.X.shape[1], 1)
 
     @skfem.BilinearForm
@@ -135,7 +142,8 @@ def fem_li(thetas, xt, principal, D_gb, omega, x0=X0, largest=0.5e-9, first=0.4e
     c = skfem.solve(*skfem.condense(A, x=c, D=top))
     total = integral.assemble(basis, c=basis.interpolate(c))
     inside = skfem.Basis(mesh, skfem.ElementQuad2(), intorder=5, elements=np.flatnonzero(plane))
-    return total, integral.assemble(inside, c=inside.interpolate(c))
+    return (total, integral.assemble(inside, c=inside.interpolate(c)),
+            lambda px, pz: basis.probes(np.array([px, pz], float)) @ c)
 
 
 def esmsim_li(thetas, xt, principal, D_gb, omega, h):

@@ -28,8 +28,13 @@ def fipy_static_solve(grid: Grid, D: np.ndarray, tip_xy, *, profile: str, width:
     Parameters
     ----------
     grid : Grid
-    D : ndarray, shape (nx, ny, nz, 3)
-        Diagonal diffusivities (m^2/s) per cell.
+    D : ndarray, shape (nx, ny, nz, 3) or (nx, ny, nz, 3, 3)
+        Diagonal diffusivities (m^2/s) per cell, or full (rotated) tensors. FiPy takes the
+        off-diagonal part of the flux as an explicit source from the last iterate's cell gradients
+        (their harmonic face mean), so full tensors are solved by sweeps to a fixed point; the faces
+        take the harmonic mean of the diagonal and the arithmetic mean of the off-diagonal entries,
+        and only the surface among the exterior faces keeps its cross terms (on the walls they would
+        put the cross flux through a no-flux face).
     tip_xy : (float, float)
         Tip position (m).
     profile, width
@@ -37,6 +42,10 @@ def fipy_static_solve(grid: Grid, D: np.ndarray, tip_xy, *, profile: str, width:
         surface (``"lorentzian"`` or ``"point_charge"``).
     """
     return _solve(grid, D, tip_xy, profile, width)
+
+
+SWEEP_TOL = 1e-10  # largest change of c per unit C0 between sweeps at the fixed point (full tensors)
+MAX_SWEEPS = 500
 
 
 def fipy_frequency_solve(grid: Grid, D: np.ndarray, tip_xy, *, profile: str, width: float,
@@ -78,13 +87,24 @@ def _fipy_problem(grid, D, tip_xy, profile, width, omega, times, steps, solver, 
     nx, ny, nz = grid.shape
     mesh = fp.Grid3D(dx=grid.dx, dy=grid.dy, dz=grid.dz)
     flat = lambda arr: np.asarray(arr).transpose(2, 1, 0).ravel()  # (nx, ny, nz) -> FiPy's x-fastest order # noqa: E731
+    full = D.ndim == 5
+    if full and (times is not None or omega != 0.0):
+        raise NotImplementedError("full tensors: the static problem only (fipy_static_solve)")
+    diag = np.stack([D[..., k, k] for k in range(3)], -1) if full else D
     tensor = np.zeros((3, 3, mesh.numberOfFaces))
     for k in range(3):
-        tensor[k, k] = np.asarray(fp.CellVariable(mesh=mesh, value=flat(D[..., k])).harmonicFaceValue)
+        tensor[k, k] = np.asarray(fp.CellVariable(mesh=mesh, value=flat(diag[..., k])).harmonicFaceValue)
     ext = np.asarray(mesh.exteriorFaces)
+    cells = np.asarray(mesh.faceCellIDs[0])[ext]
     for k in range(3):  # exterior faces: the adjacent cell's value (only the surface faces carry flux)
-        cells = np.asarray(mesh.faceCellIDs[0])[ext]
-        tensor[k, k, ext] = flat(D[..., k])[cells]
+        tensor[k, k, ext] = flat(diag[..., k])[cells]
+    if full:
+        front = np.asarray(mesh.facesFront)
+        for k in range(3):
+            for m in range(3):
+                if k != m:
+                    tensor[k, m] = np.asarray(fp.CellVariable(mesh=mesh, value=flat(D[..., k, m])).arithmeticFaceValue)
+                    tensor[k, m, ext] = np.where(front[ext], flat(D[..., k, m])[cells], 0.0)
     c = fp.CellVariable(mesh=mesh, value=0.0)
     fx, fy, _ = (np.asarray(v) for v in mesh.faceCenters)
     f, mask = tip_profile(np.hypot(fx - tip_xy[0], fy - tip_xy[1]), profile, width)
@@ -108,8 +128,16 @@ def _fipy_problem(grid, D, tip_xy, profile, width, omega, times, steps, solver, 
             out.append(back(c))
         return np.asarray(out)
     if omega == 0.0:
-        fp.DiffusionTerm(coeff=coeff, var=c).solve(var=c, solver=fp.LinearLUSolver(tolerance=1e-12, iterations=10))
-        return back(c)
+        eq = fp.DiffusionTerm(coeff=coeff, var=c)
+        if not full:
+            eq.solve(var=c, solver=fp.LinearLUSolver(tolerance=1e-12, iterations=10))
+            return back(c)
+        for _ in range(MAX_SWEEPS):  # the explicit cross terms: sweep to the fixed point
+            old = np.array(c.value, copy=True)
+            eq.sweep(var=c, solver=fp.LinearLUSolver(tolerance=1e-12, iterations=10))
+            if np.abs(np.asarray(c.value) - old).max() < SWEEP_TOL:
+                return back(c)
+        raise RuntimeError(f"FiPy's sweeps did not settle below {SWEEP_TOL:g} in {MAX_SWEEPS} sweeps")
     b = fp.CellVariable(mesh=mesh, value=0.0)
     b.constrain(0.0, where=mesh.facesFront)
     eq_a = fp.DiffusionTerm(coeff=coeff, var=c) + fp.ImplicitSourceTerm(coeff=omega, var=b) == 0

@@ -82,6 +82,10 @@ class DiffusionSystem:
     slab_cells : ndarray of int, shape (n - n_bulk, 2), optional
         The bulk cells (unknown indices) on the low and high side of each slab unknown (voxel volumes,
         :func:`assemble_tensor`): which grains it separates.
+    top_cross : ndarray, shape (nt, 2), optional
+        ``A (D_zx, D_zy)`` (m^4/s) of each top contact: the cross part of the flux through its top face,
+        ``A (D_zx dc/dx + D_zy dc/dy)`` at the surface, which a surface condition that fixes the lateral
+        gradient there adds to the right-hand side (:func:`tip_terms`). None: diagonal tensors.
     """
 
     K: sp.csr_matrix
@@ -99,6 +103,7 @@ class DiffusionSystem:
     slab_cells: np.ndarray | None = None
     extra_tangent: np.ndarray | None = None
     extra_copy: np.ndarray | None = None
+    top_cross: np.ndarray | None = None
 
     @property
     def n(self) -> int:

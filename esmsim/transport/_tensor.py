@@ -264,7 +264,8 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
     -------
     DiffusionSystem
         ``K`` is not symmetric when the tensors have off-diagonal terms. ``top_conductance`` is the
-        two-point conductance ``A D_zz / (h_z / 2)`` of each surface cell (0 for void).
+        two-point conductance ``A D_zz / (h_z / 2)`` of each surface cell (0 for void), ``top_cross`` its
+        ``A (D_zx, D_zy)`` (None when no surface cell has them).
     """
     shape = grid.shape
     D = np.asarray(D, dtype=float)
@@ -372,11 +373,13 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
     top_xy = np.stack(np.meshgrid(centres[0], centres[1], indexing="ij"), -1).reshape(-1, 2)
     top_g = np.where(active[:, :, 0], top_area * diagD[:, :, 0, 2] / (0.5 * hz[0]), 0.0).ravel()
     top_a = np.where(active[:, :, 0], top_area, 0.0).ravel()
+    top_x = top_a[:, None] * D[:, :, 0, 2, :2].reshape(-1, 2) if np.any(D[:, :, 0, 2, :2]) else None
     if net is None or not net.n_faces:
-        return DiffusionSystem(stencil.matrix(), volume, top_index, top_xy, top_g, cell_boxes(grid), n, top_a)
+        return DiffusionSystem(stencil.matrix(), volume, top_index, top_xy, top_g, cell_boxes(grid), n, top_a,
+                               top_cross=top_x)
     # the bulk operator is built only with the slabs' links (_Stencil.matrix), not held beside the full one,
     # and the cells' boxes with the slabs' (after the operator, whose assembly is the peak of memory)
-    system = DiffusionSystem(None, volume, top_index, top_xy, top_g, None, n, top_a)
+    system = DiffusionSystem(None, volume, top_index, top_xy, top_g, None, n, top_a, top_cross=top_x)
     return _with_slabs(system, stencil, grid, net, roles, dw, diagD, D_gb, float(gb_width), omega, bottom, placed,
                        per)
 
@@ -547,7 +550,9 @@ def _with_slabs(system, bulk, grid, net, roles, dw, diagD, D_gb, delta, omega, b
                            np.concatenate([system.top_conductance, g_end[top] / (0.5 * h[2][0])]),
                            boxes, nb, np.concatenate([system.top_area, store[top] * h_t[top]]),
                            *extra[:3], slab_tangent=tangent, slab_cells=np.stack([lo, hi], -1),
-                           extra_tangent=extra[3], extra_copy=extra[4])
+                           extra_tangent=extra[3], extra_copy=extra[4],
+                           top_cross=None if system.top_cross is None else  # slabs: isotropic D_gb
+                           np.concatenate([system.top_cross, np.zeros((int(np.count_nonzero(top)), 2))]))
 
 
 def _on_sections(net, roles, grid, section, origin):
