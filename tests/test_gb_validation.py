@@ -2,6 +2,7 @@
 
 import re
 
+import numpy as np
 import pytest
 
 from esmsim_validation import gb_fem, gb_hart, gb_resolved, gb_whipple
@@ -46,13 +47,27 @@ def test_slabs_in_rotated_grains_match_the_finite_element_reference(tmp_path):
     assert all(0 < r[4] < gb_fem.TOL for r in rows)  # (the plane's Li is compared, not zero by accident)
 
 
+def test_a_cut_surface_cell_holds_both_grains():
+    """Issue 4 item 7's mechanism against scikit-fem (validation gb_fem): the plane 3 nm into an 8 nm voxel
+    between c along z and c along x (sqrt(D_zz) 30x apart), the tip 4 nm beside it on the far side. With
+    the cell held in the grain of its centre the film's Li was 4.43 % off; with the cut surface cells'
+    D_zz from both grains' areas (``cut_columns``) 0.28 %."""
+    from esmsim.materials import get_material
+
+    material = get_material("LiCoO2").replace(gb_width=gb_fem.DELTA, gb_enhancement=gb_fem.ENHANCEMENT)
+    p = material.principal_diffusivities()
+    omega = 2 * np.pi * gb_fem.FREQ
+    thetas, x0, xt = np.radians(gb_fem.PAIRS_DEG[-1]), 35e-9, 31e-9
+    total, _ = gb_fem.fem_li(thetas, xt, p, gb_fem.ENHANCEMENT * p[0], omega, x0=x0)
+    err = abs(gb_fem.volume_li(thetas, xt, material, omega, 8e-9, x0) / total - 1)
+    assert err < 0.01, err
+
+
 @pytest.mark.slow
-def test_plane_off_the_voxel_faces_converges_to_the_finite_element_reference():
-    """Issue 4 item 7's mechanism against scikit-fem (validation gb_fem, full part): with the plane 1 or 3 nm
-    into a voxel the user's path is off by what the cells' labels put on the wrong side, which must shrink
-    with the voxel (measured 4.43, 1.96, 1.26 % at 8, 4, 2 nm) and stay within 1 % for the rotated pair
-    (0.88 %); the 8 nm figure is over the issue's 3 %, which this test records rather than hides."""
+def test_plane_off_the_voxel_faces_matches_the_finite_element_reference():
+    """Issue 4 item 7's mechanism against scikit-fem (validation gb_fem, full part): with the plane 1, 3 or 5
+    nm into a voxel, the user's path (cut surface cells holding both grains' D_zz) within 1.5 % at 8, 4 and
+    2 nm (measured max 1.15 %; 4.95 %, 1.96 %, 1.79 % with each cell in the grain of its centre)."""
     rows = gb_fem.compare_off_grid()
     per_h = [max(r[4] for r in rows if r[3] == h) for h in gb_fem.VOXELS]
-    assert per_h[0] > per_h[1] > per_h[2] and per_h[2] < 0.015, per_h
-    assert max(r[4] for r in rows if r[0] != gb_fem.PAIRS_DEG[-1]) < 0.01
+    assert max(per_h) < 0.015, per_h

@@ -322,7 +322,10 @@ def test_a_3d_polycrystal_gives_the_same_tip_responses_at_8_4_and_2_nm():
     and the faces kept their columns' links (one joined a face 10 nm away along the trace; the new ones
     near the triple line had no way up). Read 1.4, 3.6, 2.0, 0.9 % apart then; with the faces of steep
     planes joined by the trace they share wherever their columns change (``_restacked``): 0.8, 1.8, 1.9,
-    0.8 %; with the planes under 45 deg on their vertical faces too: 0.2, 2.1, 0.2, 0.3 %."""
+    0.8 %; with the planes under 45 deg on their vertical faces too: 0.2, 2.1, 0.2, 0.3 %. The cut surface
+    cells holding both grains' D_zz (``cut_columns``) alone put tip 2's 8 nm cell, mostly other grains with
+    the tip 2 nm inside its own, 6 % high (4.9 %); with that Li placed on each grain's side as its sqrt(D_zz)
+    (``surface_root``): 0.2, 2.6, 0.3, 0.3 %."""
     from esmsim_validation.gb_volume import polycrystal
 
     amps = np.array([polycrystal(h) for h in (8e-9, 4e-9, 2e-9)])

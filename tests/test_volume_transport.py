@@ -191,3 +191,71 @@ def test_tilted_columns_keep_their_exact_boundary_planes():
     a, b = (np.abs(volume_response(v, mat, st, tips)) for v in (film, plane))
     assert a == pytest.approx(b, rel=1e-9)
     assert 15e-12 < a[0] < 20e-12  # on the boundary: measured 17.26 pm/V
+
+
+def test_rectangle_fraction_is_the_exact_area_beside_a_line():
+    """``_rectangle_fraction`` (the share of a cell on one side of a bisector) against 400 x 400 midpoints,
+    lines of every direction, the axis-aligned and degenerate ones included."""
+    from esmsim.transport._volume import _rectangle_fraction
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=600) * 3e-9
+    b = rng.normal(size=(600, 2))
+    b[:40, 0] = 0.0
+    b[40:80, 1] = 0.0
+    b[80:90] = 0.0
+    hx, hy = 8e-9, 5e-9
+    f = _rectangle_fraction(a, b, hx, hy)
+    g = (np.arange(400) + 0.5) / 400 - 0.5
+    q = np.stack(np.meshgrid(g * hx, g * hy, indexing="ij"), -1).reshape(-1, 2)
+    ref = np.array([(q @ bb > aa).mean() for aa, bb in zip(a, b)])
+    assert np.abs(f - ref).max() < 3e-3  # the midpoints' own resolution, 1/400 across the cell
+    assert np.all(f[80:90] == (a[80:90] < 0))
+
+
+def test_cut_surface_cells_take_both_grains_sqrt_dzz():
+    """A surface cell that a boundary trace crosses holds its grains side by side: D_zz is the square of the
+    area-weighted mean of sqrt(D_zz) (exact area beside a straight trace; cells of three grains by
+    midpoints), the z row and column scaled so the tensor stays positive definite; cells below the first
+    voxel layer and cells no trace crosses keep their grain's tensor."""
+    from esmsim.microstructure import voronoi
+    from esmsim.transport import grain_tensors
+    from esmsim.transport._volume import cut_columns, voxel_cells
+
+    h, x0 = 8e-9, 35e-9  # the plane 3 nm into the voxel [32, 40] nm, whose centre lies in the right grain
+    ms = bicrystal((64e-9, 16e-9, 24e-9), spacing=h, normal=(1.0, 0.0, 0.0), point=(x0, 8e-9, 12e-9),
+                   euler_angles=np.radians([[0.0, 0.0, 0.0], [10.0, 70.0, 20.0]]))
+    p = MAT.principal_diffusivities()
+    T = grain_tensors(ms.rotations, p)
+    dz = np.concatenate([np.full(4, 1e-9), np.full(2, 2e-9), np.full(2, 8e-9)])
+    xi, yi = np.arange(ms.shape[0]), np.arange(ms.shape[1])
+    D0 = T[ms.labels[voxel_cells(ms, dz, xi, yi)]]
+    D = cut_columns(ms, D0.copy(), T, dz, xi, yi, False)
+    left, right = ms.labels[0, 0, 0], ms.labels[-1, 0, 0]
+    assert ms.labels[4, 0, 0] == right
+    f = (x0 - 32e-9) / h
+    want = (f * np.sqrt(T[left, 2, 2]) + (1 - f) * np.sqrt(T[right, 2, 2])) ** 2
+    top = np.cumsum(dz) - 0.5 * dz < h
+    assert np.allclose(D[4][:, top, 2, 2], want, rtol=1e-12)
+    s = np.sqrt(want / T[right, 2, 2])
+    assert np.allclose(D[4][:, top, 0, 2], s * T[right, 0, 2], rtol=1e-12)
+    assert np.allclose(D[4][:, top, :2, :2], T[right, :2, :2], rtol=1e-12)
+    assert np.all(np.linalg.eigvalsh(D[4][:, top]) > 0)
+    changed = np.any(D != D0, axis=(-2, -1))
+    assert changed[4][:, top].all() and changed.sum() == changed[4][:, top].size  # no other cell, no depth below
+    # a Voronoi film: every changed cell's D_zz against 64 x 64 midpoints of the exact section at its depth
+    ms = voronoi((64e-9, 64e-9, 24e-9), spacing=h, grain_size=25e-9, rng=3)
+    T = grain_tensors(ms.rotations, p)
+    xi, yi = np.arange(ms.shape[0]), np.arange(ms.shape[1])
+    D0 = T[ms.labels[voxel_cells(ms, dz, xi, yi)]]
+    D = cut_columns(ms, D0.copy(), T, dz, xi, yi, True)
+    changed = np.argwhere(np.any(D != D0, axis=(-2, -1)))
+    assert 20 < len(changed) and np.all(np.cumsum(dz)[changed[:, 2]] - 0.5 * dz[changed[:, 2]] < h)
+    g = (np.arange(64) + 0.5) / 64
+    for i, j, k in changed[::7]:
+        sec = ms.section(float(np.cumsum(dz)[k] - 0.5 * dz[k]))
+        x, y = np.meshgrid((i + g) * h, (j + g) * h, indexing="ij")
+        d = sec._displacement(sec.seeds[None, :, :] - np.stack([x.ravel(), y.ravel()], -1)[:, None, :])
+        owner = np.argmin(np.einsum("pgd,pgd->pg", d, d) - sec.weights[None, :], axis=1)
+        want = np.sqrt(T[owner, 2, 2]).mean() ** 2
+        assert D[i, j, k, 2, 2] == pytest.approx(want, rel=0.02), (i, j, k)

@@ -14,9 +14,10 @@ grains, x, y and z (:func:`esmsim.transport.assemble_tensor`). Checked:
   inclined in z (the tip on the trace). A plane dipping 34 deg (full run) lies on its vertical faces as
   the steep ones do (item 8 below): on its trace, 6 nm beside it and 6 nm over it, all at 3 %.
 - the full run also takes a periodic 10-grain 3-D Voronoi polycrystal (four tips, whole film) at 3 %
-  (measured 0.2, 2.3, 0.2, 0.2 %; 3.6 % at a tip 2 nm from a triple line before item 6 below), and 32
-  random tips on each of three such films, which do not pass yet (10 of 96 over 3 %, 18 before item 8:
-  another grain under the tip in the coarse voxels; docs/transport.md).
+  (measured 0.2, 2.2, 0.3, 0.3 %; 3.6 % at a tip 2 nm from a triple line before item 6 below), and 32
+  random tips on each of three such films, which do not pass yet (9 of 96 over 3 %, max 4.62 %; 10 and
+  4.75 % before item 9, 18 before item 8: another grain under the tip in the coarse voxels;
+  docs/transport.md).
 
 What the inclined planes need (measured with the tip on the trace, 8/4/2 nm):
 
@@ -46,6 +47,9 @@ What the inclined planes need (measured with the tip on the trace, 8/4/2 nm):
    (its response 30 % low: continuous across 45 deg it is not, 10.2 pm/V at 45.6 deg where 44.4 deg reads
    14.9) and 8.1 and 7.8 % apart 6 nm either side; now 12.88, 12.87, 12.86 pm/V and 0.2, 0.4 %. The 96
    random tips: 18 -> 11 over 3 %, max 8.7 -> 4.9 %.
+9. surface cells that a trace cuts hold both grains (``cut_columns``: D_zz from the area-weighted mean of
+   the grains' sqrt(D_zz); the mechanics places each grain's share of the cell's Li on its side,
+   ``surface_root``): the 96 random tips 10 -> 9 over 3 %, max 4.75 -> 4.62 %, median 0.96 -> 0.93 %.
 """
 
 from __future__ import annotations

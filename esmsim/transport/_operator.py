@@ -153,7 +153,7 @@ class DiffusionSystem:
     def all_weights(self, kernel, point, rank: int = 0, **rebuild) -> np.ndarray:
         """:meth:`weights` of the unknowns followed by :meth:`extra_weights` of the extra boxes, along the
         unknown axis (the last for ``rank`` 1, else the first); multiply by
-        ``concatenate([c, extra_map @ c])``. ``rebuild`` (``shape``, ``radius``, ``pieces``) as in
+        ``concatenate([c, extra_map @ c])``. ``rebuild`` (``shape``, ``radius``, ``pieces``, ``cell_shape``) as in
         :meth:`weights`.
 
         Each negative copy of a cell (``extra_copy``) takes its cell's weight, rebuilt where the cell is:
@@ -176,7 +176,7 @@ class DiffusionSystem:
         return np.concatenate([W, E], axis=axis)
 
     def weights(self, kernel, point, rank: int = 0, *, shape=None, radius: float = 0.0,
-                pieces: int = 4) -> np.ndarray:
+                pieces: int = 4, cell_shape=None) -> np.ndarray:
         """``kernel(boxes, point)`` over every unknown, the slabs as strips along their boundary lines.
 
         Parameters
@@ -201,10 +201,14 @@ class DiffusionSystem:
             Distance (m) within which cells and strips are rebuilt (three cells is enough: measured).
         pieces : int
             Pieces per side of a cell (and along a strip).
+        cell_shape : callable, optional
+            ``cell_shape(pieces)`` (boxes (m, 6), m): a further factor on ``shape`` for each piece of the bulk
+            cells only (slab strips keep ``shape``), e.g. the grains' share of a cell that a boundary trace
+            cuts.
         """
         W = kernel(self.kernel_boxes(point), point)
         if shape is not None:
-            self._rebuild(W, kernel, point, rank, shape, radius, pieces)
+            self._rebuild(W, kernel, point, rank, shape, radius, pieces, cell_shape)
         if self.slab_tangent is None or rank == 0:
             return W
         nb = self.n_bulk
@@ -214,7 +218,7 @@ class DiffusionSystem:
             W[nb:] = strip_to_sample(W[nb:], self.slab_tangent, 2)
         return W
 
-    def _rebuild(self, W, kernel, point, rank, shape, radius, pieces):
+    def _rebuild(self, W, kernel, point, rank, shape, radius, pieces, cell_shape=None):
         """Replace in ``W`` the weights of the cells (``pieces`` x ``pieces`` columns) and slab strips
         (``pieces`` along their length) within ``radius`` of ``point`` by those of Li ``c shape / mean(shape)``
         (see :meth:`weights`); slab results stay in the strips' frames."""
@@ -249,7 +253,7 @@ class DiffusionSystem:
                     piece = np.stack([px - wa / 2, px + wa / 2, py - wc / 2, py + wc / 2, sub[:, 4], sub[:, 5]], -1)
                     if t is not None:
                         piece = strip_boxes(piece, t, point)
-                    f = shape(px, py)
+                    f = shape(px, py) if t is not None or cell_shape is None else shape(px, py) * cell_shape(piece)
                     acc = acc + kernel(piece, point) * per_box(f)
                     mean = mean + f / (na * nc)
             # a profile that is zero over a whole cell (a disk tip's cells beyond its contact) leaves the cell's
