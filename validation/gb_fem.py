@@ -42,6 +42,15 @@ to 5 % of the film's Li. Now the surface cells that a trace cuts hold both grain
 ``sqrt(D_zz)``, exact areas beside the trace): max 1.15 %, 0.70 %, 0.60 % at 8, 4, 2 nm, the rotated pair
 within 0.66 %. Checked: within 3 % (the issue's figure for item 7).
 
+Third part (full run): the slab on the faces at 1 kHz and 10 Hz, tip 4 nm beside the plane, against the
+same reference. Reported, it fails: at 1 kHz the film's Li is 3.8-5.8 %, 8.3-13.1 % and 8.4-10.3 % off at
+8, 4 and 2 nm while the plane's is within 0.4-1.7 % (bulk only, no plane: 0.5-1.5 %). At 1 kHz the bulk
+diffusion length beside the plane (0.93 nm along ab) is a quarter to a tenth of a cell, between the
+sub-grid layer that the slab exchange models (350 kHz, 0.05 nm: 0.1-0.6 % here) and cells that resolve it
+(10 Hz, 9.3 nm: 4.2-9.2 %, 0.8-2.6 %, 0.4-0.7 %, converging). At 4 nm, with c along z on one side and
+along x on the other, the column beside the plane on the side that takes Li along ab holds 22 % too little
+and the one on the other side 12 % too much. Open (docs/transport.md).
+
 Needs scikit-fem (``pip install "esmsim[test]"``).
 """
 
@@ -207,6 +216,28 @@ def compare(fast: bool = False):
     return rows
 
 
+SLOW_FREQS = (1e3, 10.0)  # the full run's lower frequencies (Hz): the bulk diffusion length 0.93 and 9.3 nm
+
+
+def compare_frequencies(freqs=SLOW_FREQS):
+    """Rows ``(freq, pair_deg, h, total error, plane error)``: the slab on the faces (as :func:`compare`) at
+    lower frequencies, the tip at 28 nm (4 nm beside the plane), the rotated and the axis-aligned pair."""
+    principal = get_material("LiCoO2").principal_diffusivities()
+    D_gb = ENHANCEMENT * principal[0]
+    rows = []
+    for f in freqs:
+        omega = 2 * np.pi * f
+        for pair in (PAIRS_DEG[0], PAIRS_DEG[-1]):
+            thetas = np.radians(pair)
+            total, plane = fem_li(thetas, 28e-9, principal, D_gb, omega)
+            for h in VOXELS:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    t, p = esmsim_li(thetas, 28e-9, principal, D_gb, omega, h)
+                rows.append((f, pair, h, abs(t / total - 1), abs(p / plane - 1)))
+    return rows
+
+
 OFF_GRID = (33e-9, 35e-9, 37e-9)  # planes 1, 3 and 5 nm into a voxel (its 8 nm cell's centre at 36 nm)
 
 
@@ -233,6 +264,7 @@ def compare_off_grid():
 def run(out_dir, fast: bool = True):
     rows = compare(fast)
     off = [] if fast else compare_off_grid()
+    slow = [] if fast else compare_frequencies()
     fig, (a1, a2) = new_figure()
     labels = [f"{p[0]:g}/{p[1]:g} deg, x = {xt * 1e9:g}" for p, xt in dict.fromkeys((r[0], r[1]) for r in rows)]
     for k, h in enumerate(VOXELS):
@@ -249,6 +281,14 @@ def run(out_dir, fast: bool = True):
     path = save(fig, out_dir, "gb_fem")
     worst = max(rows, key=lambda r: r[3])
     out = []
+    for f in sorted({r[0] for r in slow}, reverse=True):
+        sel = [r for r in slow if r[0] == f]
+        per_h = [max(r[3] for r in sel if r[2] == h) for h in VOXELS]
+        out.append(CaseResult(
+            f"gb_fem[slab vs resolved plane, {f:g} Hz]", bool(max(per_h) <= TOL),
+            f"{len(sel)} solves (rotated and axis-aligned pair, tip 4 nm beside the plane): film's Li max "
+            f"{', '.join(f'{v:.2%}' for v in per_h)} at {', '.join(f'{h * 1e9:g}' for h in VOXELS)} nm; the plane's "
+            f"Li max {max(r[4] for r in sel):.2%}", "scikit-fem, plane resolved", f"{TOL:.0%} (as at 350 kHz)", path))
     if off:
         per_h = {h: max(r[4] for r in off if r[3] == h) for h in VOXELS}
         aligned = max(r[4] for r in off if r[0] == PAIRS_DEG[-1])
