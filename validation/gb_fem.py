@@ -196,13 +196,14 @@ def volume_li(thetas, xt, material, omega, h, x0):
     return np.sum(s.volume * c) / (2 * h)
 
 
-def compare(fast: bool = False):
-    """Rows ``(pair_deg, tip, h, total error, plane error, bulk error)`` (relative, complex amplitudes)."""
+def compare(fast: bool = False, frequency: float = FREQ, pairs=None, tips=None):
+    """Rows ``(pair_deg, tip, h, total error, plane error, bulk error)`` (relative, complex amplitudes) at
+    ``frequency`` (Hz); ``pairs`` and ``tips`` default to all (``fast``: one pair and its control, one tip)."""
     principal = get_material("LiCoO2").principal_diffusivities()
     D_gb = ENHANCEMENT * principal[0]
-    omega = 2 * np.pi * FREQ
-    pairs = PAIRS_DEG[::3] if fast else PAIRS_DEG
-    tips = TIPS[1:2] if fast else TIPS
+    omega = 2 * np.pi * frequency
+    pairs = pairs if pairs is not None else PAIRS_DEG[::3] if fast else PAIRS_DEG
+    tips = tips if tips is not None else TIPS[1:2] if fast else TIPS
     rows = []
     for pair in pairs:
         thetas = np.radians(pair)
@@ -221,22 +222,10 @@ SLOW_FREQS = (1e3, 10.0)  # the full run's lower frequencies (Hz): the bulk diff
 
 
 def compare_frequencies(freqs=SLOW_FREQS):
-    """Rows ``(freq, pair_deg, h, total error, plane error)``: the slab on the faces (as :func:`compare`) at
-    lower frequencies, the tip at 28 nm (4 nm beside the plane), the rotated and the axis-aligned pair."""
-    principal = get_material("LiCoO2").principal_diffusivities()
-    D_gb = ENHANCEMENT * principal[0]
-    rows = []
-    for f in freqs:
-        omega = 2 * np.pi * f
-        for pair in (PAIRS_DEG[0], PAIRS_DEG[-1]):
-            thetas = np.radians(pair)
-            total, plane = fem_li(thetas, 28e-9, principal, D_gb, omega)
-            for h in VOXELS:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    t, p = esmsim_li(thetas, 28e-9, principal, D_gb, omega, h)
-                rows.append((f, pair, h, abs(t / total - 1), abs(p / plane - 1)))
-    return rows
+    """Rows ``(freq, pair_deg, h, total error, plane error)``: :func:`compare` at lower frequencies, the tip
+    at 28 nm (4 nm beside the plane), the rotated and the axis-aligned pair."""
+    return [(f, r[0], r[2], r[3], r[4]) for f in freqs
+            for r in compare(frequency=f, pairs=(PAIRS_DEG[0], PAIRS_DEG[-1]), tips=(28e-9,))]
 
 
 OFF_GRID = (33e-9, 35e-9, 37e-9)  # planes 1, 3 and 5 nm into a voxel (its 8 nm cell's centre at 36 nm)
