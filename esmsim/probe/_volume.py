@@ -204,9 +204,9 @@ class _VolumeSolver:
         def shape(px, py):
             return tip_profile(np.hypot(px - tip[0], py - tip[1]), st.tip_profile, st.tip_width)[0]
 
-        def cell_shape(piece):  # the first voxel layer's cells (cut_columns): their grains' sqrt(D_zz)
-            out = np.ones(len(piece))
-            top = piece[:, 4] < 0.5 * hz
+        def cell_shape(piece):  # the cells cut_columns changes (centre in the first voxel layer): their grains'
+            out = np.ones(len(piece))  # sqrt(D_zz), as the surface has them
+            top = piece[:, 4] + piece[:, 5] < 2 * hz
             if top.any():  # the mean over 4 x 4 midpoints of each piece, once per column of pieces
                 xy, back = np.unique(piece[top, :4], axis=0, return_inverse=True)
                 g = (np.arange(4) + 0.5) / 4

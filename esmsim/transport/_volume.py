@@ -169,8 +169,7 @@ def cut_columns(ms: Microstructure, D: np.ndarray, grain_T: np.ndarray, dz, xi, 
 
         def power(sec):
             d = sec._displacement(sec.seeds[cm][:, None, :, :] - pts[:, :, None, :])
-            w = np.zeros(len(sec.seeds)) if sec.weights is None else np.asarray(sec.weights)
-            return np.einsum("mpcd,mpcd->mpc", d, d) - w[cm][:, None, :]
+            return np.einsum("mpcd,mpcd->mpc", d, d) - _power_weights(sec)[cm][:, None, :]
 
         m0, m1 = (power(sec) for sec in sections)
     for k in top:
@@ -188,11 +187,16 @@ def cut_columns(ms: Microstructure, D: np.ndarray, grain_T: np.ndarray, dz, xi, 
     return D
 
 
+def _power_weights(sec) -> np.ndarray:
+    """The power weights (m^2) of a section's seeds, zeros for a Voronoi one."""
+    return np.zeros(len(sec.seeds)) if sec.weights is None else np.asarray(sec.weights, float)
+
+
 def _bisector(sec, ga, gb, centre):
     """The power bisector of grains ``ga`` and ``gb`` in section ``sec`` near each cell centre, as
     ``(a, b)``: the points ``centre + q`` on ``gb``'s side are those with ``b . q > a`` (exact: the power
     difference is linear in the point, with the seeds' images nearest to the centre)."""
-    w = np.zeros(len(sec.seeds)) if sec.weights is None else np.asarray(sec.weights)
+    w = _power_weights(sec)
     da = sec._displacement(sec.seeds[ga] - centre)  # seed positions relative to the centre
     db = sec._displacement(sec.seeds[gb] - centre)
     # P_b - P_a at centre + q: |q - db|^2 - |q - da|^2 - w_b + w_a = -2 q.(db - da) + E
