@@ -47,6 +47,19 @@ def test_slabs_in_rotated_grains_match_the_finite_element_reference(tmp_path):
     assert all(0 < r[4] < gb_fem.TOL for r in rows)  # (the plane's Li is compared, not zero by accident)
 
 
+def test_slabs_match_the_finite_element_reference_between_the_two_regimes():
+    """At 1 kHz the bulk layer beside the plane (0.93 nm) is a quarter to a tenth of a cell and at 10 Hz
+    (9.3 nm) one to five cells: neither the sub-grid layer nor resolved cells. The film's Li against
+    scikit-fem (validation gb_fem, tip 4 nm beside the plane, 8/4/2 nm, a rotated pair and the axis-aligned
+    control) must be within 1 % at 1 kHz and 3 % at 10 Hz (``gb_fem.SLOW_TOL``: there the rotated pair's
+    first-order error from the cross flux the exchange leaves out): measured 0.10-0.62 % and 0.11-2.03 %; with
+    the half-column exchange ``tanh(q a) / (D q)`` it was up to 13.1 % and 9.2 %."""
+    rows = gb_fem.compare_frequencies()
+    assert len(rows) == 12
+    assert all(r[3] <= gb_fem.SLOW_TOL[r[0]] for r in rows), rows
+    assert all(0 < r[4] < gb_fem.SLOW_TOL[r[0]] for r in rows)
+
+
 def test_a_cut_surface_cell_holds_both_grains():
     """Issue 4 item 7's mechanism against scikit-fem (validation gb_fem): the plane 3 nm into an 8 nm voxel
     between c along z and c along x (sqrt(D_zz) 30x apart), the tip 4 nm beside it on the far side. With

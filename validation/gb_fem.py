@@ -42,15 +42,17 @@ to 5 % of the film's Li. Now the surface cells that a trace cuts hold both grain
 ``sqrt(D_zz)``, exact areas beside the trace): max 1.15 %, 0.70 %, 0.60 % at 8, 4, 2 nm, the rotated pair
 within 0.66 %. Checked: within 3 % (the issue's figure for item 7).
 
-Third part (full run): the slab on the faces at 1 kHz and 10 Hz, tip 4 nm beside the plane, against the
-same reference. Reported, it fails: at 1 kHz the film's Li is 3.8-5.8 %, 8.3-13.1 % and 8.4-10.3 % off at
-8, 4 and 2 nm while the plane's is within 0.4-1.7 % (bulk only, no plane: 0.5-1.5 %). At 1 kHz the bulk
-diffusion length beside the plane (0.93 nm along ab) is a quarter to a tenth of a cell, between the
-sub-grid layer that the slab exchange models (350 kHz, 0.05 nm: 0.1-0.6 % here) and cells that resolve it
-(10 Hz, 9.3 nm: 4.2-9.2 %, 0.8-2.6 %, 0.4-0.7 %, converging). At 4 nm, with c along z on one side and
-along x on the other, the column beside the plane on the side that takes Li along ab holds 22 % too little
-and the one on the other side 12 % too much. In 1-D the slab exchange (:func:`slab_exchange`) delivers
-0.74-0.94 of the exact Li where a cell is 2-8 bulk decay lengths wide. Open (docs/transport.md).
+Third part: the slab on the faces at 1 kHz and 10 Hz, tip 4 nm beside the plane, against the same
+reference. At 1 kHz the bulk diffusion length beside the plane (0.93 nm along ab) is a quarter to a tenth
+of a cell, between the sub-grid layer (350 kHz, 0.05 nm) and cells that resolve it (10 Hz, 9.3 nm). With
+the half-column exchange ``tanh(q a) / (D q)`` used before, the film's Li was 3.8-5.8 %, 8.3-13.1 % and
+8.4-10.3 % off at 8, 4 and 2 nm at 1 kHz (10 Hz: 4.2-9.2 %, 0.8-2.6 %, 0.4-0.7 %): it is exact between the
+face and the cell's centre value, and with the cell's mean in its place it delivers 0.74-0.94 of the exact
+Li in 1-D where a cell is 2-8 decay lengths wide. :func:`slab_exchange` now makes the chain of cells beside
+the slab take the half-space's Li: 0.10-0.62 % at 1 kHz, 0.11-2.03 % at 10 Hz. Checked: within 1 % at 1 kHz
+(as at 350 kHz) and 3 % at 10 Hz, where the cells resolve the layer and the cross flux ``D_nt dc/dt`` into the
+plane that the exchange leaves out is a first-order error in the rotated pair (2.03, 1.12, 0.57 % at 8, 4,
+2 nm; the axis-aligned control within 0.26 %).
 
 Needs scikit-fem (``pip install "esmsim[test]"``).
 """
@@ -218,7 +220,11 @@ def compare(fast: bool = False, frequency: float = FREQ, pairs=None, tips=None):
     return rows
 
 
-SLOW_FREQS = (1e3, 10.0)  # the full run's lower frequencies (Hz): the bulk diffusion length 0.93 and 9.3 nm
+SLOW_FREQS = (1e3, 10.0)  # the lower frequencies (Hz): the bulk diffusion length 0.93 and 9.3 nm
+# their tolerances: 1 kHz as 350 kHz; at 10 Hz the cells resolve the layer and the cross flux D_nt dc/dt into
+# the plane, which the slab exchange leaves out, is a first-order error of rotated grains (2.03, 1.12, 0.57 %
+# at 8, 4, 2 nm; the axis-aligned control 0.26 %): the issue's 3 %
+SLOW_TOL = {1e3: TOL, 10.0: 0.03}
 
 
 def compare_frequencies(freqs=SLOW_FREQS):
@@ -254,7 +260,7 @@ def compare_off_grid():
 def run(out_dir, fast: bool = True):
     rows = compare(fast)
     off = [] if fast else compare_off_grid()
-    slow = [] if fast else compare_frequencies()
+    slow = compare_frequencies()
     fig, (a1, a2) = new_figure()
     labels = [f"{p[0]:g}/{p[1]:g} deg, x = {xt * 1e9:g}" for p, xt in dict.fromkeys((r[0], r[1]) for r in rows)]
     for k, h in enumerate(VOXELS):
@@ -275,10 +281,10 @@ def run(out_dir, fast: bool = True):
         sel = [r for r in slow if r[0] == f]
         per_h = [max(r[3] for r in sel if r[2] == h) for h in VOXELS]
         out.append(CaseResult(
-            f"gb_fem[slab vs resolved plane, {f:g} Hz]", bool(max(per_h) <= TOL),
+            f"gb_fem[slab vs resolved plane, {f:g} Hz]", bool(max(per_h) <= SLOW_TOL[f]),
             f"{len(sel)} solves (rotated and axis-aligned pair, tip 4 nm beside the plane): film's Li max "
             f"{', '.join(f'{v:.2%}' for v in per_h)} at {', '.join(f'{h * 1e9:g}' for h in VOXELS)} nm; the plane's "
-            f"Li max {max(r[4] for r in sel):.2%}", "scikit-fem, plane resolved", f"{TOL:.0%} (as at 350 kHz)", path))
+            f"Li max {max(r[4] for r in sel):.2%}", "scikit-fem, plane resolved", f"{SLOW_TOL[f]:.0%}", path))
     if off:
         per_h = {h: max(r[4] for r in off if r[3] == h) for h in VOXELS}
         aligned = max(r[4] for r in off if r[0] == PAIRS_DEG[-1])

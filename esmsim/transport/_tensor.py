@@ -29,8 +29,8 @@ import scipy.sparse as sp
 from ..microstructure._grid import Grid
 from ._boundaries import SECTION_MIN_DIP, slab_roles, steep, volume_boundaries
 from ._threads import RowBlocks, threads
-from ._operator import (DiffusionSystem, _links_to_matrix, lateral_period, layer_boxes, pair_key, slab_exchange,
-                        star_links, stays_on_face, trim_crossings)
+from ._operator import (DiffusionSystem, _links_to_matrix, lateral_period, layer_boxes, layer_segments, pair_key,
+                        slab_exchange, star_links, stays_on_face, trim_crossings)
 
 __all__ = ["assemble_tensor", "grain_tensors"]
 
@@ -436,8 +436,9 @@ def _with_slabs(system, bulk, grid, net, roles, dw, diagD, D_gb, delta, omega, b
     slab = nb + rows
     la, lb, lg, layers = [], [], [], []
     for side, cells3, cells in ((-1, lo3, lo), (1, hi3, hi)):
-        r, theta, ell = slab_exchange(diagD[cells3 + (ax,)], 0.5 * (h_along(h, ax, cells3) - dw), 0.5 * dw / Dgb,
-                                      omega)
+        pitch = h_along(h, ax, cells3)
+        a_half = 0.5 * (pitch - dw)
+        r, theta = slab_exchange(diagD[cells3 + (ax,)], a_half, 0.5 * dw / Dgb, omega, pitch)
         g_ex = face_area / r
         if omega:  # the unresolved layer exchanges through the plane's true area, w A (see assemble)
             g_ex = g_ex * (1 - theta * (1 - weight))
@@ -445,7 +446,7 @@ def _with_slabs(system, bulk, grid, net, roles, dw, diagD, D_gb, delta, omega, b
         lb.append(slab)
         lg.append(g_ex)
         if omega:
-            layers.append((side, cells, g_ex, theta, ell))
+            layers.append((side, cells, g_ex) + layer_segments(diagD[cells3 + (ax,)], a_half, omega, pitch))
     vertical = ax < 2
     h_t = np.where(vertical, width(0), 0.0)  # horizontal width of the x and y faces
     centre = 0.5 * (cell_lo + cell_hi)
