@@ -19,7 +19,7 @@ def test_slab_engine_reproduces_whipple_and_le_claire(tmp_path):
 def test_slab_engine_matches_the_resolved_bicrystal(tmp_path):
     results = gb_resolved.run(tmp_path, fast=False)
     # the random-tip check is reported, not passed yet (open in issue 4; docs/transport.md). Of its 72 tips
-    # one is over 3 % (6.99 %: 2 nm beside a boundary, on the other grain's 8 nm pixel); the first 24 are
+    # one is over 3 % (6.63 %: 2 nm beside a boundary, on the other grain's 8 nm pixel); the first 24 are
     # the earlier set, whose two tips beside the 4 nm segment that the 8 nm film lacked (4.58 and 3.65 %)
     # the diagonal faces brought to 1 %: more than one tip over 3 % means something came back
     random = [r for r in results if "random tips" in r.case]

@@ -315,26 +315,53 @@ def test_slab_exchange_limits():
     assert abs(r * D * np.sqrt(1j * omega / D) - 1) < 1e-3
 
 
-def test_layer_pieces_place_the_exchanged_li():
-    """:func:`layer_segments`: where the cells resolve the layer the pieces hold the linear profile
-    ``(c_slab - c_cell) (a - x) / a`` (the cell's mean plus the profile through the slab's value); where the
-    layer is far thinner than a cell they and the cell's mean hold the whole exchanged Li,
-    ``g (c_slab - c_cell) / (i omega)``, within four decay lengths of the slab (up to ``exp(-4)``)."""
+@pytest.mark.parametrize("omega", [1e-6, 2 * np.pi * 1e3, 2 * np.pi * 350e3])
+def test_layer_pieces_hold_the_layer_profile(omega):
+    """:func:`layer_segments`: with the negative copy taken evenly out of the cell, every piece holds the cell's
+    share of the profile ``P (e^(-qx) - m)`` (the deviation from the cell's mean) exactly, and what is left
+    over the rest of the cell is its integral there. Resolved (``|q a|`` 3e-5) that is the linear profile
+    through the slab's value, ``(c_slab - c_cell) (a - x) / a``; at 350 kHz the pieces end four decay lengths
+    from the slab."""
     from esmsim.transport._operator import layer_segments, slab_exchange
 
     D, a = 5.4e-15, 2e-9
-    omega = 1e-6  # |q a| 3e-5
-    edges, share = layer_segments(np.array([D]), np.array([a]), omega, np.array([2 * a]))
-    r, _ = slab_exchange(np.array(D), np.array(a), 0.0, omega, np.array(2 * a))
-    density = (share[0] / r / np.diff(edges[0])).real
-    mid = 0.5 * (edges[0, 1:] + edges[0, :-1])
-    np.testing.assert_allclose(density, (a - mid) / a, atol=1e-4)
-    omega = 2 * np.pi * 350e3
-    edges, share = layer_segments(np.array([D]), np.array([a]), omega, np.array([2 * a]))
-    r, _ = slab_exchange(np.array(D), np.array(a), 0.0, omega, np.array(2 * a))
-    # the pieces (the profile less its mean) plus the cell's mean over them, against the exchanged Li
-    # g dc / (i omega); what lies beyond four decay lengths, exp(-4) of it, stays with the cell
-    X, W = edges[0, -1], 2 * a
-    held = share[0].sum() * 1j * omega + X / W * (1 - np.exp(-np.sqrt(1j * omega / D) * W))
-    assert abs(held - 1) < 2.5e-2, held
-    assert edges[0, -1] <= 4 * np.sqrt(2 * D / omega) * (1 + 1e-12)
+    W = 2 * a
+    edges, share = layer_segments(np.array([D]), np.array([a]), omega, np.array([W]))
+    edges, share = edges[0], share[0]
+    r, _ = slab_exchange(np.array(D), np.array(a), 0.0, omega, np.array(W))
+    q = np.sqrt(1j * omega / D)
+    P = 1 / (r * D * q)  # amplitude per unit (c_slab - c_cell), exchange g = 1 / r per unit area
+    m = (1 - np.exp(-q * W)) / (q * W)
+    held = share / r - share.sum() / r * np.diff(edges) / W  # each piece less the copy's part there
+    exact = P * ((np.exp(-q * edges[:-1]) - np.exp(-q * edges[1:])) / q - m * np.diff(edges))
+    np.testing.assert_allclose(held, exact, rtol=1e-6, atol=1e-9 * np.abs(exact).max())
+    if omega < 1:
+        mid = 0.5 * (edges[1:] + edges[:-1])
+        np.testing.assert_allclose((held / np.diff(edges)).real, (a - mid) / a, atol=1e-4)
+    if omega > 1e6:
+        assert edges[-1] == pytest.approx(4 * np.sqrt(2 * D / omega), rel=1e-12) and edges[-1] < W
+
+
+def test_layer_pieces_move_li_without_making_any():
+    """The pieces beside the slabs and their cells' negative copies (``extra_map``) redistribute Li, they add
+    none: for any solution the amounts sum to zero, and the pieces sit within ``LAYER_DEPTH`` pitches of the
+    surface, against the slab on their cell's side."""
+    from esmsim.transport._operator import LAYER_DEPTH
+
+    lab, grid = _two_grains(vertical=True)
+    net = boundary_network(lab, 5e-9, 5e-9)
+    s = assemble(grid, np.full(grid.shape + (3,), D0), boundaries=net, D_gb=1e4 * D0, gb_width=1e-9,
+                 omega=2 * np.pi * 1e3)
+    c = np.random.default_rng(0).normal(size=s.n) + 1j * np.random.default_rng(1).normal(size=s.n)
+    b = s.extra_boxes
+    amounts = (s.extra_map @ c) * (b[:, 1] - b[:, 0]) * (b[:, 3] - b[:, 2]) * (b[:, 5] - b[:, 4])
+    assert abs(amounts.sum()) < 1e-12 * np.abs(amounts).sum()
+    pieces = ~s.extra_copy
+    assert pieces.sum() == 4 * s.extra_copy.sum()
+    assert b[pieces, 4].max() - grid.edges(2)[0] < LAYER_DEPTH * 5e-9
+    assert b[pieces, 4].max() > 0.5 * LAYER_DEPTH * 5e-9  # (not only the top layer)
+    # each piece lies on its own cell's side of the boundary plane x = 30 nm, within the cell
+    cell_x = 0.5 * (s.boxes[s.extra_cells[pieces], 0] + s.boxes[s.extra_cells[pieces], 1])
+    mid_x = 0.5 * (b[pieces, 0] + b[pieces, 1])
+    assert np.all(np.sign(mid_x - 30e-9) == np.sign(cell_x - 30e-9))
+    assert np.all(np.abs(mid_x - 30e-9) < 5e-9)

@@ -15,6 +15,9 @@ it. Checked at 350 kHz:
   on, near and away from boundaries and at arbitrary points (not cell centres), d = 20 nm: h = 8, 4 and
   2 nm within 3 % of each other; the full run also draws 72 tips at random, which does not pass yet: one
   tip 2 nm beside a boundary sits on the other grain's 8 nm pixel (docs/transport.md);
+- the tip on the bicrystal's boundary at 1 kHz (delta = 0.5 nm), where the bulk layer beside the boundary
+  (1 / Re q = 1.3 nm) is comparable to the cells: h = 8, 4, 2 nm each within 3 % of the resolved bicrystal
+  (-0.6, -1.7, -1.7 %; -9.1, -20.8, -12.4 % with the half-column exchange of before, docs/transport.md);
 - (full run) four square grains meeting at a point, against the boundaries resolved as cells: a point tip
   on the junction within 3 % (+29 % while the crossing strips both held their overlap), and 2 to 10 nm
   from it.
@@ -276,11 +279,9 @@ def run(out_dir, fast: bool = True) -> list[CaseResult]:
                    f"{amp_err:.2%}", f"resolved {abs(ref) * 1e12:.2f} pm/V ({n_ref} cells)", "2 %", path),
         CaseResult("gb_resolved[phase]", ph_err <= 1.0, f"phase difference {ph_err:.2f} deg", "resolved", "1 deg",
                    path),
-        CaseResult("gb_resolved[1 kHz, tip on the boundary]", bool(np.all(np.abs(slow[1:]) <= 0.03)
-                                                                  and abs(slow[0]) <= 0.06),
+        CaseResult("gb_resolved[1 kHz, tip on the boundary]", bool(np.all(np.abs(slow) <= 0.03)),
                    f"h = 8, 4, 2 nm: {', '.join(f'{v:+.1%}' for v in slow)} against the resolved "
-                   f"{abs(slow_ref) * 1e12:.2f} pm/V", "resolved bicrystal (delta = 0.5 nm)",
-                   "3 % at 4 and 2 nm; 6 % at 8 nm (cells 6 decay lengths wide)", path),
+                   f"{abs(slow_ref) * 1e12:.2f} pm/V", "resolved bicrystal (delta = 0.5 nm)", "3 %", path),
         CaseResult("gb_voxel_invariance", spread <= 0.03, f"h = 8, 4, 2 nm: {', '.join(f'{abs(v) * 1e12:.2f}' for v in inv)}"
                    f" pm/V, spread {spread:.2%}", "equal", "3 %", path),
     ]

@@ -29,8 +29,8 @@ import scipy.sparse as sp
 from ..microstructure._grid import Grid
 from ._boundaries import SECTION_MIN_DIP, slab_roles, steep, volume_boundaries
 from ._threads import RowBlocks, threads
-from ._operator import (DiffusionSystem, _links_to_matrix, lateral_period, layer_boxes, layer_segments, pair_key,
-                        slab_exchange, star_links, stays_on_face, trim_crossings)
+from ._operator import (LAYER_DEPTH, DiffusionSystem, _links_to_matrix, lateral_period, layer_boxes, layer_segments,
+                        pair_key, slab_exchange, star_links, stays_on_face, trim_crossings)
 
 __all__ = ["assemble_tensor", "grain_tensors"]
 
@@ -230,8 +230,8 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
         Grain id per cell. With ``D_gb`` and ``gb_width`` every face between material cells of different
         grains carries a grain-boundary slab unknown (:func:`volume_boundaries`), as in the columnar
         operator (:func:`assemble`) but on faces of all three orientations: it stores ``w delta A``,
-        exchanges with the cells on both sides through ``a / D_n + (w delta / 2) / D_gb`` (the half-column
-        admittance of :func:`slab_exchange` at ``omega``), and conducts ``delta D_gb`` to the slabs that
+        exchanges with the cells on both sides through ``a / D_n + (w delta / 2) / D_gb`` (at ``omega``
+        the chain-consistent exchange of :func:`slab_exchange`), and conducts ``delta D_gb`` to the slabs that
         share an edge with it, with the staircase factors of :func:`slab_roles`. The face itself carries
         no bulk flux (normal or cross terms); each slab takes ``w delta / 2`` out of the cells beside it.
     D_gb : float or ndarray, shape (n_grains, n_grains)
@@ -545,7 +545,10 @@ def _with_slabs(system, bulk, grid, net, roles, dw, diagD, D_gb, delta, omega, b
     extra = (None, None, None, None, None)
     if layers:
         strips = (vertical, mxy, tangent, np.stack([mlen, half_wid], -1))
-        extra = layer_boxes(layers, ax, pos, rect, 0.5 * dw, slab, face_area, boxes, volume, omega, n, strips=strips)
+        depth = np.where(ax == 2, pos, cell_lo[:, 2]) - edges[2][0]  # where each face starts below the surface
+        pitch = np.maximum(h_along(h, ax, lo3), h_along(h, ax, hi3))
+        extra = layer_boxes(layers, ax, pos, rect, 0.5 * dw, slab, face_area, boxes, volume, omega, n, strips=strips,
+                            keep=depth < LAYER_DEPTH * pitch)
     return DiffusionSystem(K, volume, np.concatenate([system.top_index, slab[top]]),
                            np.concatenate([system.top_xy, xy[top]]),
                            np.concatenate([system.top_conductance, g_end[top] / (0.5 * h[2][0])]),

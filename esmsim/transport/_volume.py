@@ -2,7 +2,7 @@
 
 Grain boundaries are slab unknowns on the cell faces between grains, of all three orientations
 (:func:`assemble_tensor` with ``labels``): each stores ``w delta`` times its face, exchanges with the
-cells on both sides through the half-column admittance (the sub-grid bulk layer at ESM frequencies)
+cells on both sides through :func:`slab_exchange` (the bulk layer beside it at the solve's frequency)
 and conducts ``delta D_gb`` to the slabs that share an edge with it, with staircase weights from the
 boundary planes' normals (:meth:`Microstructure.boundary_normal`). It is the columnar engine's slab
 model carried to inclined 3-D boundaries; on an extruded columnar film both give the same operator.
