@@ -769,7 +769,8 @@ def assemble(
             if diagonal.any():
                 Dnn = nd[:, :1] ** 2 * D[ci, cj, :, 0] + nd[:, 1:] ** 2 * D[ci, cj, :, 1]  # n.D.n
                 Dn = np.where(diagonal[:, None], Dnn, Dn)
-            r, theta = slab_exchange(Dn, (0.5 * (hn - dw))[:, None], (0.5 * dw / Dgb)[:, None], omega, hn[:, None])
+            a_half = (0.5 * (hn - dw))[:, None]
+            r, theta = slab_exchange(Dn, a_half, (0.5 * dw / Dgb)[:, None], omega, hn[:, None])
             g_ex = face_area / r
             if omega:
                 # the part of the exchange through a bulk layer the column does not resolve goes through the
@@ -778,7 +779,7 @@ def assemble(
             if diagonal.any():  # a diagonal face exchanges through the segment's own area w A
                 g_ex = np.where(diagonal[:, None], face_area * w[:, None] / r, g_ex)
             if omega:
-                edges, share = layer_segments(Dn, (0.5 * (hn - dw))[:, None], omega, hn[:, None])
+                edges, share = layer_segments(Dn, a_half, omega, hn[:, None])
                 layers.append((side, idx[ci, cj, :].ravel(), g_ex.ravel(), edges.reshape(-1, edges.shape[-1]),
                                share.reshape(-1, share.shape[-1])))
             la.append(idx[ci, cj, :].ravel())
@@ -837,7 +838,7 @@ def assemble(
             keep = (rect[:, 2] - ze[0]) < LAYER_DEPTH * rep(np.maximum(h_lo, h_hi))
             extra_boxes, extra_map, extra_cells, extra_tangent, extra_copy = layer_boxes(
                 layers, np.where(is_x, 0, 1), across, rect, rep(0.5 * dw), gidx.ravel(),
-                face_area.ravel(), boxes[0], volume, omega, n, strips=strips, keep=keep)
+                face_area.ravel(), boxes[0], volume, n, strips=strips, keep=keep)
 
     K = _links_to_matrix(n, la, lb, lg, diag)  # empties the lists
     return DiffusionSystem(K, volume, np.concatenate(top_index), np.concatenate(top_xy),
@@ -948,7 +949,7 @@ def layer_segments(Dn, a, omega, pitch=None):
 LAYER_DEPTH = 8.0
 
 
-def layer_boxes(layers, axis, pos, rect, half_dw, slab, area, bulk_boxes, volume, omega, n, strips=None,
+def layer_boxes(layers, axis, pos, rect, half_dw, slab, area, bulk_boxes, volume, n, strips=None,
                 keep=None):
     """Boxes and linear map of the bulk Li beside the slabs, placed as :func:`layer_segments` finds it
     (see ``DiffusionSystem.extra_boxes``).
@@ -1001,15 +1002,20 @@ def layer_boxes(layers, axis, pos, rect, half_dw, slab, area, bulk_boxes, volume
     cols, vals = np.empty((total, 2), it), np.empty((total, 2), complex)  # each row: (cell, slab), sorted
     others = np.array([[1, 2], [0, 2], [0, 1]])[axis]
     rows = np.arange(m)
+    if strips is not None:
+        mask, centre, tan, half = strips
+        frame_y = np.stack([-tan[:, 1], tan[:, 0]], -1)  # the strip frame's y axis
+        facing = np.sign(np.take_along_axis(frame_y, np.minimum(axis, 1)[:, None], 1))
+        scale = area / (2 * half[:, 0] * (rect[:, 3] - rect[:, 2]))  # the face's width across per unit strip width
     for j, (side, cell, g, edges, share) in enumerate(layers):
         base = j * per
         cop = slice(base + k_n * m, base + per)
+        edge = pos + side * half_dw
         moved = 0.0
         for k in range(k_n):
             lay = slice(base + k * m, base + (k + 1) * m)
             coef = share[:, k] * g  # mol per unit (c_slab - c_cell)
             moved = moved + coef
-            edge = pos + side * half_dw
             across = np.sort(np.stack([edge + side * edges[:, k], edge + side * edges[:, k + 1]]), axis=0)
             layer = out_boxes[lay]
             layer[rows, 2 * axis] = across[0]
@@ -1019,13 +1025,8 @@ def layer_boxes(layers, axis, pos, rect, half_dw, slab, area, bulk_boxes, volume
                 layer[rows, 2 * others[:, t] + 1] = rect[:, 2 * t + 1]
             out_tan[lay] = (1.0, 0.0)
             if strips is not None:
-                mask, centre, tan, half = strips
-                across = np.stack([-tan[:, 1], tan[:, 0]], -1)  # the strip frame's y axis
-                toward = side * np.sign(np.take_along_axis(across, np.minimum(axis, 1)[:, None], 1))  # the cell's side
-                height = layer[:, 5] - layer[:, 4]
-                scale = area / (2 * half[:, 0] * height)  # the face's width across per unit strip width
                 lo, wid = scale * edges[:, k], 0.5 * scale * (edges[:, k + 1] - edges[:, k])
-                mid = centre + (toward * (half[:, 1:] + (lo + wid)[:, None])) * across
+                mid = centre + (side * facing * (half[:, 1:] + (lo + wid)[:, None])) * frame_y
                 strip = np.stack([mid[:, 0] - half[:, 0], mid[:, 0] + half[:, 0], mid[:, 1] - wid, mid[:, 1] + wid,
                                   layer[:, 4], layer[:, 5]], -1)
                 layer[mask] = strip[mask]

@@ -434,9 +434,10 @@ def _with_slabs(system, bulk, grid, net, roles, dw, diagD, D_gb, delta, omega, b
     width = lambda t: cell_hi[rows, others[:, t]] - cell_lo[rows, others[:, t]]  # noqa: E731
     face_area = width(0) * width(1)
     slab = nb + rows
-    la, lb, lg, layers = [], [], [], []
+    la, lb, lg, layers, pitches = [], [], [], [], []
     for side, cells3, cells in ((-1, lo3, lo), (1, hi3, hi)):
         pitch = h_along(h, ax, cells3)
+        pitches.append(pitch)
         a_half = 0.5 * (pitch - dw)
         r, theta = slab_exchange(diagD[cells3 + (ax,)], a_half, 0.5 * dw / Dgb, omega, pitch)
         g_ex = face_area / r
@@ -546,9 +547,8 @@ def _with_slabs(system, bulk, grid, net, roles, dw, diagD, D_gb, delta, omega, b
     if layers:
         strips = (vertical, mxy, tangent, np.stack([mlen, half_wid], -1))
         depth = np.where(ax == 2, pos, cell_lo[:, 2]) - edges[2][0]  # where each face starts below the surface
-        pitch = np.maximum(h_along(h, ax, lo3), h_along(h, ax, hi3))
-        extra = layer_boxes(layers, ax, pos, rect, 0.5 * dw, slab, face_area, boxes, volume, omega, n, strips=strips,
-                            keep=depth < LAYER_DEPTH * pitch)
+        extra = layer_boxes(layers, ax, pos, rect, 0.5 * dw, slab, face_area, boxes, volume, n, strips=strips,
+                            keep=depth < LAYER_DEPTH * np.maximum(*pitches))
     return DiffusionSystem(K, volume, np.concatenate([system.top_index, slab[top]]),
                            np.concatenate([system.top_xy, xy[top]]),
                            np.concatenate([system.top_conductance, g_end[top] / (0.5 * h[2][0])]),
