@@ -50,7 +50,7 @@ def test_rotated_grains_approach_fipy_as_the_cells_shrink():
     1.4). Before esmsim's surface carried the cross flux and FiPy's walls lost it, the difference stayed at
     3.5e-2 from 2 to 1 nm, so this order would fail."""
     from esmsim.microstructure import Grid
-    from esmsim.transport._fipy import fipy_frequency_solve
+    from esmsim.transport._fipy import fipy_time_solve
     from esmsim_validation.fipy_reference import compare_rotated
 
     err = []
@@ -58,9 +58,29 @@ def test_rotated_grains_approach_fipy_as_the_cells_shrink():
         c, ref = compare_rotated(h)
         err.append(np.linalg.norm(c - ref) / np.linalg.norm(ref))
     assert err[1] < 0.04 and np.log2(err[0] / err[1]) >= 1.2, err
-    with pytest.raises(NotImplementedError, match="static"):  # full tensors: the static problem only
-        fipy_frequency_solve(Grid([1e-9], [1e-9], [1e-9]), np.ones((1, 1, 1, 3, 3)), (0.0, 0.0), profile="lorentzian",
-                             width=1e-8, omega=1.0)
+    with pytest.raises(NotImplementedError, match="static and frequency"):  # full tensors: no time stepping
+        fipy_time_solve(Grid([1e-9], [1e-9], [1e-9]), np.ones((1, 1, 1, 3, 3)), (0.0, 0.0), profile="lorentzian",
+                        width=1e-8, times=[1e-3])
+
+
+@pytest.mark.slow
+def test_rotated_polycrystal_matches_fipy_with_its_cross_terms():
+    """Grains at random orientations (full tensors) and fast boundary cells in a 3-D Voronoi volume: at 350 kHz
+    within the issue's 1e-3 (measured 1.9e-4; esmsim without its cross terms 1.1e-3: the cross terms are what
+    agrees); at 1 kHz the cross terms move the field by 2 % and the two schemes' versions of them differ
+    (6.2e-3): FiPy is still three times closer to esmsim with them than without. About a minute (FiPy's
+    sweeps)."""
+    from esmsim_validation.fipy_reference import compare_rotated_polycrystal
+
+    def rel(a, b):
+        return np.linalg.norm(a - b) / np.linalg.norm(b)
+
+    c, ref = compare_rotated_polycrystal(350e3)
+    c0, _ = compare_rotated_polycrystal(350e3, cross=False, reference=False)
+    assert rel(c, ref) < 1e-3 and rel(c0, ref) > 3 * rel(c, ref)
+    c, ref = compare_rotated_polycrystal(1e3)
+    c0, _ = compare_rotated_polycrystal(1e3, cross=False, reference=False)
+    assert rel(c, ref) < 0.5 * rel(c0, ref)
 
 
 @pytest.mark.parametrize("planes", ["x", "xz", "xy", "xyz"])

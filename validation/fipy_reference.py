@@ -28,6 +28,18 @@
    them over the exterior faces too, a flux through a no-flux wall), and esmsim's surface must carry them
    (the cross part of the flux through a potentiostatic surface, :func:`tip_terms`).
 
+6. (full run) Rotated grains at ESM frequencies (item 8 with full tensors): a 3-D Voronoi volume (40 x 40 x
+   30 nm, 2.5 nm voxels, 11 grains) of LiCoO2 grains at random orientations with fast boundary cells, at
+   350 kHz and 1 kHz, against FiPy's block system with its cross terms swept (:func:`fipy_frequency_solve`).
+   Measured 1.9e-4 at 350 kHz (esmsim with its cross terms left out: 1.1e-3) and 6.2e-3 at 1 kHz (2.1e-2
+   without). Checked: 1e-3 at 350 kHz, and at 1 kHz under half the difference without the cross
+   terms (the issue's 1e-3 is not met there, for the reason of case 5). Neither scheme is the truth at these
+   cells in slow problems: on ``transport_tensor``'s x-z section (one grain, c 40 deg off z, D_c / D_ab =
+   1e-3, static) esmsim and FiPy are 40, 30, 14, 5.7 % and 33, 22, 13, 7.5 % (relative L2) off finite
+   elements at 4, 2, 1, 0.5 nm cells, esmsim's surface cells five times closer (4.1e-3 against 2.2e-2 at
+   1 nm) and FiPy's film Li closer (+0.26 % against -7.9 %); 1e-3 between them would need both far below
+   a nanometre.
+
 In cases 1-4 both codes use two-point fluxes with harmonic face means, so they must agree to round-off; the
 tolerance 1e-10 (relative, max norm and L2) leaves room for the sparse LU solves only. Grain-boundary
 slabs have no FiPy counterpart (they are checked against a resolved boundary in ``gb_resolved``).
@@ -139,6 +151,66 @@ def compare_polycrystal(frequency: float = 350e3, enhancement: float = 1e4, refe
                         method="direct")[0].reshape(grid.shape)
     ref = fipy_frequency_solve(grid, D, tip, profile="lorentzian", width=10e-9, omega=omega) if reference else None
     return c, ref, gb[sel]
+
+
+ROTATED_POLY_SIZE = (40e-9, 40e-9, 30e-9)
+
+
+def compare_rotated_polycrystal(frequency: float = 350e3, cross: bool = True, reference: bool = True,
+                                spacing: float = 2.5e-9):
+    """Case 6: a 3-D Voronoi polycrystal (40 x 40 x 30 nm, 2.5 nm voxels) of LiCoO2 grains at random
+    orientations (full tensors R diag(D_ab, D_ab, D_c) R^T, off-diagonal entries up to 0.4 D_ab) with fast
+    boundary cells (one voxel on the low side of every face between grains, isotropic 1e4 D_ab), graded z,
+    at ``frequency`` (Hz): esmsim's full-tensor operator against FiPy's 2 x 2 block system, its explicit
+    cross terms swept to their fixed point. ``cross=False`` drops the off-diagonal entries from esmsim's
+    tensors (how much the cross terms move the field). Returns ``(c_esmsim, c_fipy)`` (``c_fipy`` None
+    without ``reference``). ``spacing``: the voxels (m; the same seeds at any spacing)."""
+    from esmsim.materials import get_material
+    from esmsim.microstructure import voronoi
+    from esmsim.transport._frequency import tip_terms
+    from esmsim.transport._tensor import assemble_tensor, grain_tensors
+    from esmsim.transport._volume import voxel_cells
+
+    ms = voronoi(ROTATED_POLY_SIZE, spacing=spacing, grain_size=20e-9, periodic=False, rng=7)
+    Dp = get_material("LiCoO2").principal_diffusivities()
+    gb = np.zeros(ms.shape, bool)  # the low side of every voxel face between two grains
+    for a in range(3):
+        lo = [slice(None)] * 3
+        lo[a] = slice(None, -1)
+        gb[tuple(lo)] |= np.diff(ms.labels, axis=a) != 0
+    omega = 2 * np.pi * frequency
+    dz = graded_widths(0.125 * np.sqrt(Dp.min() / omega), 1.3, ROTATED_POLY_SIZE[2], max_width=spacing)
+    sel = voxel_cells(ms, dz, np.arange(ms.shape[0]), np.arange(ms.shape[1]))
+    T = grain_tensors(ms.rotations, Dp)[ms.labels][sel]
+    T[gb[sel]] = 1e4 * (2.5e-9 / spacing) * Dp[0] * np.eye(3)  # delta D_gb that of one 2.5 nm voxel
+    grid = Grid(np.full(ms.shape[0], spacing), np.full(ms.shape[1], spacing), dz)
+    tip = (21e-9, 17e-9)
+    Te = T if cross else T * np.eye(3)
+    s = assemble_tensor(grid, Te)
+    c = solve_frequency(s, omega, *tip_terms(s, tip, profile="lorentzian", width=10e-9),
+                        method="direct")[0].reshape(grid.shape)
+    ref = fipy_frequency_solve(grid, T, tip, profile="lorentzian", width=10e-9, omega=omega) if reference else None
+    return c, ref
+
+
+def rotated_poly_check() -> CaseResult:
+    """CaseResult of case 6 at 350 and 1 kHz (full run: FiPy's sweeps take about 25 s a frequency)."""
+    def rel(a, b):
+        return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+    err = {}
+    for f in (350e3, 1e3):
+        c, ref = compare_rotated_polycrystal(f)
+        c0, _ = compare_rotated_polycrystal(f, cross=False, reference=False)
+        err[f] = (rel(c, ref), rel(c0, ref))
+    (hi, hi0), (lo, lo0) = err[350e3], err[1e3]
+    return CaseResult("fipy_reference[350 kHz and 1 kHz, 3-D polycrystal, rotated grains]",
+                      hi <= 1e-3 and lo <= 0.5 * lo0,
+                      f"relative L2 difference {hi:.1e} at 350 kHz, {lo:.1e} at 1 kHz (esmsim without its cross "
+                      f"terms: {hi0:.1e}, {lo0:.1e}); the schemes' cross terms differ, so at 1 kHz, where they move "
+                      "the field by 2 %, the two agree to their discretisation, not to 1e-3",
+                      "FiPy 2 x 2 block system, explicit cross terms swept to their fixed point",
+                      "350 kHz: 1e-3 (issue); 1 kHz: under half the difference without the cross terms")
 
 
 ROTATED_LEVELS = (4e-9, 2e-9, 1e-9)
@@ -264,6 +336,7 @@ def run(out_dir, fast: bool = True) -> list[CaseResult]:
     err_t = float(max(np.abs(a - r).max() / np.abs(r).max() for a, r in zip(ct, rt)))
     slabs = slab_check()
     rotated = rotated_check(fast)
+    extra = [] if fast else [rotated_poly_check()]
     grid, c, ref = compare()
     c = c.real
     err = float(np.max(np.abs(c - ref)) / np.max(np.abs(ref)))
@@ -289,4 +362,5 @@ def run(out_dir, fast: bool = True) -> list[CaseResult]:
             CaseResult("fipy_reference[time, 0.1 and 1 ms]", err_t <= 1e-4, f"max difference {err_t:.1e}",
                        "FiPy backward Euler, Richardson-extrapolated", "1e-4 relative", path),
             CaseResult(slabs.case, slabs.passed, slabs.measured, slabs.expected, slabs.tolerance, path),
-            CaseResult(rotated.case, rotated.passed, rotated.measured, rotated.expected, rotated.tolerance, path)]
+            CaseResult(rotated.case, rotated.passed, rotated.measured, rotated.expected, rotated.tolerance, path)] + [
+            CaseResult(r.case, r.passed, r.measured, r.expected, r.tolerance, path) for r in extra]

@@ -54,7 +54,10 @@ def fipy_frequency_solve(grid: Grid, D: np.ndarray, tip_xy, *, profile: str, wid
 
     Parameters are those of :func:`fipy_static_solve`, plus the angular frequency ``omega`` (rad/s) and
     ``surface`` (optional, shape (nx, ny)): the surface value of each top cell instead of the profile at
-    its face centre (e.g. the profile averaged over the face, :func:`contact_profile` ``average``).
+    its face centre (e.g. the profile averaged over the face, :func:`contact_profile` ``average``). FiPy
+    solves the real 2 x 2 block system for Re c and Im c; with full tensors each part's cross terms are
+    explicit sources and the coupled system is swept to its fixed point (4 sweeps at 350 kHz, 9 at 1 kHz
+    on a 3-D polycrystal).
     """
     return _solve(grid, D, tip_xy, profile, width, omega=float(omega), surface=surface)
 
@@ -88,8 +91,8 @@ def _fipy_problem(grid, D, tip_xy, profile, width, omega, times, steps, solver, 
     mesh = fp.Grid3D(dx=grid.dx, dy=grid.dy, dz=grid.dz)
     flat = lambda arr: np.asarray(arr).transpose(2, 1, 0).ravel()  # (nx, ny, nz) -> FiPy's x-fastest order # noqa: E731
     full = D.ndim == 5
-    if full and (times is not None or omega != 0.0):
-        raise NotImplementedError("full tensors: the static problem only (fipy_static_solve)")
+    if full and times is not None:
+        raise NotImplementedError("full tensors: the static and frequency-domain problems only")
     diag = np.stack([D[..., k, k] for k in range(3)], -1) if full else D
     tensor = np.zeros((3, 3, mesh.numberOfFaces))
     for k in range(3):
@@ -142,5 +145,13 @@ def _fipy_problem(grid, D, tip_xy, profile, width, omega, times, steps, solver, 
     b.constrain(0.0, where=mesh.facesFront)
     eq_a = fp.DiffusionTerm(coeff=coeff, var=c) + fp.ImplicitSourceTerm(coeff=omega, var=b) == 0
     eq_b = fp.ImplicitSourceTerm(coeff=omega, var=c) - fp.DiffusionTerm(coeff=coeff, var=b) == 0
-    (eq_a & eq_b).solve(solver=fp.LinearLUSolver(tolerance=1e-12, iterations=1))
-    return back(c) + 1j * back(b)
+    eq = eq_a & eq_b
+    if not full:
+        eq.solve(solver=fp.LinearLUSolver(tolerance=1e-12, iterations=1))
+        return back(c) + 1j * back(b)
+    for _ in range(MAX_SWEEPS):  # each part's explicit cross terms: sweep the coupled system to its fixed point
+        old = np.concatenate([np.array(c.value, copy=True), np.array(b.value, copy=True)])
+        eq.sweep(solver=fp.LinearLUSolver(tolerance=1e-12, iterations=1))
+        if np.abs(np.concatenate([np.asarray(c.value), np.asarray(b.value)]) - old).max() < SWEEP_TOL:
+            return back(c) + 1j * back(b)
+    raise RuntimeError(f"FiPy's sweeps did not settle below {SWEEP_TOL:g} in {MAX_SWEEPS} sweeps")
