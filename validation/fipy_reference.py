@@ -114,6 +114,21 @@ def compare_frequency(frequency: float = 350e3):
     return c, ref
 
 
+def _boundary_cells(ms, D_min, omega, depth, spacing):
+    """The boundary voxels of a voxel volume (the low side of every face between two grains), graded z cells
+    (first 1/8 of ``sqrt(D_min / omega)``, growth 1.3, to ``depth``, none wider than ``spacing``) and the
+    voxel of each cell (:func:`voxel_cells`): ``(gb, dz, sel)``."""
+    from esmsim.transport._volume import voxel_cells
+
+    gb = np.zeros(ms.shape, bool)
+    for a in range(3):
+        lo = [slice(None)] * 3
+        lo[a] = slice(None, -1)
+        gb[tuple(lo)] |= np.diff(ms.labels, axis=a) != 0
+    dz = graded_widths(0.125 * np.sqrt(D_min / omega), 1.3, depth, max_width=spacing)
+    return gb, dz, voxel_cells(ms, dz, np.arange(ms.shape[0]), np.arange(ms.shape[1]))
+
+
 def compare_polycrystal(frequency: float = 350e3, enhancement: float = 1e4, reference: bool = True):
     """Complex c of esmsim (full-tensor operator) and FiPy on a 3-D polycrystal with fast boundary cells.
 
@@ -124,21 +139,14 @@ def compare_polycrystal(frequency: float = 350e3, enhancement: float = 1e4, refe
     from esmsim.microstructure import voronoi
     from esmsim.transport._frequency import tip_terms
     from esmsim.transport._tensor import assemble_tensor
-    from esmsim.transport._volume import voxel_cells
 
     ms = voronoi((60e-9, 60e-9, 40e-9), spacing=2.5e-9, grain_size=30e-9, periodic=False, rng=7)
     Dp = get_material("LiCoO2").principal_diffusivities()  # (D_ab, D_ab, D_c)
     axis = np.random.default_rng(3).integers(0, 3, ms.labels.max() + 1)
     Dg = np.full((axis.size, 3), Dp[0])
     Dg[np.arange(axis.size), axis] = Dp[2]
-    gb = np.zeros(ms.shape, bool)  # the low side of every voxel face between two grains
-    for a in range(3):
-        lo = [slice(None)] * 3
-        lo[a] = slice(None, -1)
-        gb[tuple(lo)] |= np.diff(ms.labels, axis=a) != 0
     omega = 2 * np.pi * frequency
-    dz = graded_widths(0.125 * np.sqrt(Dp.min() / omega), 1.3, 40e-9, max_width=2.5e-9)
-    sel = voxel_cells(ms, dz, np.arange(ms.shape[0]), np.arange(ms.shape[1]))
+    gb, dz, sel = _boundary_cells(ms, Dp.min(), omega, 40e-9, 2.5e-9)
     D = Dg[ms.labels][sel]
     D[gb[sel]] = enhancement * Dp[0]
     grid = Grid(np.full(ms.shape[0], 2.5e-9), np.full(ms.shape[1], 2.5e-9), dz)
@@ -169,18 +177,11 @@ def compare_rotated_polycrystal(frequency: float = 350e3, cross: bool = True, re
     from esmsim.microstructure import voronoi
     from esmsim.transport._frequency import tip_terms
     from esmsim.transport._tensor import assemble_tensor, grain_tensors
-    from esmsim.transport._volume import voxel_cells
 
     ms = voronoi(ROTATED_POLY_SIZE, spacing=spacing, grain_size=20e-9, periodic=False, rng=7)
     Dp = get_material("LiCoO2").principal_diffusivities()
-    gb = np.zeros(ms.shape, bool)  # the low side of every voxel face between two grains
-    for a in range(3):
-        lo = [slice(None)] * 3
-        lo[a] = slice(None, -1)
-        gb[tuple(lo)] |= np.diff(ms.labels, axis=a) != 0
     omega = 2 * np.pi * frequency
-    dz = graded_widths(0.125 * np.sqrt(Dp.min() / omega), 1.3, ROTATED_POLY_SIZE[2], max_width=spacing)
-    sel = voxel_cells(ms, dz, np.arange(ms.shape[0]), np.arange(ms.shape[1]))
+    gb, dz, sel = _boundary_cells(ms, Dp.min(), omega, ROTATED_POLY_SIZE[2], spacing)
     T = grain_tensors(ms.rotations, Dp)[ms.labels][sel]
     T[gb[sel]] = 1e4 * (2.5e-9 / spacing) * Dp[0] * np.eye(3)  # delta D_gb that of one 2.5 nm voxel
     grid = Grid(np.full(ms.shape[0], spacing), np.full(ms.shape[1], spacing), dz)
