@@ -184,9 +184,10 @@ def test_a_boundary_inclined_in_depth_gives_the_same_response_at_8_4_and_2_nm():
     on the whole staircase (half on faces a voxel layer down) it spread 9 % (10.6, 11.2, 11.6 pm/V).
 
     The tip 6 nm beside the trace: 0.69 % measured (0.36 % with the slab exchange and layer placement of
-    before 2026-11-28; 0.95 % while the layer pieces' copy took the whole cell's mean out of them). It was 2.6 % while the sub-grid layers' negative copies
-    of their cells stayed uniform boxes and the cells near the tip were rebuilt along the tip profile: the
-    layer's Li then left the cell from elsewhere than the cell held it (worst in 8 nm cells)."""
+    before 2026-11-28; 0.95 % while the layer pieces' copy took the whole cell's mean out of them). It was
+    2.6 % while the sub-grid layers' negative copies of their cells stayed uniform boxes and the cells near the
+    tip were rebuilt along the tip profile: the layer's Li then left the cell from elsewhere than the cell held
+    it (worst in 8 nm cells)."""
     from esmsim_validation.gb_volume import volume
 
     amps = np.array([volume((1.0, 0.0, 1.0), h) for h in (8e-9, 4e-9, 2e-9)])

@@ -13,8 +13,8 @@ it. Checked at 350 kHz:
   2 nm voxels) within 3 % of each other;
 - the same on a 12-grain periodic polycrystal with inclined (staircase) boundaries, tips
   on, near and away from boundaries and at arbitrary points (not cell centres), d = 20 nm: h = 8, 4 and
-  2 nm within 3 % of each other; the full run also draws 72 tips at random, which does not pass yet: one
-  tip 2 nm beside a boundary sits on the other grain's 8 nm pixel (docs/transport.md);
+  2 nm within 3 % of each other; the full run also draws 72 tips at random, which does not pass yet: two
+  tips about 2 nm beside a boundary sit on the other grain's 8 nm pixel (docs/transport.md);
 - the tip on the bicrystal's boundary at 1 kHz (delta = 0.5 nm), where the bulk layer beside the boundary
   (1 / Re q = 1.3 nm) is comparable to the cells: h = 8, 4, 2 nm each within 3 % of the resolved bicrystal
   (-0.6, -1.7, -1.7 %; -9.1, -20.8, -12.4 % with the half-column exchange of before, docs/transport.md);

@@ -135,12 +135,8 @@ def _fipy_problem(grid, D, tip_xy, profile, width, omega, times, steps, solver, 
         if not full:
             eq.solve(var=c, solver=fp.LinearLUSolver(tolerance=1e-12, iterations=10))
             return back(c)
-        for _ in range(MAX_SWEEPS):  # the explicit cross terms: sweep to the fixed point
-            old = np.array(c.value, copy=True)
-            eq.sweep(var=c, solver=fp.LinearLUSolver(tolerance=1e-12, iterations=10))
-            if np.abs(np.asarray(c.value) - old).max() < SWEEP_TOL:
-                return back(c)
-        raise RuntimeError(f"FiPy's sweeps did not settle below {SWEEP_TOL:g} in {MAX_SWEEPS} sweeps")
+        _sweep(lambda: eq.sweep(var=c, solver=fp.LinearLUSolver(tolerance=1e-12, iterations=10)), (c,))
+        return back(c)
     b = fp.CellVariable(mesh=mesh, value=0.0)
     b.constrain(0.0, where=mesh.facesFront)
     eq_a = fp.DiffusionTerm(coeff=coeff, var=c) + fp.ImplicitSourceTerm(coeff=omega, var=b) == 0
@@ -149,9 +145,16 @@ def _fipy_problem(grid, D, tip_xy, profile, width, omega, times, steps, solver, 
     if not full:
         eq.solve(solver=fp.LinearLUSolver(tolerance=1e-12, iterations=1))
         return back(c) + 1j * back(b)
-    for _ in range(MAX_SWEEPS):  # each part's explicit cross terms: sweep the coupled system to its fixed point
-        old = np.concatenate([np.array(c.value, copy=True), np.array(b.value, copy=True)])
-        eq.sweep(solver=fp.LinearLUSolver(tolerance=1e-12, iterations=1))
-        if np.abs(np.concatenate([np.asarray(c.value), np.asarray(b.value)]) - old).max() < SWEEP_TOL:
-            return back(c) + 1j * back(b)
+    _sweep(lambda: eq.sweep(solver=fp.LinearLUSolver(tolerance=1e-12, iterations=1)), (c, b))  # both parts
+    return back(c) + 1j * back(b)
+
+
+def _sweep(sweep, variables):
+    """Call ``sweep()`` until no value of ``variables`` (FiPy CellVariables) changes by more than SWEEP_TOL:
+    the fixed point of FiPy's explicit cross terms (full tensors)."""
+    for _ in range(MAX_SWEEPS):
+        old = [np.array(v.value, copy=True) for v in variables]
+        sweep()
+        if max(np.abs(np.asarray(v.value) - o).max() for v, o in zip(variables, old)) < SWEEP_TOL:
+            return
     raise RuntimeError(f"FiPy's sweeps did not settle below {SWEEP_TOL:g} in {MAX_SWEEPS} sweeps")

@@ -835,10 +835,10 @@ def assemble(
             rect = np.stack([along - rep(half_t), along + rep(half_t), tile(ze[:-1]), tile(ze[1:])], -1)
             strips = (np.ones(nf * nz, bool), np.stack([rep(mx), rep(my)], -1), slab_tangent,
                       np.stack([rep(sl), rep(sw)], -1))
-            keep = (rect[:, 2] - ze[0]) < LAYER_DEPTH * rep(np.maximum(h_lo, h_hi))
             extra_boxes, extra_map, extra_cells, extra_tangent, extra_copy = layer_boxes(
                 layers, np.where(is_x, 0, 1), across, rect, rep(0.5 * dw), gidx.ravel(),
-                face_area.ravel(), boxes[0], volume, n, strips=strips, keep=keep)
+                face_area.ravel(), boxes[0], volume, n, strips=strips,
+                keep=near_surface(rect[:, 2] - ze[0], rep(np.maximum(h_lo, h_hi))))
 
     K = _links_to_matrix(n, la, lb, lg, diag)  # empties the lists
     return DiffusionSystem(K, volume, np.concatenate(top_index), np.concatenate(top_xy),
@@ -947,6 +947,12 @@ def layer_segments(Dn, a, omega, pitch=None):
 #: ``z`` changes that Li's weight by about ``(h / z)^2 / 8``, 0.2 % there). Pieces at every depth put the
 #: 1 M-cell benchmark volume at 1086 MB.
 LAYER_DEPTH = 8.0
+
+
+def near_surface(depth, pitch):
+    """Which slab faces get pieces of bulk Li (:func:`layer_boxes` ``keep``): those starting ``depth`` (m) below
+    the surface less than ``LAYER_DEPTH`` times their cells' ``pitch`` (m)."""
+    return np.asarray(depth) < LAYER_DEPTH * np.asarray(pitch)
 
 
 def layer_boxes(layers, axis, pos, rect, half_dw, slab, area, bulk_boxes, volume, n, strips=None,

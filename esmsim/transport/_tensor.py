@@ -29,7 +29,7 @@ import scipy.sparse as sp
 from ..microstructure._grid import Grid
 from ._boundaries import SECTION_MIN_DIP, slab_roles, steep, volume_boundaries
 from ._threads import RowBlocks, threads
-from ._operator import (LAYER_DEPTH, DiffusionSystem, _links_to_matrix, lateral_period, layer_boxes, layer_segments,
+from ._operator import (DiffusionSystem, _links_to_matrix, lateral_period, layer_boxes, layer_segments, near_surface,
                         pair_key, slab_exchange, star_links, stays_on_face, trim_crossings)
 
 __all__ = ["assemble_tensor", "grain_tensors"]
@@ -548,7 +548,7 @@ def _with_slabs(system, bulk, grid, net, roles, dw, diagD, D_gb, delta, omega, b
         strips = (vertical, mxy, tangent, np.stack([mlen, half_wid], -1))
         depth = np.where(ax == 2, pos, cell_lo[:, 2]) - edges[2][0]  # where each face starts below the surface
         extra = layer_boxes(layers, ax, pos, rect, 0.5 * dw, slab, face_area, boxes, volume, n, strips=strips,
-                            keep=depth < LAYER_DEPTH * np.maximum(*pitches))
+                            keep=near_surface(depth, np.maximum(*pitches)))
     return DiffusionSystem(K, volume, np.concatenate([system.top_index, slab[top]]),
                            np.concatenate([system.top_xy, xy[top]]),
                            np.concatenate([system.top_conductance, g_end[top] / (0.5 * h[2][0])]),
