@@ -58,7 +58,7 @@ from __future__ import annotations
 import numpy as np
 
 from esmsim.materials import get_material
-from esmsim.microstructure import Grid, bicrystal, columnar_seeded
+from esmsim.microstructure import bicrystal, columnar_seeded
 from esmsim.probe import MapSettings
 from esmsim.probe._scan import _z_widths, grain_diffusivities
 from esmsim.probe._volume import volume_response
@@ -102,22 +102,15 @@ def volume(normal, h, depth=None, mirror=False):
 
 def columnar(normal, h):
     """|u| (m/V) at the two tips from the columnar map engine's operator (vertical planes)."""
-    from esmsim.transport import assemble, boundary_network, place_on_boundaries
-
-    from .gb_resolved import point_response
+    from .gb_resolved import columnar_system, point_response
 
     mat, st = material(), settings()
     n, p, tips = _plane(normal)
     seeds = np.stack([p[:2] - 30e-9 * n[:2], p[:2] + 30e-9 * n[:2]])
     ms = columnar_seeded(seeds, SIZE[:2], spacing=h, thickness=SIZE[2], euler_angles=EULER)
-    Dg = grain_diffusivities(ms, mat)
-    grid = Grid(np.full(ms.shape[0], h), np.full(ms.shape[1], h), _z_widths(ms, mat, st, Dg))
-    net = place_on_boundaries(boundary_network(ms.labels, h, h, normal=ms.boundary_normal), ms,
-                              gb_width=mat["gb_width"])
-    s = assemble(grid, np.broadcast_to(Dg[ms.labels][:, :, None, :], grid.shape + (3,)), boundaries=net,
-                 D_gb=mat.D_gb, gb_width=mat["gb_width"], omega=2 * np.pi * FREQ)
+    s, shape = columnar_system(ms, mat, _z_widths(ms, mat, st, grain_diffusivities(ms, mat)), FREQ)
     pref = (1 + mat["nu"]) / np.pi * mat.beta_isotropic / mat.dU_dc
-    return np.abs([pref * point_response(s, t, st.tip_width) for t in tips])
+    return np.abs([pref * point_response(s, t, st.tip_width, cell_shape=shape) for t in tips])
 
 
 POLY_TIPS = [(40e-9, 50e-9), (61.3e-9, 22.1e-9), (15.2e-9, 77.7e-9), (80e-9, 80e-9)]

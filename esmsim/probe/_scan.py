@@ -35,7 +35,7 @@ from ..transport._boundaries import (boundary_network, diagonal_corner, diagonal
                                      with_diagonals)
 from ..transport._frequency import check_surface_layer, solve_frequency, split_solve, tip_terms
 from ..transport._operator import assemble, strip_boxes, strip_to_sample
-from ..transport._volume import has_boundaries
+from ..transport._volume import cut_cell_shape, cut_columnar, has_boundaries, surface_root
 from ..transport._tip import tip_profile
 
 __all__ = ["MapSettings", "MapResult", "ScanGrid", "single_frequency_map", "pixel_response"]
@@ -405,6 +405,8 @@ class _Window:
                                   + ([] if layer is None else [beta_layer]))
         comps = 3 if st.lateral else 1
         out = np.zeros((len(tips), comps), complex)
+        # across the surface cells that a boundary trace cuts the Li goes as the grains' sqrt(D_zz) (cut_columnar)
+        cell_shape = cut_cell_shape(self._surface_root, h, origin)
         for t, tip in enumerate(tips):
             def shape(x, y, tip=tip):
                 return tip_profile(np.hypot(x - tip[0], y - tip[1]), st.tip_profile, st.tip_width)[0]
@@ -422,7 +424,8 @@ class _Window:
             inside = inbox if layer is None else np.concatenate([inbox, inlayer])
 
             def weights(kernel, rank, shape=shape):
-                return self._averaged(lambda p: system.all_weights(kernel, p, rank, shape=shape, radius=3 * h), tip)
+                return self._averaged(lambda p: system.all_weights(kernel, p, rank, shape=shape, radius=3 * h,
+                                                                   cell_shape=cell_shape), tip)
 
             def part(kernel, rank):
                 return (weights(kernel, rank) * inside) @ amount
@@ -661,7 +664,7 @@ class _Window:
         ms = self.ms
         h = ms.spacing[0]
         grid = Grid(np.full(lab.shape[0], h), np.full(lab.shape[1], h), self.dz)
-        D = np.broadcast_to(self.Dg[lab][:, :, None, :], grid.shape + (3,))
+        D = self._diffusivities(lab, grid, xi, yi, periodic)
         if not has_boundaries(ms, self.material):  # neutral boundaries: the grains meet without a slab
             net = boundary_network(np.zeros_like(lab), h, h)
             return grid, net, assemble(grid, D, periodic=(periodic, periodic), bottom=self.settings.bottom)
@@ -670,6 +673,18 @@ class _Window:
         system = assemble(grid, D, periodic=(periodic, periodic), bottom=self.settings.bottom, boundaries=net,
                           D_gb=D_gb, gb_width=self.material["gb_width"], omega=omega)
         return grid, net, system
+
+    def _diffusivities(self, lab, grid, xi, yi, periodic):
+        """Diagonal diffusivities (m^2/s) of the window's cells, shape ``grid.shape + (3,)``: each column its
+        grain's, the surface cells that a boundary trace crosses with both grains' ``D_zz``
+        (:func:`~esmsim.transport._volume.cut_columnar`)."""
+        D = np.array(np.broadcast_to(self.Dg[lab][:, :, None, :], grid.shape + (3,)))
+        return cut_columnar(self.ms, D, self.Dg, self.dz, xi, yi, periodic)
+
+    @cached_property
+    def _surface_root(self):
+        """``sqrt(D_zz)`` of the grain at each surface point (:func:`~esmsim.transport._volume.surface_root`)."""
+        return surface_root(self.ms, self.material)
 
     def isotropic_displacement(self, system, tip, c):
         """Outward surface displacement (m per mol/m^3 of ``c``) at ``tip`` from concentration ``c`` (real or
@@ -940,7 +955,7 @@ class _FipyWindow(_Window):
 
     def _assemble(self, lab, omega, *, periodic, xi, yi):
         grid, net, system = super()._assemble(lab, omega, periodic=periodic, xi=xi, yi=yi)  # no slabs here
-        self._fipy_window = (grid, np.broadcast_to(self.Dg[lab][:, :, None, :], grid.shape + (3,)))
+        self._fipy_window = (grid, self._diffusivities(lab, grid, xi, yi, periodic))
         return grid, net, system
 
     def _solve_groups(self, system, groups, rhs):

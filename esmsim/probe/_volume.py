@@ -16,7 +16,7 @@ from ..microstructure._voxel import Microstructure
 from ..transport._frequency import contact_profile, solve_frequency, tip_terms
 from ..transport._tensor import grain_tensors
 from ..transport._tip import tip_profile
-from ..transport._volume import (cut_columns, flat_boundaries, has_boundaries, snap_to_layers, volume_system, volume_tensors,
+from ..transport._volume import (cut_cell_shape, cut_columns, surface_root, flat_boundaries, has_boundaries, snap_to_layers, volume_system, volume_tensors,
                                 voxel_cells)
 from ._scan import MapSettings, _z_widths, contact_average, window_range
 
@@ -58,34 +58,6 @@ def volume_response(ms: Microstructure, material: Material, settings: MapSetting
     tips = np.asarray(tips, float).reshape(-1, 2)
     vol = _VolumeSolver(ms, material, settings, engine)
     return np.array([vol.window(tip[None])[0] for tip in tips], complex)
-
-
-def surface_root(ms: Microstructure, material: Material):
-    """``root(x, y)``: ``sqrt(D_zz)`` (m/s^1/2) of the grain that owns each surface point (film coordinates, m)
-    in the tessellation's section at z = 0; None for a volume without seeds.
-
-    Under an ESM tip the bulk Li at a surface point goes as ``f sqrt(D_zz)`` of the grain there, so a cell
-    that a trace cuts (:func:`~esmsim.transport._volume.cut_columns`, which gives it both grains' storage) holds
-    its Li on each grain's side in that proportion: the mechanics places it so. A tip 2 nm from a triple line
-    inside an 8 nm cell that is mostly other grains read 6 % high with the cell's Li spread as the profile
-    alone."""
-    if ms.seeds is None:
-        return None
-    from ..microstructure._tessellation import power_tree
-
-    sec = ms.section(0.0)
-    tree = power_tree(sec.seeds, sec.weights, ms.extent[:2], ms.periodic)
-    root = np.sqrt(grain_tensors(ms.rotations, material.principal_diffusivities())[:, 2, 2])
-    period = np.asarray(ms.extent[:2], float)
-
-    def owner_root(x, y):
-        x, y = np.broadcast_arrays(np.asarray(x, float), np.asarray(y, float))
-        p = np.stack([x.ravel(), y.ravel(), np.zeros(x.size)], -1)
-        if ms.periodic:
-            p[:, :2] = np.mod(p[:, :2], period)
-        return root[tree.query(p)[1]].reshape(x.shape)
-
-    return owner_root
 
 
 class _VolumeSolver:
@@ -204,21 +176,10 @@ class _VolumeSolver:
         def shape(px, py):
             return tip_profile(np.hypot(px - tip[0], py - tip[1]), st.tip_profile, st.tip_width)[0]
 
-        def cell_shape(piece):  # the cells cut_columns changes (centre in the first voxel layer): their grains'
-            out = np.ones(len(piece))  # sqrt(D_zz), as the surface has them
-            top = piece[:, 4] + piece[:, 5] < 2 * hz
-            if top.any():  # the mean over 4 x 4 midpoints of each piece, once per column of pieces
-                xy, back = np.unique(piece[top, :4], axis=0, return_inverse=True)
-                g = (np.arange(4) + 0.5) / 4
-                px = xy[:, :1] + (xy[:, 1:2] - xy[:, :1]) * g[None, :] + origin[0]
-                py = xy[:, 2:3] + (xy[:, 3:4] - xy[:, 2:3]) * g[None, :] + origin[1]
-                out[top] = root(px[:, :, None], py[:, None, :]).mean(axis=(1, 2))[back.ravel()]
-            return out
-
         # slabs and the sub-grid layers beside them as strips along their boundaries' traces; near the tip
         # the unknowns' Li rebuilt inside their cells along the tip profile (the layers' negative copies of
         # their cells with them), and across a cell that a trace cuts as its grains' sqrt(D_zz) (cut_columns)
-        rebuild = dict(shape=shape, radius=3 * max(hx, hy), cell_shape=None if root is None else cell_shape)
+        rebuild = dict(shape=shape, radius=3 * max(hx, hy), cell_shape=cut_cell_shape(root, hz, origin))
 
         def weights_at(kernel, rank):
             return lambda p: system.all_weights(kernel, p, rank, **rebuild)
