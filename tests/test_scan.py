@@ -559,3 +559,13 @@ def test_columnar_cells_a_trace_cuts_take_both_grains_sqrt_dzz():
         # 2 %: cells that three or more grains reach are measured by CUT_SAMPLES = 16 midpoints per axis (up to
         # 1.1 % off these 64, measured); cells of two grains are exact (checked to 1e-12 above)
         assert abs(D[i, j, k, 2] / np.sqrt(Dg[owner, 2]).mean() ** 2 - 1) < 0.02, (i, j, k)
+    # a map window's cells are the film's, at its edges too (a window alone would not see the grains beyond)
+    w = _Window(ms, mat, MapSettings(frequency=350e3))
+    xi, yi = np.arange(5, 8), np.arange(2, 6)
+    lab = ms.labels[np.ix_(xi, yi)]
+    from esmsim.microstructure import Grid
+    grid = Grid(np.full(3, h), np.full(4, h), w.dz)
+    Dw = w._diffusivities(lab, grid, xi, yi, False)
+    Df = cut_columnar(ms, np.array(np.broadcast_to(Dg[ms.labels][:, :, None, :], ms.shape + (w.dz.size, 3))), Dg,
+                      w.dz, np.arange(ms.shape[0]), np.arange(ms.shape[1]), True)
+    assert np.array_equal(Dw, Df[np.ix_(xi, yi)]) and not np.array_equal(Dw, Dg[lab][:, :, None, :] + 0 * Dw)

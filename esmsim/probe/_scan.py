@@ -675,11 +675,24 @@ class _Window:
         return grid, net, system
 
     def _diffusivities(self, lab, grid, xi, yi, periodic):
-        """Diagonal diffusivities (m^2/s) of the window's cells, shape ``grid.shape + (3,)``: each column its
-        grain's, the surface cells that a boundary trace crosses with both grains' ``D_zz``
-        (:func:`~esmsim.transport._volume.cut_columnar`)."""
+        """Diagonal diffusivities (m^2/s) of the window's cells (film columns ``xi x yi``), shape
+        ``grid.shape + (3,)``: each column its grain's, the surface cells that a boundary trace crosses with
+        both grains' ``D_zz`` (:func:`~esmsim.transport._volume.cut_columnar`, from the whole film's
+        :attr:`_surface_dzz`, so a window's edge cells are the film's)."""
         D = np.array(np.broadcast_to(self.Dg[lab][:, :, None, :], grid.shape + (3,)))
-        return cut_columnar(self.ms, D, self.Dg, self.dz, xi, yi, periodic)
+        top = np.cumsum(self.dz) - 0.5 * self.dz < self.ms.spacing[0]
+        D[:, :, top, 2] = self._surface_dzz[np.ix_(np.asarray(xi), np.asarray(yi))][:, :, None]
+        return D
+
+    @cached_property
+    def _surface_dzz(self):
+        """D_zz (m^2/s) of every pixel's surface cells (those centred less than a pixel deep), shape
+        ``ms.shape``: its grain's, or both grains' where a trace crosses it (:func:`cut_columnar` on one
+        layer of cells half a pixel deep, over the whole film once)."""
+        ms = self.ms
+        D = np.array(self.Dg[ms.labels][:, :, None, :])
+        return cut_columnar(ms, D, self.Dg, np.array([ms.spacing[0]]), np.arange(ms.shape[0]),
+                            np.arange(ms.shape[1]), ms.periodic)[:, :, 0, 2]
 
     @cached_property
     def _surface_root(self):
