@@ -17,8 +17,9 @@ grains, x, y and z (:func:`esmsim.transport.assemble_tensor`). Checked:
   (measured 0.16, 2.2, 0.27, 0.25 %; 3.6 % at a tip 2 nm from a triple line before item 6 below), and 32
   random tips on each of three such films, which do not pass yet (7 of 96 over 3 %, max 4.65 %; 9 and
   4.62 % before the layer pieces, 10 and
-  4.75 % before item 9, 18 before item 8: another grain under the tip in the coarse voxels;
-  docs/transport.md).
+  4.75 % before item 9, 18 before item 8: another grain under the tip in the coarse voxels, and facets that
+  end inside an 8 nm voxel layer, whose labels then lack the pair: tip 43's (1,2) facet loses its bottom 4 nm
+  at 8 nm; docs/transport.md).
 
 What the inclined planes need (measured with the tip on the trace, 8/4/2 nm):
 
