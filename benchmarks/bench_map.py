@@ -42,7 +42,7 @@ def full_domain(ms, mat, st, pixels, method):
         tip = ((i + 0.5) * h, (j + 0.5) * h)
         c = solve_frequency(s, omega, *tip_rhs(s, tip, profile=st.tip_profile, width=st.tip_width),
                             method=method)[0]
-        out.append(w.pref * (s.weights(box_kernel, tip) @ c + box_kernel(s.extra_boxes, tip) @ (s.extra_map @ c)))
+        out.append(w.pref * (s.weights(box_kernel, tip) @ c + s.extra_weights(box_kernel, tip) @ (s.extra_map @ c)))
     return np.array(out), s.n
 
 
