@@ -16,8 +16,8 @@ from ..microstructure._voxel import Microstructure
 from ..transport._frequency import contact_profile, solve_frequency, tip_terms
 from ..transport._tensor import grain_tensors
 from ..transport._tip import tip_profile
-from ..transport._volume import (cut_cell_shape, cut_columns, surface_root, flat_boundaries, has_boundaries, snap_to_layers, volume_system, volume_tensors,
-                                voxel_cells)
+from ..transport._volume import (cut_cell_shape, cut_columns, flat_boundaries, has_boundaries, snap_to_layers,
+                                 surface_root, volume_system, volume_tensors, voxel_cells)
 from ._scan import MapSettings, _z_widths, contact_average, window_range
 
 __all__ = ["volume_response"]
