@@ -35,7 +35,7 @@ from ..transport._boundaries import (boundary_network, diagonal_corner, diagonal
                                      with_diagonals)
 from ..transport._frequency import check_surface_layer, solve_frequency, split_solve, tip_terms
 from ..transport._operator import assemble, strip_boxes, strip_to_sample
-from ..transport._volume import cut_cell_shape, cut_columnar, has_boundaries, surface_root
+from ..transport._volume import cut_cell_shape, cut_columnar, cut_pixel_dzz, has_boundaries, surface_root
 from ..transport._tip import tip_profile
 
 __all__ = ["MapSettings", "MapResult", "ScanGrid", "single_frequency_map", "pixel_response"]
@@ -680,19 +680,15 @@ class _Window:
         both grains' ``D_zz`` (:func:`~esmsim.transport._volume.cut_columnar`, from the whole film's
         :attr:`_surface_dzz`, so a window's edge cells are the film's)."""
         D = np.array(np.broadcast_to(self.Dg[lab][:, :, None, :], grid.shape + (3,)))
-        top = np.cumsum(self.dz) - 0.5 * self.dz < self.ms.spacing[0]
-        D[:, :, top, 2] = self._surface_dzz[np.ix_(np.asarray(xi), np.asarray(yi))][:, :, None]
-        return D
+        return cut_columnar(self.ms, D, self.Dg, self.dz, xi, yi, periodic,
+                            pixel_dzz=self._surface_dzz[np.ix_(np.asarray(xi), np.asarray(yi))])
 
     @cached_property
     def _surface_dzz(self):
-        """D_zz (m^2/s) of every pixel's surface cells (those centred less than a pixel deep), shape
-        ``ms.shape``: its grain's, or both grains' where a trace crosses it (:func:`cut_columnar` on one
-        layer of cells half a pixel deep, over the whole film once)."""
+        """D_zz (m^2/s) of every pixel's surface cells, shape ``ms.shape``: its grain's, or both grains' where a
+        trace crosses it (:func:`~esmsim.transport._volume.cut_pixel_dzz`, over the whole film once)."""
         ms = self.ms
-        D = np.array(self.Dg[ms.labels][:, :, None, :])
-        return cut_columnar(ms, D, self.Dg, np.array([ms.spacing[0]]), np.arange(ms.shape[0]),
-                            np.arange(ms.shape[1]), ms.periodic)[:, :, 0, 2]
+        return cut_pixel_dzz(ms, self.Dg, np.arange(ms.shape[0]), np.arange(ms.shape[1]), ms.periodic)
 
     @cached_property
     def _surface_root(self):

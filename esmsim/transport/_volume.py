@@ -130,6 +130,7 @@ def cut_columns(ms: Microstructure, D: np.ndarray, grain_T: np.ndarray, dz, xi, 
     top = np.flatnonzero(zc < hz)
     if not top.size:
         return D
+    xi, yi = np.asarray(xi), np.asarray(yi)
     cut = _cut_means([ms.section(0.0), ms.section(hz)], _top_labels(ms, xi, yi), xi, yi, ms.spacing[:2],
                      np.sqrt(grain_T[:, 2, 2]), periodic)
     if cut is None:
@@ -142,11 +143,12 @@ def cut_columns(ms: Microstructure, D: np.ndarray, grain_T: np.ndarray, dz, xi, 
     return D
 
 
-def cut_columnar(ms, D: np.ndarray, grain_D: np.ndarray, dz, xi, yi, periodic: bool) -> np.ndarray:
+def cut_columnar(ms, D: np.ndarray, grain_D: np.ndarray, dz, xi, yi, periodic: bool, pixel_dzz=None) -> np.ndarray:
     """:func:`cut_columns` for a columnar film: the window's cells ``D`` (diagonal diffusivities, shape
     (nx, ny, nz, 3), m^2/s) whose footprint a boundary trace crosses take ``D_zz`` the square of the
     area-weighted mean of their grains' ``sqrt(D_zz)`` (``grain_D`` (n_grains, 3)), in the cells centred
-    less than one pixel ``h`` deep (in place; returns ``D``).
+    less than one pixel ``h`` deep (in place; returns ``D``). ``pixel_dzz`` (shape (len(xi), len(yi)),
+    optional): those surface values already computed (:func:`cut_pixel_dzz`, e.g. once for a whole film).
 
     The trace is the same at every depth of a columnar film; the depth limit is the volume's first voxel
     layer carried over (a pixel's depth: where the ESM layer is, at all frequencies a map uses). A tip about
@@ -157,20 +159,32 @@ def cut_columnar(ms, D: np.ndarray, grain_D: np.ndarray, dz, xi, yi, periodic: b
     """
     if ms.seeds is None:
         return D
-    h = ms.spacing[0]
-    zc = np.cumsum(dz) - 0.5 * np.asarray(dz)
-    top = np.flatnonzero(zc < h)
-    xi, yi = np.asarray(xi), np.asarray(yi)
-    cut = _cut_means([ms, ms], ms.labels[np.ix_(xi, yi)].astype(np.int64), xi, yi, ms.spacing,
-                     np.sqrt(grain_D[:, 2]), periodic) if top.size else None
-    if cut is not None:
-        ci, cj, mean = cut
-        D[ci[:, None], cj[:, None], top[None, :], 2] = mean(0.0)[:, None] ** 2
+    top = np.cumsum(dz) - 0.5 * np.asarray(dz) < ms.spacing[0]
+    if top.any():
+        if pixel_dzz is None:
+            pixel_dzz = cut_pixel_dzz(ms, grain_D, xi, yi, periodic)
+        D[:, :, top, 2] = np.asarray(pixel_dzz)[:, :, None]
     return D
 
 
+def cut_pixel_dzz(ms, grain_D: np.ndarray, xi, yi, periodic: bool) -> np.ndarray:
+    """The surface ``D_zz`` (m^2/s) of :func:`cut_columnar` for the pixels ``xi x yi`` of a columnar film with
+    seeds, shape (len(xi), len(yi)): each pixel's grain's, the pixels a trace crosses the square of their
+    grains' area-weighted mean ``sqrt(D_zz)``."""
+    xi, yi = np.asarray(xi), np.asarray(yi)
+    lab = ms.labels[np.ix_(xi, yi)].astype(np.int64)
+    out = grain_D[lab, 2].copy()
+    if ms.seeds is None:  # imported labels: no exact traces, the pixels keep their grain
+        return out
+    cut = _cut_means([ms, ms], lab, xi, yi, ms.spacing, np.sqrt(grain_D[:, 2]), periodic)
+    if cut is not None:
+        ci, cj, mean = cut
+        out[ci, cj] = mean(0.0) ** 2
+    return out
+
+
 def _cut_means(sections, lab, xi, yi, spacing, root, periodic):
-    """The cells of a window (grain labels ``lab``, film columns ``xi x yi``; -1 void) that a boundary trace
+    """The cells of a window (grain labels ``lab``, film columns ``xi x yi`` (arrays); -1 void) that a boundary trace
     crosses, as ``(ci, cj, mean)``: ``mean(t)`` the area-weighted mean of ``root`` (per grain) over each
     cell's footprint at the fraction ``t`` of the way from ``sections[0]`` to ``sections[1]`` (columnar
     films: the tessellation at the top and bottom of the depth range); None where no trace crosses."""
@@ -183,7 +197,6 @@ def _cut_means(sections, lab, xi, yi, spacing, root, periodic):
     i, j = np.nonzero(near)
     own = lab[i, j]
     cand = np.where(cand[i, j] >= 0, cand[i, j], own[:, None])  # (m, 9); voids stand in as the cell's grain
-    xi, yi = np.asarray(xi), np.asarray(yi)
     centre = np.stack([(xi[i] + 0.5) * spacing[0], (yi[j] + 0.5) * spacing[1]], -1)
     # which neighbours' grains reach into each cell at the range's top or bottom: the area on their side of
     # the bisector with the cell's own grain (b is the same at every depth, a linear in it, so an area that
