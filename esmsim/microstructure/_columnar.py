@@ -179,6 +179,9 @@ class ColumnarMicrostructure(GrainOrientations):
                 ratio = rhs / coef
             hi = np.min(np.where(~skip & (coef > 0), ratio, np.inf), axis=1)
             lo = np.max(np.where(~skip & (coef < 0), ratio, -np.inf), axis=1)
+            # an image in line with s1 across the segment (coef 0: the same x, y in a section of seeds stacked
+            # in z) cuts it nowhere or everywhere: everywhere where its power is lower at every point
+            gone = np.any(~skip & (coef == 0) & (rhs < 0), axis=1)
             if not self.periodic:  # the film's edges
                 for dim in range(2):
                     along = t[:, dim] != 0
@@ -186,7 +189,7 @@ class ColumnarMicrostructure(GrainOrientations):
                     e0, e1 = (0.0 - o[:, dim]) / tt, (L[dim] - o[:, dim]) / tt
                     lo = np.where(along, np.maximum(lo, np.minimum(e0, e1)), lo)
                     hi = np.where(along, np.minimum(hi, np.maximum(e0, e1)), hi)
-            return lo, hi
+            return np.where(gone, 0.0, lo), np.where(gone, 0.0, hi)
 
         # First from the seeds nearest to each segment's point o, as points lifted to heights
         # sqrt(max w - w) (the power is then the squared distance in 3-D, plus a constant). Exact when every
