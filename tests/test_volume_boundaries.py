@@ -211,12 +211,75 @@ def test_slabs_of_a_polycrystal_lie_on_the_exact_boundary_planes():
                         normal=lambda g1, g2, c: ms.boundary_normal(g1, g2, c))
     b = s.boxes[s.n_bulk:]
     centre = np.stack([0.5 * (b[:, 0] + b[:, 1]), 0.5 * (b[:, 2] + b[:, 3]), 0.5 * (b[:, 4] + b[:, 5])], -1)
+    g1, g2 = s.slab_grains.T
     lab = ms.labels.ravel()
-    g1, g2 = lab[s.slab_cells[:, 0]], lab[s.slab_cells[:, 1]]
+    cells = np.sort(np.stack([lab[s.slab_cells[:, 0]], lab[s.slab_cells[:, 1]]], 1), 1)
+    staircase = np.all(np.sort(s.slab_grains, 1) == cells, axis=1)
     vertical = (b[:, 5] - b[:, 4]) > 1e-9  # a horizontal slab is delta thin in z
-    off = np.linalg.norm(centre - ms.boundary_point(g1, g2, centre), axis=1)[vertical]
-    assert vertical.sum() > 100
-    assert np.mean(off < 1e-12) > 0.95
+    off = np.linalg.norm(centre - ms.boundary_point(g1, g2, centre), axis=1)
+    assert (vertical & staircase).sum() > 100
+    assert np.mean(off[vertical & staircase] < 1e-12) > 0.95
+    # the faces of facets that a z layer's labels lack (their cells belong to other grains) lie on their
+    # plane at the facet's mean depth in the layer, so within half a layer (2 nm) of it at the layer's centre
+    lacking = vertical & ~staircase
+    assert lacking.sum() >= 5
+    assert np.all(off[lacking] < 2e-9)
+
+
+def _polycrystal_system(seed, h):
+    """The periodic 10-grain film of validation ``gb_volume`` (seed ``seed``) in voxels of ``h`` (m): its
+    static operator with slabs (volume_system)."""
+    from dataclasses import replace
+
+    from esmsim.microstructure import random_quaternions
+    from esmsim.microstructure._voxel import _tessellated
+    from esmsim.probe._volume import _VolumeSolver
+    from esmsim.transport._volume import volume_system
+    from esmsim_validation.gb_volume import SIZE, material, settings
+
+    seeds = np.random.default_rng(seed).uniform(0, 1, (10, 3)) * np.array(SIZE)
+    ms = _tessellated(seeds, None, tuple(int(round(v / h)) for v in SIZE), (h, h, h), random_quaternions(10, rng=7),
+                      True, {})
+    mat = material()
+    return volume_system(ms, mat, _VolumeSolver(ms, mat, replace(settings(), window=1e-6)).dz, omega=0.0)[1], mat
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_each_boundary_holds_the_same_area_by_depth_at_8_and_4_nm(seed):
+    """Each grain pair's slab area (storage / delta) per 8 nm of depth, 8 nm voxels against 4 nm: within 5 %
+    in L1 over all pairs and depths (measured 4.1 and 3.8 %). A voxel layer takes its labels at its centre, so
+    a facet that ends inside the layer, or that a sliver of a third grain cuts off there, had no faces in it:
+    10.8 and 6.3 % before those facets got faces of their own from the sections."""
+    areas = []
+    for h in (8e-9, 4e-9):
+        s, mat = _polycrystal_system(seed, h)
+        nb = s.n_bulk
+        g = np.sort(s.slab_grains, 1)
+        z = 0.5 * (s.boxes[nb:, 4] + s.boxes[nb:, 5])
+        key = (g[:, 0] * 10 + g[:, 1]) * 6 + np.minimum((z // 8e-9).astype(int), 5)
+        areas.append(np.bincount(key, weights=s.volume[nb:] / mat["gb_width"], minlength=600))
+    assert np.abs(areas[0] - areas[1]).sum() / areas[1].sum() < 0.05
+
+
+def test_a_facet_that_ends_inside_a_voxel_layer_keeps_its_path_down():
+    """Grains 5 and 7 of the seed-6 film share a facet that dips 68 deg and ends 12.7 nm deep, inside the
+    8 nm voxel layer 8-16 nm, whose labels (at 12 nm) do not put the two side by side. Its faces in the
+    cells above 8 nm must still conduct into the facet below: the slab-slab conductance across z = 8 nm
+    at 8 nm voxels within 10 % of that at 4 nm (measured 5.84e-19 against 5.85e-19 m^3/s; 6.22e-19 at
+    2 nm). Without faces below it was zero, and a tip on the facet's trace read 4.7 % above 2 nm voxels
+    (its Li held in the top 8 nm)."""
+    g_across = []
+    for h in (8e-9, 4e-9):
+        s, _ = _polycrystal_system(6, h)
+        nb = s.n_bulk
+        g = np.sort(s.slab_grains, 1)
+        mine = np.flatnonzero((g[:, 0] == 5) & (g[:, 1] == 7))
+        z0, z1 = s.boxes[nb + mine, 4], s.boxes[nb + mine, 5]
+        up = mine[np.abs(z1 - 8e-9) < 1e-12]
+        down = mine[np.abs(z0 - 8e-9) < 1e-12]
+        g_across.append(-s.K.tocsr()[nb + up][:, nb + down].sum())
+    assert g_across[1] > 0
+    assert abs(g_across[0] / g_across[1] - 1) < 0.1
 
 
 def test_a_periodic_film_solved_whole_does_not_depend_on_where_its_origin_is():

@@ -188,8 +188,8 @@ class _VolumeSolver:
             B = self.B
             beta = B[lab]
             if system.n > system.n_bulk:  # slabs: the mean of their two grains
-                sc = system.slab_cells
-                beta = np.concatenate([beta, 0.5 * (B[lab[sc[:, 0]]] + B[lab[sc[:, 1]]])])
+                sg = system.slab_grains
+                beta = np.concatenate([beta, 0.5 * (B[sg[:, 0]] + B[sg[:, 1]])])
             if system.extra_boxes is not None:  # layers: their cell's grain
                 beta = np.concatenate([beta, B[lab[system.extra_cells]]])
             nu = self.material["nu"]

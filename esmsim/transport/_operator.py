@@ -83,7 +83,10 @@ class DiffusionSystem:
         ``(1, 0)`` for an axis-aligned box. Integrate over them with :meth:`extra_weights`.
     slab_cells : ndarray of int, shape (n - n_bulk, 2), optional
         The bulk cells (unknown indices) on the low and high side of each slab unknown (voxel volumes,
-        :func:`assemble_tensor`): which grains it separates.
+        :func:`assemble_tensor`).
+    slab_grains : ndarray of int, shape (n - n_bulk, 2), optional
+        The grain pair of each slab unknown's boundary (voxel volumes). Those of the cells beside it but
+        where a facet that a z cell's labels lack got faces of its own (:func:`assemble_tensor`).
     top_cross : ndarray, shape (nt, 2), optional
         ``A (D_zx, D_zy)`` (m^4/s) of each top contact: the cross part of the flux through its top face,
         ``A (D_zx dc/dx + D_zy dc/dy)`` at the surface, which a surface condition that fixes the lateral
@@ -103,6 +106,7 @@ class DiffusionSystem:
     extra_cells: np.ndarray | None = None
     slab_tangent: np.ndarray | None = None
     slab_cells: np.ndarray | None = None
+    slab_grains: np.ndarray | None = None
     extra_tangent: np.ndarray | None = None
     extra_copy: np.ndarray | None = None
     top_cross: np.ndarray | None = None

@@ -252,7 +252,9 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
         slab's ``w delta A``): their surface contact, mechanics and the bulk layers beside them. A
         staircase puts a face up to a cell off the plane, under a sharp tip that decides how much of
         the slab's Li the tip sees, and near triple lines a grain pair's staircase is longer or shorter
-        than its true edge. Without it the slabs stay on their faces.
+        than its true edge. Facets that a z layer's labels lack (they end inside the voxel layer) get
+        faces of their own from the sections (:func:`_missing_faces`). Without it the slabs stay on
+        their faces.
     section_origin : (int, int)
         Index of the grid's first column in the sections' label map (a window of a larger volume).
     omega : float, optional
@@ -304,6 +306,8 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
                                       section_origin)
             if placed is not None:
                 roles = on
+                net, roles, placed = _missing_faces(net, roles, placed, grid, section, section_origin, active,
+                                                    periodic)
     # effective widths: each boundary slab takes its width out of the cells on both sides, half each
     eff = [np.array(widths[a], dtype=float).ravel() for a in range(3)]
     if net is not None and net.n_faces:
@@ -553,7 +557,7 @@ def _with_slabs(system, bulk, grid, net, roles, dw, diagD, D_gb, delta, omega, b
                            np.concatenate([system.top_xy, xy[top]]),
                            np.concatenate([system.top_conductance, g_end[top] / (0.5 * h[2][0])]),
                            boxes, nb, np.concatenate([system.top_area, store[top] * h_t[top]]),
-                           *extra[:3], slab_tangent=tangent, slab_cells=np.stack([lo, hi], -1),
+                           *extra[:3], slab_tangent=tangent, slab_cells=np.stack([lo, hi], -1), slab_grains=net.grains,
                            extra_tangent=extra[3], extra_copy=extra[4],
                            top_cross=None if system.top_cross is None else  # slabs: isotropic D_gb
                            np.concatenate([system.top_cross, np.zeros((int(np.count_nonzero(top)), 2))]))
@@ -598,6 +602,183 @@ def _on_sections(net, roles, grid, section, origin):
         scale[sel] = s
         pos[sel] = placed.position - np.array([origin[0] * hx, origin[1] * hy])
     return (weight, factor, junction), (pos, scale, depth)
+
+
+#: Depths per voxel layer at which :func:`_missing_faces` samples the sections (fewer in thinner z cells).
+MISSING_SAMPLES = 4
+
+
+def _missing_faces(net, roles, placed, grid, section, origin, active, periodic):
+    """``net``, ``roles`` and ``placed`` (from :func:`_on_sections`) with vertical faces added for the
+    boundary facets that a z cell's labels lack.
+
+    A voxel layer's labels are its centre's, so a facet of grains ``(p, q)`` that ends inside the layer
+    (or a sliver of a grain between them there) has no face in it: its area there is lost, and with it the
+    facet's path between the z cells above and below. For each z cell, the grain pairs of the vertical
+    faces in the z cells above and below that have no face in it are looked up in the tessellation's
+    sections at ``MISSING_SAMPLES`` depths inside it; where the section cuts their facet, its trace at the
+    length-weighted mean depth gets ``ceil(L / h)`` new faces, strips one after the other along it, whose
+    lengths add up to the mean trace length over the cell (the facet's area there), on the voxel faces
+    normal to the trace's main axis nearest to their centres (inside the window, between material
+    cells; these may be a third grain's, the one the labels put there). They exchange with the cells
+    beside them as any slab does, are chained along the trace (``delta D_gb dz / (|n_xy| l)`` between strips
+    ``l`` apart), and join the pair's faces above and below by the trace they share (:func:`_overlap_links`).
+    A z cell beside one that gained faces is looked at again (a facet that ends two z cells down).
+
+    A facet of the validation's 3-D films dipping 68 deg that ends 12.7 nm deep conducted nothing across
+    z = 8 nm at 8 nm voxels (5.85e-19 m^3/s at 4 nm): the tip on its trace read 4.7 % above 2 nm voxels,
+    3.75 % with these faces; each pair's slab area per 8 nm of depth, 8 against 2 nm voxels, was 4.9-7.9 %
+    apart (L1), 2.8-3.6 % with them.
+    """
+    weight, factor, junction = roles
+    pos, scale, depth = placed
+    shape = grid.shape
+    nx, ny, nz = shape
+    hx, hy = float(grid.dx[0]), float(grid.dy[0])
+    hxy = max(hx, hy)
+    ze = grid.edges(2)
+    org = np.array([origin[0] * hx, origin[1] * hy])
+    k = np.unravel_index(net.low, shape)[2]
+    vert = net.axis < 2
+    g = np.sort(net.grains, axis=1)
+    film_pos = pos + org
+    act = np.asarray(active, bool).ravel()
+    # per z cell: its vertical faces' (grains, film position, normal) and the set of their pairs; the new
+    # faces are appended as they come
+    nrm_all = np.asarray(net.normal, float)
+    vi = np.flatnonzero(vert)
+    vi = vi[np.argsort(k[vi], kind="stable")]
+    bounds = np.searchsorted(k[vi], np.arange(nz + 1))
+    cells = [[g[vi[bounds[c]:bounds[c + 1]]], film_pos[vi[bounds[c]:bounds[c + 1]]], nrm_all[vi[bounds[c]:bounds[c + 1]]]]
+             for c in range(nz)]
+    n_g = int(net.grains.max(initial=0)) + 1
+    pairs = [set(np.unique(c[0][:, 0] * n_g + c[0][:, 1]).tolist()) for c in cells]
+    new = []  # per new face: axis, low, high, grains, normal, piece length, position (grid frame), segment id
+    seg_id = 0
+    todo = [c for c in range(nz) if (c > 0 and len(cells[c - 1][0])) or (c + 1 < nz and len(cells[c + 1][0]))]
+    pending = set(todo)
+    while todo:
+        layer = todo.pop(0)
+        pending.discard(layer)
+        cg, cp, cn = [], [], []
+        for nb in (layer - 1, layer + 1):
+            if 0 <= nb < nz and len(cells[nb][0]):
+                G, P, N = cells[nb]
+                miss = ~np.isin(G[:, 0] * n_g + G[:, 1], list(pairs[layer]))
+                cg.append(G[miss]), cp.append(P[miss]), cn.append(N[miss])
+        if not cg or not sum(len(x) for x in cg):
+            continue
+        Fg, Fpos, Fn = np.concatenate(cg), np.concatenate(cp), np.concatenate(cn)
+        code = np.concatenate([Fg, np.round(Fpos / hxy).astype(np.int64)], 1)
+        c = np.unique(code, axis=0, return_index=True)[1]
+        dz = ze[layer + 1] - ze[layer]
+        nsub = int(np.clip(np.ceil(MISSING_SAMPLES * dz / hxy), 2, MISSING_SAMPLES))
+        zs = ze[layer] + (np.arange(nsub) + 0.5) / nsub * dz
+        seg = [section(z).boundary_segment(Fg[c, 0], Fg[c, 1], Fpos[c]) for z in zs]
+        L = np.stack([v[2] for v in seg])
+        mean = L.mean(0)
+        ok = np.flatnonzero(mean > 1e-2 * hxy)
+        if not ok.size:
+            continue
+        # each facet's trace at its length-weighted mean depth: the sections' segments (the images nearest
+        # to the same point) averaged with their lengths; its direction where it is longest
+        wl = L[:, ok] / L[:, ok].sum(0)
+        centre = np.einsum("jc,jck->ck", wl, np.stack([v[0][ok] for v in seg]))
+        tangent = np.stack([v[1][ok] for v in seg])[np.argmax(L[:, ok], 0), np.arange(ok.size)]
+        c, mean = c[ok], mean[ok]
+        done = set()
+        added = False
+        for u in range(c.size):
+            f = c[u]
+            if tuple(Fg[f]) in done:
+                continue
+            done.add(tuple(Fg[f]))
+            total = mean[u]
+            n = max(1, int(np.ceil(total / hxy)))
+            piece = total / n
+            pts = centre[u] + ((np.arange(n) + 0.5) * piece - 0.5 * total)[:, None] * tangent[u]
+            ax = 0 if abs(tangent[u, 1]) >= abs(tangent[u, 0]) else 1  # the faces normal to the trace's main axis
+            p = pts - org
+            if ax == 0:
+                ii = np.round(p[:, 0] / hx).astype(np.int64) - 1
+                jj = np.floor(p[:, 1] / hy).astype(np.int64)
+                ih, jh = ii + 1, jj
+            else:
+                ii = np.floor(p[:, 0] / hx).astype(np.int64)
+                jj = np.round(p[:, 1] / hy).astype(np.int64) - 1
+                ih, jh = ii, jj + 1
+            if periodic[0]:
+                ii, ih = ii % nx, ih % nx
+            if periodic[1]:
+                jj, jh = jj % ny, jh % ny
+            inside = (np.minimum(ii, ih) >= 0) & (np.maximum(ii, ih) < nx) & \
+                (np.minimum(jj, jh) >= 0) & (np.maximum(jj, jh) < ny)
+            lo = np.where(inside, (np.clip(ii, 0, nx - 1) * ny + np.clip(jj, 0, ny - 1)) * nz + layer, 0)
+            hi = np.where(inside, (np.clip(ih, 0, nx - 1) * ny + np.clip(jh, 0, ny - 1)) * nz + layer, 0)
+            inside &= act[lo] & act[hi]
+            q = np.flatnonzero(inside)
+            if not q.size:
+                continue
+            for r in q:
+                new.append((ax, lo[r], hi[r], Fg[f], Fn[f], piece, p[r], seg_id))
+            seg_id += 1
+            added = True
+            G, P, N = cells[layer]
+            cells[layer] = [np.concatenate([G, np.repeat(Fg[f][None], q.size, 0)]),
+                            np.concatenate([P, pts[q]]), np.concatenate([N, np.repeat(Fn[f][None], q.size, 0)])]
+            pairs[layer].add(int(Fg[f][0]) * n_g + int(Fg[f][1]))
+        if added:  # the z cells beside it may now lack the facet too
+            for nb in (layer - 1, layer + 1):
+                if 0 <= nb < nz and nb not in pending:
+                    todo.append(nb)
+                    pending.add(nb)
+    if not new:
+        return net, roles, placed
+    ax = np.array([r[0] for r in new], np.int8)
+    lo = np.array([r[1] for r in new], np.int64)
+    hi = np.array([r[2] for r in new], np.int64)
+    gr = np.array([r[3] for r in new], net.grains.dtype)
+    nrm = np.array([r[4] for r in new], float)
+    piece = np.array([r[5] for r in new])
+    p = np.array([r[6] for r in new])
+    sid = np.array([r[7] for r in new])
+    w0, f0, j0_ = slab_roles(nrm, ax, SECTION_MIN_DIP)
+    h_t = np.where(ax == 0, hy, hx)
+    s = piece / (h_t * _trace(nrm, ax)[1])
+    keep = w0 > 0  # planes flatter than SECTION_MIN_DIP are carried by their horizontal faces
+    ax, lo, hi, gr, nrm, piece, p, sid, w0, f0, s, h_t = (a[keep] for a in (ax, lo, hi, gr, nrm, piece, p, sid, w0,
+                                                                            f0, s, h_t))
+    if not ax.size:
+        return net, roles, placed
+    w1 = w0 * s
+    f1 = f0.copy()
+    f1[:, :2] *= s[:, None]
+    f1[:, 2] /= s
+    nf = net.n_faces
+    ids = nf + np.arange(ax.size)
+    # chain each segment's pieces along the trace: conductance delta D_gb dz / (|n_xy| piece)
+    nxt = np.flatnonzero(sid[1:] == sid[:-1])
+    a, b = ids[nxt], ids[nxt + 1]
+    nxy = np.hypot(nrm[:, 0], nrm[:, 1])
+    half = 0.5 * piece * nxy
+    lhalf = np.stack([half[nxt] * f1[nxt, 2], half[nxt + 1] * f1[nxt + 1, 2]], -1)
+    kz = np.unravel_index(lo, shape)[2]
+    edge = grid.dz[kz[nxt]]
+    node0 = (0 if net.link_node is None or not net.link_node.size else int(net.link_node.max()) + 1)
+    nodes = None if net.link_node is None else np.concatenate([net.link_node, node0 + np.arange(nxt.size)])
+    import dataclasses
+
+    net = dataclasses.replace(
+        net, axis=np.concatenate([net.axis, ax]), low=np.concatenate([net.low, lo]),
+        high=np.concatenate([net.high, hi]), grains=np.concatenate([net.grains, gr]),
+        normal=np.concatenate([net.normal, nrm]),
+        link_faces=np.concatenate([net.link_faces, np.stack([a, b], -1)]),
+        link_axis=np.concatenate([net.link_axis, np.full(nxt.size, 2, net.link_axis.dtype)]),
+        link_edge=np.concatenate([net.link_edge, edge]), link_half=np.concatenate([net.link_half, lhalf]),
+        link_node=nodes)
+    roles = (np.concatenate([weight, w1]), np.concatenate([factor, f1]), np.concatenate([junction, np.zeros(ax.size, bool)]))
+    placed = (np.concatenate([pos, p]), np.concatenate([scale, s]), np.concatenate([depth, np.full(ax.size, np.nan)]))
+    return net, roles, placed
 
 
 def _plane_depths(net, weight, grid, section, origin, cells):
