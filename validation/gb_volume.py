@@ -15,7 +15,7 @@ grains, x, y and z (:func:`esmsim.transport.assemble_tensor`). Checked:
   the steep ones do (item 8 below): on its trace, 6 nm beside it and 6 nm over it, all at 3 %.
 - the full run also takes a periodic 10-grain 3-D Voronoi polycrystal (four tips, whole film) at 3 %
   (measured 0.16, 2.2, 0.27, 0.25 %; 3.6 % at a tip 2 nm from a triple line before item 6 below), and 32
-  random tips on each of three such films, which do not pass yet (5 of 96 over 3 %, max 4.25 %; 7 and
+  random tips on each of three such films, which do not pass yet (5 of 96 over 3 %, max 4.26 %; 7 and
   4.65 % before item 10, 9 and 4.62 % before the layer pieces, 10 and 4.75 % before item 9, 18 before
   item 8; docs/transport.md).
 
@@ -53,7 +53,7 @@ What the inclined planes need (measured with the tip on the trace, 8/4/2 nm):
 10. facets that a voxel layer's labels lack (a facet that ends inside the layer) get faces of their own from
    the sections, linked to the pair's faces above and below: a facet dipping 68 deg that ends 12.7 nm deep
    had no path below 8 nm at 8 nm voxels, and the tip on its trace read 19.90, 19.17, 19.02 pm/V; now
-   19.72, 19.16, 19.01. The 96 random tips 7 -> 5 over 3 %, max 4.65 -> 4.25 %.
+   19.72, 19.16, 19.01. The 96 random tips 7 -> 5 over 3 %, max 4.65 -> 4.26 %.
 """
 
 from __future__ import annotations
