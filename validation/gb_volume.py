@@ -14,7 +14,7 @@ grains, x, y and z (:func:`esmsim.transport.assemble_tensor`). Checked:
   inclined in z (the tip on the trace). A plane dipping 34 deg (full run) lies on its vertical faces as
   the steep ones do (item 8 below): on its trace, 6 nm beside it and 6 nm over it, all at 3 %.
 - the full run also takes a periodic 10-grain 3-D Voronoi polycrystal (four tips, whole film) at 3 %
-  (measured 0.16, 2.2, 0.27, 0.25 %; 3.6 % at a tip 2 nm from a triple line before item 6 below), and 32
+  (measured 0.04, 2.2, 0.17, 0.36 %; 3.6 % at a tip 2 nm from a triple line before item 6 below), and 32
   random tips on each of three such films, which do not pass yet (5 of 96 over 3 %, max 4.26 %; 7 and
   4.65 % before item 10, 9 and 4.62 % before the layer pieces, 10 and 4.75 % before item 9, 18 before
   item 8; docs/transport.md).
