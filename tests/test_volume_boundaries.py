@@ -231,15 +231,11 @@ def _polycrystal_system(seed, h):
     static operator with slabs (volume_system)."""
     from dataclasses import replace
 
-    from esmsim.microstructure import random_quaternions
-    from esmsim.microstructure._voxel import _tessellated
     from esmsim.probe._volume import _VolumeSolver
     from esmsim.transport._volume import volume_system
-    from esmsim_validation.gb_volume import SIZE, material, settings
+    from esmsim_validation.gb_volume import material, polycrystal_film, settings
 
-    seeds = np.random.default_rng(seed).uniform(0, 1, (10, 3)) * np.array(SIZE)
-    ms = _tessellated(seeds, None, tuple(int(round(v / h)) for v in SIZE), (h, h, h), random_quaternions(10, rng=7),
-                      True, {})
+    ms = polycrystal_film(h, seed)
     mat = material()
     return volume_system(ms, mat, _VolumeSolver(ms, mat, replace(settings(), window=1e-6)).dz, omega=0.0)[1], mat
 

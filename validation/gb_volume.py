@@ -119,34 +119,31 @@ def columnar(normal, h):
 POLY_TIPS = [(40e-9, 50e-9), (61.3e-9, 22.1e-9), (15.2e-9, 77.7e-9), (80e-9, 80e-9)]
 
 
-def polycrystal(h, seed=4, tips=None):
-    """|u| (m/V) at ``tips`` (default POLY_TIPS) of a fixed periodic 10-grain 3-D Voronoi volume (seeds drawn
-    with ``seed``) built with voxels of h (m), solved on the whole film (windows of volumes have no far
-    field, and their edges round to whole voxels)."""
-    from dataclasses import replace
-
+def polycrystal_film(h, seed=4):
+    """The fixed periodic 10-grain 3-D Voronoi volume (seeds drawn with ``seed``, orientations with rng 7)
+    in voxels of h (m)."""
     from esmsim.microstructure import random_quaternions
     from esmsim.microstructure._voxel import _tessellated
 
     seeds = np.random.default_rng(seed).uniform(0, 1, (10, 3)) * np.array(SIZE)
-    ms = _tessellated(seeds, None, tuple(int(round(v / h)) for v in SIZE), (h, h, h),
-                      random_quaternions(10, rng=7), True, {})
-    return np.abs(volume_response(ms, material(), replace(settings(), window=1e-6),
+    return _tessellated(seeds, None, tuple(int(round(v / h)) for v in SIZE), (h, h, h),
+                        random_quaternions(10, rng=7), True, {})
+
+
+def polycrystal(h, seed=4, tips=None):
+    """|u| (m/V) at ``tips`` (default POLY_TIPS) of :func:`polycrystal_film` built with voxels of h (m), solved
+    on the whole film (windows of volumes have no far field, and their edges round to whole voxels)."""
+    from dataclasses import replace
+
+    return np.abs(volume_response(polycrystal_film(h, seed), material(), replace(settings(), window=1e-6),
                                   POLY_TIPS if tips is None else tips))
 
 
 def surface_distance(seed, tips):
     """Distance (m) from each tip to the nearest boundary trace on the surface (z = 0, exact) of
     :func:`polycrystal`'s film."""
-    from esmsim.microstructure import random_quaternions
-    from esmsim.microstructure._voxel import _tessellated
-
-    seeds = np.random.default_rng(seed).uniform(0, 1, (10, 3)) * np.array(SIZE)
-    h = 2e-9
-    ms = _tessellated(seeds, None, tuple(int(round(v / h)) for v in SIZE), (h, h, h),
-                      random_quaternions(10, rng=7), True, {})
     t = np.asarray(tips)
-    return ms.section(0.0).boundary_distance(t[:, 0], t[:, 1])
+    return polycrystal_film(2e-9, seed).section(0.0).boundary_distance(t[:, 0], t[:, 1])
 
 
 TURNS = {"0": (1.0, 0.0, 0.0), "26.6": (1.0, 0.5, 0.0), "45": (1.0, 1.0, 0.0)}

@@ -604,7 +604,6 @@ def _on_sections(net, roles, grid, section, origin):
     return (weight, factor, junction), (pos, scale, depth)
 
 
-
 def _missing_faces(net, roles, placed, grid, section, origin, active, periodic):
     """``net``, ``roles`` and ``placed`` (from :func:`_on_sections`) with vertical faces added for the
     boundary facets that a z cell's labels lack.
@@ -651,11 +650,11 @@ def _missing_faces(net, roles, placed, grid, section, origin, active, periodic):
     vi = np.flatnonzero(vert)
     vi = vi[np.argsort(k[vi], kind="stable")]
     bounds = np.searchsorted(k[vi], np.arange(nz + 1))
-    cells = [[a[vi[bounds[c]:bounds[c + 1]]] for a in (g, film_pos, nrm_all)] for c in range(nz)]
+    cells = [[a[vi[bounds[z]:bounds[z + 1]]] for a in (g, film_pos, nrm_all)] for z in range(nz)]
     n_g = int(net.grains.max(initial=0)) + 1
-    pairs = [set(np.unique(c[0][:, 0] * n_g + c[0][:, 1]).tolist()) for c in cells]
+    pairs = [set(np.unique(G[:, 0] * n_g + G[:, 1]).tolist()) for G, _, _ in cells]
     new = []  # per z cell visit: the new faces' axes, low and high cells, grains, normals, lengths, positions
-    todo = [c for c in range(nz) if (c > 0 and len(cells[c - 1][0])) or (c + 1 < nz and len(cells[c + 1][0]))]
+    todo = [z for z in range(nz) if (z > 0 and len(cells[z - 1][0])) or (z + 1 < nz and len(cells[z + 1][0]))]
     pending = set(todo)
     while todo:
         layer = todo.pop(0)
@@ -709,14 +708,13 @@ def _missing_faces(net, roles, placed, grid, section, origin, active, periodic):
         lo = np.where(inside, (np.clip(ii, 0, nx - 1) * ny + np.clip(jj, 0, ny - 1)) * nz + layer, 0)
         hi = np.where(inside, (np.clip(ih, 0, nx - 1) * ny + np.clip(jh, 0, ny - 1)) * nz + layer, 0)
         q = np.flatnonzero(inside & act[lo] & act[hi])
-        added = bool(q.size)
-        if added:
+        if q.size:
             f = c[owner[q]]
             new.append((ax[q], lo[q], hi[q], Fg[f], Fn[f], piece[owner[q]], p[q]))
             G, P, N = cells[layer]
             cells[layer] = [np.concatenate([G, Fg[f]]), np.concatenate([P, pts[q]]), np.concatenate([N, Fn[f]])]
             pairs[layer].update((Fg[f, 0] * n_g + Fg[f, 1]).tolist())
-        if added:  # the z cells beside it may now lack the facet too
+            # the z cells beside it may now lack the facet too
             for nb in (layer - 1, layer + 1):
                 if 0 <= nb < nz and nb not in pending:
                     todo.append(nb)
@@ -724,7 +722,7 @@ def _missing_faces(net, roles, placed, grid, section, origin, active, periodic):
     if not new:
         return net, roles, placed
     ax, lo, hi, gr, nrm, piece, p = (np.concatenate(v) for v in zip(*new))
-    ax, gr = ax.astype(np.int8), gr.astype(net.grains.dtype)
+    ax, gr = ax.astype(net.axis.dtype), gr.astype(net.grains.dtype)
     w0, f0, _ = slab_roles(nrm, ax, SECTION_MIN_DIP)
     s = piece / (np.where(ax == 0, hy, hx) * _trace(nrm, ax)[1])  # the strips' length over the staircase's w_h h
     keep = w0 > 0  # planes flatter than SECTION_MIN_DIP are carried by their horizontal faces
