@@ -18,6 +18,7 @@ from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -30,13 +31,15 @@ from ..mechanics._points import boussinesq_stress, deviator, tensor_box_weights
 from ..microstructure._columnar import ColumnarMicrostructure
 from ..microstructure._grid import Grid, graded_widths
 from ..microstructure._orientations import rotate_diagonal
-from ..microstructure._symmetry import classify_boundaries
-from ..transport._boundaries import (boundary_network, diagonal_corner, diagonal_pixels, place_on_boundaries,
-                                     with_diagonals)
+from ..transport._boundaries import (boundary_factors, boundary_network, diagonal_corner, diagonal_pixels,
+                                     place_on_boundaries, with_diagonals)
 from ..transport._frequency import check_surface_layer, solve_frequency, split_solve, tip_terms
 from ..transport._operator import assemble, strip_boxes, strip_to_sample
 from ..transport._volume import cut_cell_shape, cut_columnar, cut_pixel_dzz, has_boundaries, surface_root
 from ..transport._tip import tip_profile
+
+if TYPE_CHECKING:
+    from ..microstructure._voxel import Microstructure
 
 __all__ = ["MapSettings", "MapResult", "ScanGrid", "single_frequency_map", "pixel_response"]
 
@@ -194,25 +197,6 @@ def grain_diffusivities(ms: ColumnarMicrostructure, material: Material) -> np.nd
     """Diagonal sample-frame diffusivities ``(D_xx, D_yy, D_zz)`` of each grain, m^2/s, shape (n, 3)."""
     T = rotate_diagonal(ms.rotations, material.principal_diffusivities())
     return np.stack([T[:, 0, 0], T[:, 1, 1], T[:, 2, 2]], -1)
-
-
-def boundary_factors(ms: ColumnarMicrostructure, material: Material) -> np.ndarray:
-    """D_gb multiplier for every grain pair from its boundary class, shape (n_grains, n_grains).
-
-    Low-angle boundaries get ``gb_factor_low_angle``, twins ``gb_factor_twin``,
-    high-angle boundaries 1 (classes from the disorientation under the
-    material's crystal symmetry, see :func:`esmsim.microstructure.classify_boundaries`).
-    """
-    n = ms.n_grains
-    f = np.ones((n, n))
-    low, twin = material["gb_factor_low_angle"], material["gb_factor_twin"]
-    if low == 1.0 and twin == 1.0:
-        return f
-    q = ms.quaternions
-    _, cls = classify_boundaries(q[:, None, :], q[None, :, :], material.symmetry)
-    f[cls == 1] = low
-    f[cls == 2] = twin
-    return f
 
 
 def _z_widths(ms, material, settings, Dg):

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._arrays import unique_rows
+from ..microstructure._symmetry import classify_boundaries
 
 __all__ = ["BoundaryNetwork", "boundary_network", "VolumeBoundaries", "edge_factor", "slab_roles", "steep",
            "volume_boundaries", "with_diagonals", "diagonal_pixels", "diagonal_corner"]
@@ -526,3 +527,23 @@ def slab_roles(normal: np.ndarray, axis: np.ndarray, min_dip: float = 45.0):
     steep_factor = np.stack([s_n2 / s_xy, s_n2 / s_xy, s_xy / s_n2], -1)
     factor = np.where(steep_[:, None], steep_factor, factor)
     return weight, factor, steep_ & ~vertical
+
+
+def boundary_factors(ms, material) -> np.ndarray:
+    """D_gb multiplier for every grain pair from its boundary class, shape (n_grains, n_grains), for a
+    film ``ms`` (columnar or volume) and a :class:`~esmsim.materials.Material`.
+
+    Low-angle boundaries get ``gb_factor_low_angle``, twins ``gb_factor_twin``,
+    high-angle boundaries 1 (classes from the disorientation under the
+    material's crystal symmetry, see :func:`esmsim.microstructure.classify_boundaries`).
+    """
+    n = ms.n_grains
+    f = np.ones((n, n))
+    low, twin = material["gb_factor_low_angle"], material["gb_factor_twin"]
+    if low == 1.0 and twin == 1.0:
+        return f
+    q = ms.quaternions
+    _, cls = classify_boundaries(q[:, None, :], q[None, :, :], material.symmetry)
+    f[cls == 1] = low
+    f[cls == 2] = twin
+    return f

@@ -22,7 +22,7 @@ from .._errors import ParameterError
 from ..microstructure._grid import Grid
 from ..microstructure._columnar import ColumnarMicrostructure
 from ..microstructure._voxel import Microstructure, voxel_face_centres, voxel_faces
-from ._boundaries import SECTION_MIN_DIP, steep
+from ._boundaries import SECTION_MIN_DIP, boundary_factors, steep
 from ._tensor import assemble_tensor, grain_tensors
 
 __all__ = ["flat_boundaries", "has_boundaries", "snap_to_layers", "volume_tensors", "volume_system", "voxel_cells"]
@@ -365,8 +365,6 @@ def volume_system(ms: Microstructure, material, dz, *, xi=None, yi=None, tensors
     periodic = (ms.periodic, ms.periodic) if whole else (False, False)
     slabs = {}
     if has_boundaries(ms, material):
-        from ..probe._scan import boundary_factors
-
         origin = np.array([xi[0] * ms.spacing[0], yi[0] * ms.spacing[1], 0.0])
         slabs = dict(labels=ms.labels[sel], D_gb=material.D_gb * boundary_factors(ms, material),
                      gb_width=material["gb_width"], omega=omega,
