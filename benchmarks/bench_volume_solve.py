@@ -11,7 +11,7 @@ them), Lorentzian tip (d = 10 nm) in the middle.
 
 1. Candidate: :func:`esmsim.transport.volume_system` with the boundary slabs (s = 1e4 on every face between
    grains, placed on the tessellation's sections) and :func:`solve_frequency` (``"auto"``); assembly
-   included; reported also without tracemalloc and split into assembly and solve.
+   included; split into assembly and solve.
 2. esmsim bulk only (the same cells and full tensors, no slabs), like for like with FiPy.
 3. Baseline: FiPy 4 on the bulk-only problem with the diagonal part of the tensors (FiPy's rank-2 face
    tensor; its off-diagonal part would add an explicit anisotropy source and sweeps, so this favours FiPy),
@@ -21,6 +21,10 @@ them), Lorentzian tip (d = 10 nm) in the middle.
    (pyamg's setup on this nonsymmetric operator is slow), and of the z-line solver on the full film at 350 kHz
    and 1 MHz.
 
+Times are taken without tracemalloc, cold (the first solve in the process) and warm (a second one), each on a
+fresh film; peak memory from a third run under tracemalloc (``_harness.measure_split``: tracemalloc slows small allocations in long functions several
+times over, which would bill the harness to the candidate). Traced times are reported beside them.
+
 Run from the repository root:  python benchmarks/bench_volume_solve.py [--no-fipy] [--size NM] [--amg-size NM]
 (``--size``: lateral size in nm, default 590: about 1 M cells; ``--amg-size``: the film of the AMG sweep,
 default 150 nm; several minutes with FiPy).
@@ -28,6 +32,7 @@ default 150 nm; several minutes with FiPy).
 
 from __future__ import annotations
 
+import importlib
 import sys
 import time
 import warnings
@@ -36,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import measure, report  # noqa: E402
+from _harness import measure_split, report  # noqa: E402
 
 from esmsim.materials import get_material  # noqa: E402
 from esmsim.microstructure import graded_widths, voronoi  # noqa: E402
@@ -69,8 +74,8 @@ def esmsim_solve(mat, ms, dz, omega, *, boundaries=True, method="auto", info=Non
     tip = (0.5 * ms.extent[0], 0.5 * ms.extent[1])
     c = solve_frequency(s, omega, *tip_terms(s, tip, profile="lorentzian", width=10e-9), method=method,
                         info=info)[0]
-    if times is not None:
-        times.update(assembly=t1 - t0, solve=time.perf_counter() - t1)
+    if times is not None:  # one entry per run
+        times.append(dict(assembly=t1 - t0, solve=time.perf_counter() - t1))
     return s.n, grid, c
 
 
@@ -96,17 +101,22 @@ def main():
     mat, ms, dz, omega = setup(size)
     print(f"{ms.shape} voxels, {ms.n_grains} grains, {dz.size} z cells: {ms.shape[0] * ms.shape[1] * dz.size} cells",
           flush=True)
-    (n_gb, grid, _), cand = measure("esmsim volume engine, s = 1e4 slabs, auto", esmsim_solve, mat, ms, dz, omega)
-    (n_bulk, _, _), bulk = measure("esmsim volume engine, bulk only", esmsim_solve, mat, ms, dz, omega,
-                                   boundaries=False)
-    split = {}
-    t0 = time.perf_counter()
-    esmsim_solve(mat, ms, dz, omega, times=split)
-    untraced = time.perf_counter() - t0
+    fresh = lambda: setup(size)  # noqa: E731 (a new film for each run: no cached properties carried over)
+    if "--no-fipy" not in args:
+        importlib.import_module("fipy")  # before any timing, as esmsim is
+    split = []
+    (n_gb, grid, _), cand = measure_split("esmsim volume engine, s = 1e4 slabs, auto", fresh, esmsim_solve,
+                                          times=split)
+    (n_bulk, _, _), bulk = measure_split("esmsim volume engine, bulk only", fresh, esmsim_solve, boundaries=False)
     extra = {"volume": f"{ms.shape} voxels of {H * 1e9:g} nm, {ms.n_grains} grains, {dz.size} z cells",
              "unknowns with slabs": n_gb, "cells (bulk only)": n_bulk,
-             "esmsim with slabs, untraced (s)": round(untraced, 2),
-             "of which assembly (s)": round(split["assembly"], 2), "of which solve (s)": round(split["solve"], 2),
+             "times": "untraced; the candidate's cold time is the first solve in the process, on a fresh film, "
+                      "its warm time a second on another; each engine's first and second run after that; peaks "
+                      "from a third run under tracemalloc",
+             "esmsim with slabs, warm (s)": round(cand.warm_seconds, 2),
+             "esmsim with slabs, traced (s)": round(cand.traced_seconds, 2),
+             "of which assembly (s)": round(split[0]["assembly"], 2), "of which solve (s)": round(split[0]["solve"], 2),
+             "warm: assembly, solve (s)": (round(split[1]["assembly"], 2), round(split[1]["solve"], 2)),
              "esmsim bulk only (s)": round(bulk.seconds, 2), "esmsim bulk only peak (MB)": round(bulk.peak_python_mb)}
     # AMG-GMRES over omega, on a smaller film of the same kind (pyamg's setup on the nonsymmetric full-tensor
     # operator is slow; "auto" takes z lines at ESM frequencies)
@@ -129,18 +139,15 @@ def main():
                                                                  round(time.perf_counter() - t0, 1))
     base = cand
     if "--no-fipy" not in args:
-        n_fp, base = measure("FiPy 4 (PCG + pyamg SA), bulk only, diagonal tensors, one implicit step, mesh included",
-                             fipy_step, mat, ms, grid, omega)
-        # tracemalloc slows Python-level work (esmsim's section lookups: 0.2 s untraced, 1.3 s traced), so the
-        # time ratio is also given from untraced runs of both
-        t0 = time.perf_counter()
-        fipy_step(mat, ms, grid, omega)
-        fipy_untraced = time.perf_counter() - t0
-        extra.update({"FiPy untraced (s)": round(fipy_untraced, 2),
-                      "ratio FiPy / esmsim with slabs, untraced time": round(fipy_untraced / untraced, 1)})
-        extra.update({"FiPy cells": n_fp,
+        n_fp, base = measure_split("FiPy 4 (PCG + pyamg SA), bulk only, diagonal tensors, one implicit step, "
+                                   "mesh included", lambda: (mat, ms, grid, omega), fipy_step)
+        extra.update({"FiPy warm (s)": round(base.warm_seconds, 2), "FiPy traced (s)": round(base.traced_seconds, 2),
+                      "ratio FiPy / esmsim with slabs, warm times": round(base.warm_seconds / cand.warm_seconds, 1),
+                      "FiPy cells": n_fp,
                       "ratio FiPy / esmsim bulk-only time": round(base.seconds / bulk.seconds, 1),
-                      "ratio FiPy / esmsim bulk-only memory": round(base.peak_python_mb / bulk.peak_python_mb, 1)})
+                      "ratio FiPy / esmsim bulk-only memory": round(base.peak_python_mb / bulk.peak_python_mb, 1),
+                      "ratio FiPy / esmsim with slabs, traced times": round(base.traced_seconds
+                                                                            / cand.traced_seconds, 1)})
     report("volume engine 1M cells 350 kHz", cand, base, extra)
 
 
