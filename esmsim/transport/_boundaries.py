@@ -137,7 +137,8 @@ def boundary_network(labels, hx, hy, *, periodic=False, normal=None) -> Boundary
 
 
 def place_on_boundaries(net: BoundaryNetwork, ms, *, gb_width: float | None = None,
-                        scale_range: tuple[float, float] = (0.5, 2.0), diagonals: bool = True) -> BoundaryNetwork:
+                        scale_range: tuple[float, float] = (0.5, 2.0), diagonals: bool = True,
+                        segments=None) -> BoundaryNetwork:
     """Put the faces of a film's staircase boundaries onto the exact boundary segments.
 
     A staircase's faces project unevenly onto the line they stand for (they bunch up and leave gaps),
@@ -170,6 +171,10 @@ def place_on_boundaries(net: BoundaryNetwork, ms, *, gb_width: float | None = No
     diagonals : bool
         Add diagonal faces for the segments the staircase misses (``net`` must then be the network of
         ``ms.labels``).
+    segments : (centre, tangent, length), optional
+        ``ms.boundary_segment`` of the faces' sorted grain pairs at their centres, if already computed.
+        Faces whose pair has no segment next to them (length 0) keep their weight and sit on the
+        bisector.
 
     Returns
     -------
@@ -184,7 +189,7 @@ def place_on_boundaries(net: BoundaryNetwork, ms, *, gb_width: float | None = No
     if ms.seeds is None or not net.n_faces:
         return dataclasses.replace(net, position=centres)
     pair = np.sort(net.grains, axis=1)
-    centre, tangent, length = ms.boundary_segment(pair[:, 0], pair[:, 1], centres)
+    centre, tangent, length = ms.boundary_segment(pair[:, 0], pair[:, 1], centres) if segments is None else segments
     on = ms.boundary_point(pair[:, 0], pair[:, 1], centres)
     position, weight = on.copy(), net.weight.copy()
     h_t = np.where(net.axis == 0, hy, hx)
