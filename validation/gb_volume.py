@@ -14,7 +14,7 @@ grains, x, y and z (:func:`esmsim.transport.assemble_tensor`). Checked:
   inclined in z (the tip on the trace). A plane dipping 34 deg (full run) lies on its vertical faces as
   the steep ones do (item 8 below): on its trace, 6 nm beside it and 6 nm over it, all at 3 %.
 - the full run also takes a periodic 10-grain 3-D Voronoi polycrystal (four tips, whole film) at 3 %
-  (measured 0.07, 0.92, 0.26, 0.57 %; 3.6 % at a tip 2 nm from a triple line before item 6 below), and 32
+  (measured 0.09, 0.81, 0.28, 0.54 %; 3.6 % at a tip 2 nm from a triple line before item 6 below), and 32
   random tips on each of three such films, which do not pass yet (4 of 96 over 3 %, max 3.90 %; 5 and
   4.26 % before item 11, 7 and 4.65 % before item 10, 9 and 4.62 % before the layer pieces, 10 and 4.75 %
   before item 9, 18 before item 8; docs/transport.md).
@@ -58,7 +58,7 @@ What the inclined planes need (measured with the tip on the trace, 8/4/2 nm):
    centre, have the pair; the facet ended above the z cell or begins below it) take the facet's mean trace
    length over the cell instead of their whole weight (``_gone_scale``): each pair's slab area by depth
    against the exact facet areas (:func:`facet_areas`) 4.4 -> 3.5 % at 8 nm (seed 4); tips 28 and 4 (seed
-   4) 4.26 -> 2.59 % and 3.81 -> 1.98 %. The 96 random tips 5 -> 4 over 3 %, max 4.26 -> 3.90 %.
+   4) 4.26 -> 1.89 % and 3.81 -> 1.30 %. The 96 random tips 5 -> 4 over 3 %, max 4.26 -> 3.90 %.
 """
 
 from __future__ import annotations
