@@ -22,8 +22,9 @@ them), Lorentzian tip (d = 10 nm) in the middle.
    and 1 MHz.
 
 Times are taken without tracemalloc, cold (the first solve in the process) and warm (a second one), each on a
-fresh film; peak memory from a third run under tracemalloc (``_harness.measure_split``: tracemalloc slows small allocations in long functions several
-times over, which would bill the harness to the candidate). Traced times are reported beside them.
+fresh film; peak memory from a third run under tracemalloc (``_harness.measure_split``: tracemalloc slows
+small allocations in long functions several times over, which would bill the harness to the candidate).
+Traced times are reported beside them.
 
 Run from the repository root:  python benchmarks/bench_volume_solve.py [--no-fipy] [--size NM] [--amg-size NM]
 (``--size``: lateral size in nm, default 590: about 1 M cells; ``--amg-size``: the film of the AMG sweep,

@@ -266,9 +266,9 @@ def _area_error(seed, h, depths, exact):
     z0, z1 = s.boxes[nb:, 4], s.boxes[nb:, 5]
     area, g = s.volume[nb:] / mat["gb_width"], np.sort(s.slab_grains, 1)
     thick = np.maximum(z1 - z0, 1e-30)[:, None]  # (a horizontal face: in the bin of its depth)
-    share = np.where(z1[:, None] > z0[:, None],
-                     np.clip(np.minimum(z1[:, None], depths[1:]) - np.maximum(z0[:, None], depths[:-1]), 0, None) / thick,
-                     (z0[:, None] >= depths[:-1]) & (z0[:, None] < depths[1:]))
+    overlap = np.clip(np.minimum(z1[:, None], depths[1:]) - np.maximum(z0[:, None], depths[:-1]), 0, None)
+    at = (z0[:, None] >= depths[:-1]) & (z0[:, None] < depths[1:])
+    share = np.where(z1[:, None] > z0[:, None], overlap / thick, at)
     err = 0.0
     for (p, q), ref in exact.items():
         err += np.abs((area[:, None] * share)[(g[:, 0] == p) & (g[:, 1] == q)].sum(0) - ref).sum()

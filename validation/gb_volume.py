@@ -171,7 +171,8 @@ def facet_areas(seed, depths, dz=0.25e-9, pixel=0.5e-9):
         points, pairs = np.concatenate(points), np.concatenate(pairs)
         centre, _, length = sec.boundary_segment(pairs[:, 0], pairs[:, 1], points)
         ok = length > 0
-        where = np.round(np.mod(centre[ok], extent) / 1e-11).astype(np.int64) % np.round(extent / 1e-11).astype(np.int64)
+        grid = np.round(extent / 1e-11).astype(np.int64)  # each edge once: its centre to 0.01 nm, wrapped
+        where = np.round(np.mod(centre[ok], extent) / 1e-11).astype(np.int64) % grid
         first = np.unique(np.concatenate([pairs[ok], where], 1), axis=0, return_index=True)[1]
         b = np.searchsorted(depths, z) - 1
         pq, c = pairs[ok][first], centre[ok][first]

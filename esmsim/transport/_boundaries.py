@@ -149,8 +149,9 @@ def place_on_boundaries(net: BoundaryNetwork, ms, *, gb_width: float | None = No
     then tile the true edge, and ``delta`` times the edge's area (storage, ``delta * D_gb`` along it) is
     that of the true boundary whatever the voxel size. Conduction along the staircase scales as
     ``1 / w``, so it follows the longer or shorter path. Weights are scaled by at most ``scale_range``
-    (the segment of a pixel-neighbour pair can be far shorter than its faces, or missing) and kept
-    below ``0.45 h / gb_width`` (the slab must fit inside the cells beside it).
+    (the segment of a pixel-neighbour pair can be far shorter than its faces) and kept below
+    ``0.45 h / gb_width`` (the slab must fit inside the cells beside it). Faces whose pair has no segment
+    next to them keep their weight (the volume engine rescales its own, ``transport._tensor._gone_scale``).
 
     A segment shorter than a pixel can fall between pixel centres so that its two grains touch only at a
     pixel corner (the two other pixels there belong to other grains): the staircase then has no face for

@@ -606,14 +606,20 @@ def _on_sections(net, roles, grid, section, origin):
         gone = np.flatnonzero(segments[2] <= 0)
         if gone.size:  # the labels' pair has no facet at the z cell's centre: its mean trace over the cell
             size = w_h[sel][gone] * np.where(net.axis[sel][gone] == 0, hy, hx)
-            quarters = [section(ze[layer] + f * (ze[layer + 1] - ze[layer])) for f in (0.25, 0.75)]
-            s[gone] = along[gone] = _gone_scale(pair[gone], centres[gone], size, quarters)
+            s[gone] = along[gone] = _gone_scale(pair[gone], centres[gone], size, _half_sections(section, ze, layer))
         weight[sel] *= s
         factor[sel, :2] *= s[:, None]
         factor[sel, 2] *= along
         scale[sel] = s
         pos[sel] = placed.position - np.array([origin[0] * hx, origin[1] * hy])
     return (weight, factor, junction), (pos, scale, depth)
+
+
+def _half_sections(section, ze, layer):
+    """The tessellation's sections at the midpoints of z cell ``layer``'s two halves (``ze``: the z edges): a
+    facet's trace length is piecewise linear in depth, so their mean is its mean over the cell."""
+    dz = ze[layer + 1] - ze[layer]
+    return [section(ze[layer] + f * dz) for f in (0.25, 0.75)]
 
 
 #: Smallest factor on the weight of a face whose grain pair has no facet in its z cell's sections (the voxel
@@ -624,7 +630,7 @@ GONE_SCALE_MIN = 0.1
 def _gone_scale(pair, centres, size, sections):
     """Weight factors of vertical faces (sorted grain ``pair``, ``centres`` (m, film frame), nominal strip
     lengths ``size`` = ``w_h h`` (m)) whose pair has no facet at their z cell's centre: per pair, the mean of
-    its trace lengths in ``sections`` (the cell's two quarter depths) over the faces' summed ``size``, within
+    its trace lengths in ``sections`` (:func:`_half_sections`) over the faces' summed ``size``, within
     ``[GONE_SCALE_MIN, 2]`` (as :func:`place_on_boundaries` scales a segment's faces).
 
     A voxel layer takes its labels at its centre, so its graded z cells above or below that depth can have
@@ -710,11 +716,9 @@ def _missing_faces(net, roles, placed, grid, section, origin, active, periodic):
         Fg, Fpos, Fn = np.concatenate(cg), np.concatenate(cp), np.concatenate(cn)
         code = np.concatenate([Fg, np.round(Fpos / hxy).astype(np.int64)], 1)
         c = np.unique(code, axis=0, return_index=True)[1]
-        dz = ze[layer + 1] - ze[layer]
-        # the facets' sections at the midpoints of the cell's two halves: centres, tangents, trace lengths
-        C, T, L = (np.stack(v) for v in zip(*(section(ze[layer] + f * dz).boundary_segment(Fg[c, 0], Fg[c, 1],
-                                                                                           Fpos[c])
-                                                for f in (0.25, 0.75))))
+        # the facets in the sections at the midpoints of the cell's two halves: centres, tangents, trace lengths
+        C, T, L = (np.stack(v) for v in zip(*(sec.boundary_segment(Fg[c, 0], Fg[c, 1], Fpos[c])
+                                                for sec in _half_sections(section, ze, layer))))
         mean = L.mean(0)
         ok = np.flatnonzero(mean > 1e-2 * hxy)
         if not ok.size:
