@@ -160,6 +160,12 @@ def integrate_butler_volmer(system: DiffusionSystem, times, *, tip_xy, profile: 
     cell's conductance; each implicit step is solved by Newton's method (sparse LU of the Jacobian). For
     small V it reduces to the linearised (Robin) condition with ``kappa = j0 |dU/dc| / (R T)``.
 
+    With rotated grains (``system.top_cross``) the flux through a surface face under the tip has the cross
+    part ``A (D_zx dc_s/dx + D_zy dc_s/dy)``, taken from the surface unknowns by centred differences
+    (:func:`surface_cross`); the Li the Butler-Volmer law lets in is the whole normal flux, so the cell and
+    its surface unknown both see it. The linearised condition of :func:`tip_terms` keeps only the tip's
+    share of that gradient, so at small V the two differ by the rest, ``g / (g + kappa A)`` of it.
+
     Parameters
     ----------
     system : DiffusionSystem
@@ -202,6 +208,9 @@ def integrate_butler_volmer(system: DiffusionSystem, times, *, tip_xy, profile: 
     P = sp.csr_matrix((np.ones(m), (np.arange(m), cells)), shape=(m, n))
     dG = sp.diags(g_half)
     Kc = system.K + sp.csr_matrix((np.bincount(cells, g_half, n), (np.arange(n), np.arange(n))), shape=(n, n))
+    # rotated grains: the cross part of the flux through the surface, from the surface values' gradient
+    X = surface_cross(system, np.flatnonzero(sel))
+    PX = P.T @ X
 
     def flux(cs, t):
         eta = voltage(t) * f - ocv_shift(cs)
@@ -215,9 +224,9 @@ def integrate_butler_volmer(system: DiffusionSystem, times, *, tip_xy, profile: 
             N, eta = flux(cs, t_new)
             h = 1e-7 * (np.abs(cs) + 1e-3)
             dN = (flux(cs + h, t_new)[0] - N) / h
-            r1 = V / dt * (c - c_old) + Kc @ c - Gc @ cs
-            r2 = g_half * (cs - c[cells]) - area * N
-            J = sp.bmat([[sp.diags(V / dt) + Kc, -Gc], [-dG @ P, sp.diags(g_half - area * dN)]]).tocsc()
+            r1 = V / dt * (c - c_old) + Kc @ c - Gc @ cs + PX @ cs
+            r2 = g_half * (cs - c[cells]) - X @ cs - area * N
+            J = sp.bmat([[sp.diags(V / dt) + Kc, PX - Gc], [-dG @ P, sp.diags(g_half - area * dN) - X]]).tocsc()
             dx = spla.spsolve(J, -np.concatenate([r1, r2]))
             x = x + dx
             if np.abs(dx).max() <= newton_tol * max(np.abs(x).max(), 1e-30):
@@ -228,6 +237,59 @@ def integrate_butler_volmer(system: DiffusionSystem, times, *, tip_xy, profile: 
 
     times, out, steps, rejected = _adaptive(be, np.zeros(n + m), times, breakpoints, rtol, None, dt0)
     return TimeResult(times, out[:, :n], steps, rejected, 0)
+
+
+def surface_cross(system: DiffusionSystem, contacts) -> sp.csr_matrix:
+    """Cross outflow through the top faces of ``contacts`` (indices into ``system.top_index``) as a linear map
+    of the surface values there: row ``i`` gives ``A (D_zx dc/dx + D_zy dc/dy)`` (m^3/s per mol/m^3) of
+    contact ``i`` from the values of the contacts beside it (centred difference between the neighbours on
+    both sides, one-sided where one of them is not among ``contacts``, zero where neither is; slabs and
+    contacts without cross terms give zero rows).
+
+    Parameters
+    ----------
+    system : DiffusionSystem
+    contacts : array_like of int
+        The top contacts that carry a surface value.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix, shape (m, m)
+    """
+    contacts = np.asarray(contacts, dtype=np.intp)
+    m = contacts.size
+    if system.top_cross is None or not m:
+        return sp.csr_matrix((m, m))
+    cells = system.top_index[contacts]
+    box = system.boxes[cells]
+    bulk = np.flatnonzero(cells < system.n_bulk)
+    tick = 1e-12  # m: box corners as integers (voxel edges are multiples of far more)
+    corner = np.round(box[:, [0, 2]] / tick).astype(np.int64)
+    span = np.round((box[:, [1, 3]] - box[:, [0, 2]]) / tick).astype(np.int64)
+    on = bulk[np.any(system.top_cross[contacts[bulk]] != 0, axis=1)]
+    if not on.size:
+        return sp.csr_matrix((m, m))
+    code = lambda xy: xy[:, 0] * (1 << 32) + xy[:, 1]  # noqa: E731 (|x|, |y| < 2 mm in picometres)
+    order = bulk[np.argsort(code(corner[bulk]))]
+    known = code(corner[order])
+
+    def find(xy):  # the bulk contact whose box starts at xy, or -1
+        k = np.minimum(np.searchsorted(known, code(xy)), known.size - 1)
+        return np.where(known[k] == code(xy), order[k], -1)
+
+    rows, cols, vals = [], [], []
+    for a in (0, 1):
+        step = np.zeros((on.size, 2), np.int64)
+        step[:, a] = span[on, a]
+        lo, hi = find(corner[on] - step), find(corner[on] + step)
+        ok = (lo >= 0) | (hi >= 0)
+        lo, hi, i = np.where(lo >= 0, lo, on)[ok], np.where(hi >= 0, hi, on)[ok], on[ok]
+        coef = system.top_cross[contacts[i], a] / (system.top_xy[contacts[hi], a] - system.top_xy[contacts[lo], a])
+        rows += [i, i]
+        cols += [hi, lo]
+        vals += [coef, -coef]
+    rows, cols, vals = (np.concatenate(v) for v in (rows, cols, vals))
+    return sp.csr_matrix((vals, (rows, cols)), shape=(m, m))
 
 
 class _StepSolver:
