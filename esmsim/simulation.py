@@ -344,10 +344,11 @@ def run(config: Config, *, out_dir=None, workers: int | None = None, progress: b
         except ParameterError:  # grains that change with depth, pores or cracks: the volume engine
             volume = True
     mode = config["excitation"]["mode"]
-    if volume and mode not in ("single_frequency", "band_excitation"):
+    if volume and mode not in ("single_frequency", "band_excitation", "frequency_spectroscopy"):
         raise ParameterError("excitation.mode", f"got {mode!r}, which takes columnar films; a voxel volume (grains "
                                                 f"that change with depth, pores or cracks) is mapped with "
-                                                f"'single_frequency' or 'band_excitation'")
+                                                f"'single_frequency' or 'band_excitation' or probed with "
+                                                f"'frequency_spectroscopy'")
     if volume and config["mechanics"]["lateral"]:
         raise ParameterError("mechanics.lateral", "a voxel volume (grains that change with depth, pores or cracks) "
                                                   "gives the normal displacement u3 only; set lateral = false")
@@ -441,18 +442,20 @@ def _spectroscopy_run(config, ms, material, settings, out, workers, t0) -> RunOu
     pts = _voxel_index(ms, sp["points"])
     f = np.geomspace(sp["f_min"], sp["f_max"], sp["n"])
     u = frequency_spectroscopy(ms, material, settings, pts, f, workers=workers)
-    xv, yv = ms.pixel_centers()
+    volume = isinstance(ms, Microstructure)
+    surf = ms.surface() if volume else ms  # the ground truth at the surface under each tip
+    xv, yv = surf.pixel_centers()
     X, Y = xv[pts[:, 0]], yv[pts[:, 1]]
-    grain = ms.labels[pts[:, 0], pts[:, 1]]
-    Dg = grain_diffusivities(ms, material)
+    grain = surf.labels[pts[:, 0], pts[:, 1]]
+    Dg = grain_diffusivities(surf, material)
     pf = ("point", "frequency")
     ds = xr.Dataset(
         {
             **_response_vars(pf, u),
             "grain_id": ("point", grain, {"long_name": "grain under the tip (ground truth)"}),
-            "boundary_distance": ("point", ms.boundary_distance(X, Y), {"units": "m", "long_name":
-                                                                       "distance to the nearest boundary"}),
-            "c_axis_inclination": ("point", ms.c_axis_inclination[grain], {"units": "rad"}),
+            "boundary_distance": ("point", surf.boundary_distance(X, Y), {"units": "m", "long_name":
+                                                                         "distance to the nearest boundary"}),
+            "c_axis_inclination": ("point", surf.c_axis_inclination[grain], {"units": "rad"}),
             "D_zz": ("point", Dg[grain, 2], {"units": "m^2/s", "long_name": "out-of-plane bulk diffusivity"}),
         },
         coords={"frequency": ("frequency", f, {"units": "Hz"}), "point": np.arange(len(pts)),
@@ -463,7 +466,7 @@ def _spectroscopy_run(config, ms, material, settings, out, workers, t0) -> RunOu
                      "sign_convention": SIGN_CONVENTION, "material": material.name, "config": config.source,
                      "config_si": json.loads(json.dumps(config.values)), "seed": config["simulation"]["seed"],
                      "tip_profile": settings.tip_profile, "tip_width_m": settings.tip_width,
-                     "host": platform.node()})
+                     "host": platform.node(), **({"model": VOLUME_MODEL} if volume else {})})
     name = config["simulation"]["name"]
     nc = write_netcdf(ds, out / f"{name}.nc")
     fig = spectroscopy_figure(ds, out / f"{name}.png", title=f"{name}: {material.name}, "

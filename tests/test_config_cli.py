@@ -175,6 +175,8 @@ def test_lateral_run_writes_in_plane_variables(tmp_path):
 def test_run_maps_a_voxel_volume(tmp_path):
     """A 3-D polycrystal (grains change with depth) is mapped tip by tip with the volume engine; the dataset's
     ground truth is the surface layer's; modes and options that need a columnar film are refused by name."""
+    from dataclasses import replace
+
     from esmsim.config import parse_config
     from esmsim.microstructure import Microstructure
     from esmsim.probe import volume_response
@@ -194,6 +196,15 @@ def test_run_maps_a_voxel_volume(tmp_path):
     assert np.allclose(ds["response_real"].values.ravel(), want.real, rtol=1e-8, atol=0)
     assert np.array_equal(ds["grain_labels"].values, ms.labels[:, :, 0].T)  # the surface layer
     assert ds.attrs["model"].startswith("voxel volume")
+    # frequency spectroscopy: the volume engine at each frequency, the surface layer's ground truth
+    spec = run(parse_config({**base, "excitation": {"mode": "frequency_spectroscopy"},
+                             "spectroscopy": {"points": [["10 nm", "30 nm"]], "f_min": "1 kHz", "f_max": "100 kHz",
+                                              "n": 2}}), out_dir=tmp_path / "spec").dataset
+    direct = np.array([volume_response(ms, cfg.material(), replace(map_settings(cfg), frequency=fk),
+                                       [(10e-9, 30e-9)])[0] for fk in (1e3, 1e5)])
+    assert np.allclose(spec["response_real"].values[0] + 1j * spec["response_imag"].values[0], direct, rtol=1e-8,
+                       atol=0)
+    assert spec["grain_id"].values[0] == ms.labels[2, 7, 0] and spec.attrs["model"].startswith("voxel volume")
     for extra, field in (({"excitation": {"mode": "relaxation_spectroscopy"}}, "excitation.mode"),
                          ({"mechanics": {"lateral": True}}, "mechanics.lateral")):
         with pytest.raises(ParameterError) as info:
