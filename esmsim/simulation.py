@@ -349,9 +349,6 @@ def run(config: Config, *, out_dir=None, workers: int | None = None, progress: b
                                                 f"that change with depth, pores or cracks) is mapped with "
                                                 f"'single_frequency' or 'band_excitation' or probed with "
                                                 f"'frequency_spectroscopy'")
-    if volume and config["mechanics"]["lateral"]:
-        raise ParameterError("mechanics.lateral", "a voxel volume (grains that change with depth, pores or cracks) "
-                                                  "gives the normal displacement u3 only; set lateral = false")
     material = config.material()
     settings = map_settings(config)
     w = workers if workers is not None else (config["numerics"]["workers"] or None)

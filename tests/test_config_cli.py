@@ -174,7 +174,8 @@ def test_lateral_run_writes_in_plane_variables(tmp_path):
 
 def test_run_maps_a_voxel_volume(tmp_path):
     """A 3-D polycrystal (grains change with depth) is mapped tip by tip with the volume engine; the dataset's
-    ground truth is the surface layer's; modes and options that need a columnar film are refused by name."""
+    ground truth is the surface layer's; in-plane maps and frequency spectroscopy run; modes that need a
+    columnar film are refused by name."""
     from dataclasses import replace
 
     from esmsim.config import parse_config
@@ -205,8 +206,13 @@ def test_run_maps_a_voxel_volume(tmp_path):
     assert np.allclose(spec["response_real"].values[0] + 1j * spec["response_imag"].values[0], direct, rtol=1e-8,
                        atol=0)
     assert spec["grain_id"].values[0] == ms.labels[2, 7, 0] and spec.attrs["model"].startswith("voxel volume")
-    for extra, field in (({"excitation": {"mode": "relaxation_spectroscopy"}}, "excitation.mode"),
-                         ({"mechanics": {"lateral": True}}, "mechanics.lateral")):
+    # in-plane displacement of a volume: the volume engine's (u_x, u_y) at each tip, u3 unchanged
+    lat = run(parse_config({**base, "mechanics": {"lateral": True}}), out_dir=tmp_path / "lat").dataset
+    want = volume_response(ms, cfg.material(), replace(map_settings(cfg), lateral=True),
+                           np.stack([x.ravel(), y.ravel()], -1))
+    assert np.allclose(lat["lateral_x_real"].values.ravel(), want[:, 1].real, rtol=1e-8, atol=0)
+    assert np.array_equal(lat["response_real"].values, ds["response_real"].values)
+    for extra, field in (({"excitation": {"mode": "relaxation_spectroscopy"}}, "excitation.mode"),):
         with pytest.raises(ParameterError) as info:
             run(parse_config({**base, **extra}), out_dir=tmp_path / "no")
         assert info.value.field == field

@@ -66,6 +66,13 @@ def test_extruded_film_cut_by_a_trace_matches_the_columnar_engine():
         a = w.solve_points(np.array([12]), np.array([8]), np.array([[x, 42.5e-9]]))[0]
         b = volume_response(extrude(film, 12), MAT, st, [(x, 42.5e-9)])[0]
         assert abs(b / a - 1) < 1e-9, x  # measured 2e-12 at most
+    # the in-plane displacement (trace/3, Mogi kernel) the same way: across the trace it is far from zero
+    lat = replace(st, lateral=True)
+    tips = np.array([[x0 + 4e-9, 42.5e-9], [x0 - 6e-9, 37.5e-9]])
+    a = _Window(film, MAT, lat).solve_points(np.array([12]), np.array([8]), tips)
+    b = volume_response(extrude(film, 12), MAT, lat, tips)
+    assert b.shape == (2, 3) and np.allclose(b, a, rtol=1e-9, atol=0)
+    assert np.all(np.abs(a[:, 1]) > 0.05 * np.abs(a[:, 0]))
 
 
 def test_cross_terms_act_but_stay_small_under_the_tip():
@@ -144,8 +151,9 @@ def test_volume_maps_agree_with_the_columnar_map_engine():
     grid = single_frequency_map(vol, MAT, st, workers=2, tile=2)  # voxel centres, tiles on worker processes
     xy = grid.tip_positions(vol).reshape(-1, 2)
     assert np.allclose(grid.response.ravel(), volume_response(vol, MAT, st, xy), rtol=1e-8, atol=0)
-    with pytest.raises(ParameterError, match="settings.lateral"):
-        single_frequency_map(vol, MAT, replace(st, lateral=True), workers=1)
+    # settings.lateral: the in-plane displacement comes along, the normal one unchanged by asking for it
+    ml = single_frequency_map(vol, MAT, replace(st, lateral=True), workers=1, scan=scan)
+    assert np.allclose(ml.response, m.response, rtol=1e-12, atol=0) and ml.lateral.shape == m.response.shape + (2,)
 
 
 def test_a_volume_maps_tiles_on_shared_windows():

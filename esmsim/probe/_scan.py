@@ -1057,7 +1057,7 @@ def single_frequency_map(
         A columnar film, or a voxel volume (3-D grains, pores, cracks): the tips of each of a volume's tiles
         then share one window, solved as :func:`~esmsim.probe.volume_response` solves a tip's (full tensors,
         slabs on inclined boundaries; no far-field split, :class:`~esmsim.probe._volume.VolumeWindows`);
-        ``settings.lateral`` is not available for volumes.
+        ``settings.lateral`` gives their in-plane displacement the same way (trace/3, Mogi kernel).
     material : Material
     settings : MapSettings
     workers : int, optional

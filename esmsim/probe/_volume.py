@@ -9,7 +9,7 @@ import numpy as np
 from .._errors import ParameterError, ResolutionWarning
 from ..materials import Material
 from ..mechanics._contact import hertz_average_points
-from ..mechanics._halfspace import box_kernel
+from ..mechanics._halfspace import box_kernel, box_kernel_lateral
 from ..mechanics._points import tensor_box_weights
 from ..microstructure._orientations import rotate_diagonal
 from ..microstructure._voxel import Microstructure
@@ -54,6 +54,8 @@ def volume_response(ms: Microstructure, material: Material, settings: MapSetting
     Returns
     -------
     ndarray of complex, shape (len(tips),)
+        u3; shape (len(tips), 3), ``(u3, u_x, u_y)`` in the film's axes, with ``settings.lateral`` (the in-plane
+        displacement from trace/3 of the Vegard tensor with the Mogi kernel, as for columnar films).
     """
     tips = np.asarray(tips, float).reshape(-1, 2)
     vol = _VolumeSolver(ms, material, settings, engine)
@@ -165,9 +167,9 @@ class _VolumeSolver:
             todo = [k for k in todo if k not in same]
         return c
 
-    def _displacement(self, system, tip, c, lab, origin=(0.0, 0.0)) -> complex:
+    def _displacement(self, system, tip, c, lab, origin=(0.0, 0.0)):
         """u3 (m/V) of one tip from its window's concentration amplitudes ``c`` (``origin``: the film
-        coordinates (m) of the window's corner)."""
+        coordinates (m) of the window's corner); ``(u3, u_x, u_y)`` with ``settings.lateral``."""
         st = self.settings
         amount = c if system.extra_boxes is None else np.concatenate([c, system.extra_map @ c])
         hx, hy = self.ms.spacing[:2]
@@ -184,6 +186,16 @@ class _VolumeSolver:
         def weights_at(kernel, rank):
             return lambda p: system.all_weights(kernel, p, rank, **rebuild)
 
+        u3 = self._normal(system, tip, amount, lab, weights_at)
+        if not st.lateral:
+            return u3
+        # in-plane (u_x, u_y): trace/3 of the Vegard tensor with the Mogi kernel, as the columnar engine's
+        lat = self.pref * (contact_average(weights_at(box_kernel_lateral, 1), tip, self.offsets, self.weights)
+                           @ amount)
+        return np.concatenate([[u3], lat])
+
+    def _normal(self, system, tip, amount, lab, weights_at) -> complex:
+        """u3 (m/V): the grains' Vegard tensors (``vegard = "tensor"``) or trace/3 with the Mindlin kernel."""
         if self.B is not None:
             B = self.B
             beta = B[lab]
@@ -222,38 +234,39 @@ class VolumeWindows:
     SHARED = 4  # tips per side of a shared window: 8 x 8 took 1.1x the time and 5.5x the memory of 4 x 4
 
     def __init__(self, ms: Microstructure, material: Material, settings: MapSettings):
-        if settings.lateral:
-            raise ParameterError("settings.lateral", "voxel volumes give the normal displacement u3 only; set "
-                                                     "lateral = false, or map a columnar film")
         self.solver = _VolumeSolver(ms, material, settings, self.ENGINE)  # refuses what the engine cannot take
         self.ms = ms
+        self.comps = (3,) if settings.lateral else ()  # (u3, u_x, u_y) per tip with settings.lateral
 
     def solve_points(self, ix, iy, points, far: bool = False) -> np.ndarray:
         """Responses (m/V) at film points ``points`` (m, shape (n, 2)): the points in each block of
-        ``SHARED x SHARED`` voxel columns share a window; ``ix, iy`` are not used."""
+        ``SHARED x SHARED`` voxel columns share a window; ``ix, iy`` are not used. Shape (n,), or (n, 3) with
+        ``settings.lateral`` (u3, u_x, u_y)."""
         P = np.asarray(points, float).reshape(-1, 2)
         block = np.floor(P / (self.SHARED * np.asarray(self.ms.spacing[:2]))).astype(int)
-        out = np.empty(len(P), complex)
+        out = np.empty((len(P),) + self.comps, complex)
         for b in np.unique(block, axis=0):
             sel = np.flatnonzero(np.all(block == b, axis=1))
             out[sel] = self.solver.window(P[sel])
         return out
 
     def solve_tile(self, ix, iy, far: bool = False) -> np.ndarray:
-        """Responses (m/V) with the tip at the voxel centres ``ix x iy``, shape (len(ix), len(iy)): each
-        ``SHARED x SHARED`` block of these tips on one window."""
+        """Responses (m/V) with the tip at the voxel centres ``ix x iy``, shape (len(ix), len(iy)) (with a last
+        axis of 3 with ``settings.lateral``): each ``SHARED x SHARED`` block of these tips on one window."""
         xv, yv = self.ms.pixel_centers()
         ix, iy, k = np.asarray(ix), np.asarray(iy), self.SHARED
-        out = np.empty((ix.size, iy.size), complex)
+        out = np.empty((ix.size, iy.size) + self.comps, complex)
         for a in range(0, ix.size, k):
             for b in range(0, iy.size, k):
                 X, Y = np.meshgrid(xv[ix[a:a + k]], yv[iy[b:b + k]], indexing="ij")
-                out[a:a + k, b:b + k] = self.solver.window(np.stack([X.ravel(), Y.ravel()], -1)).reshape(X.shape)
+                out[a:a + k, b:b + k] = self.solver.window(np.stack([X.ravel(), Y.ravel()], -1)).reshape(
+                    X.shape + self.comps)
         return out
 
-    def solve(self, ix: int, iy: int) -> complex:
-        """Response (m/V) with the tip at voxel column ``(ix, iy)``."""
-        return complex(self.solve_tile([ix], [iy])[0, 0])
+    def solve(self, ix: int, iy: int):
+        """Response (m/V) with the tip at voxel column ``(ix, iy)`` (``(u3, u_x, u_y)`` with ``settings.lateral``)."""
+        out = self.solve_tile([ix], [iy])[0, 0]
+        return out if self.comps else complex(out)
 
     def single_grain(self, ix, iy) -> None:
         """Never one solve for a tile: a volume's grains change with depth."""
