@@ -190,6 +190,35 @@ def test_map_forward_physics_on_a_tiny_map():
     assert fw.n_calls == 3 and fw.seconds > 0
 
 
+def test_map_forward_of_a_voxel_volume():
+    """A 3-D polycrystal (grains change with depth) is mapped by the volume engine: the forward model gives
+    what single_frequency_map gives for the config with the parameters applied, and a fit recovers both
+    parameters from its 6 x 6 map with 5 % noise as from a columnar film's (measured 294 and 2.06e-15, 20
+    maps, ~16 s)."""
+    from esmsim.microstructure import Microstructure
+    from esmsim.probe import single_frequency_map
+    from esmsim.simulation import map_settings, scan_grid
+
+    cfg = parse_config({"simulation": {"seed": 3},
+                        "microstructure": {"generator": "voronoi", "size": ["48 nm", "48 nm"], "thickness": "24 nm",
+                                           "spacing": "4 nm", "grain_size": "30 nm"},
+                        "scan": {"pixels": [6, 6]}, "numerics": {"workers": 1}})
+    fw = map_forward(cfg, output="complex")
+    assert isinstance(fw.film, Microstructure)
+    truth = {"gb_enhancement": 300.0, "D_ab": 2e-15}
+    clean = fw(truth)
+    c = fw.config_for(truth)
+    want = single_frequency_map(fw.film, c.material(), map_settings(c), workers=1, scan=scan_grid(c)).response.T
+    assert clean.shape == (6, 6) and np.allclose(clean, want, rtol=1e-12, atol=0)
+    g = np.random.default_rng(7)
+    meas = clean + 0.05 * np.median(np.abs(clean)) * (g.standard_normal(clean.shape)
+                                                      + 1j * g.standard_normal(clean.shape))
+    fit = fit_parameters(meas, fw, parameters={"gb_enhancement": (10, 3000), "D_ab": (3e-16, 2e-14)},
+                         budget=20, rng=0)
+    assert fit.params["gb_enhancement"] == pytest.approx(300, rel=0.15)
+    assert fit.params["D_ab"] == pytest.approx(2e-15, rel=0.10)
+
+
 def test_aligned_forward_reproduces_a_rotated_scan():
     """A scan turned and shifted on the film (the engine's own interpolation) is reproduced to round-off by the
     aligned forward model started half a degree and a pixel off; the geometry it finds is the true one."""

@@ -175,8 +175,9 @@ class MapForward:
     ----------
     config : esmsim.config.Config
         The base config; every call applies its parameters on top of it.
-    film : esmsim.microstructure.ColumnarMicrostructure
-        The film every call simulates (the same grains and orientations).
+    film : esmsim.microstructure.ColumnarMicrostructure or Microstructure
+        The film every call simulates (the same grains and orientations): a columnar film, or a voxel volume
+        (3-D grains, pores, cracks) that the volume engine maps (slower: no far-field split, full tensors).
     output : str
         ``"amplitude"`` (m/V), ``"complex"`` (m/V) or ``"phase"`` (deg).
     n_calls : int
@@ -201,7 +202,10 @@ class MapForward:
         self.config = config
         ms = film if film is not None else build_microstructure(config)
         if isinstance(ms, Microstructure):
-            ms = ms.as_columnar()  # the fit reuses the columnar map engine's windows
+            try:  # a columnar volume as the columnar film it is (the map engine's windows with their far field)
+                ms = ms.as_columnar()
+            except ParameterError:  # 3-D grains, pores, cracks: maps of the volume engine
+                pass
         self.film = ms
         self.output = output
         self.workers = workers
@@ -343,10 +347,11 @@ def map_forward(config, film=None, *, output: str = "amplitude", workers: int = 
     config : esmsim.config.Config
         Base config (``excitation.mode = "single_frequency"``): material, tip,
         frequency, scan (pixels, size, centre, rotation) and numerics.
-    film : ColumnarMicrostructure, optional
+    film : ColumnarMicrostructure or Microstructure, optional
         The film to simulate (e.g. segmented from the measured scan, see
         :func:`esmsim.compare.microstructure_from_scan`); default the config's
-        microstructure, built once.
+        microstructure, built once. A voxel volume that is not columnar is mapped
+        by the volume engine.
     output : {"amplitude", "complex", "phase"}
         What the model returns: ``|u3|`` per volt (m/V), the complex response
         (m/V) or its phase (deg).
