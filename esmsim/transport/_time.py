@@ -344,11 +344,11 @@ class _StepSolver:
         if direct:
             self.lu = spla.splu(A.tocsc())
         else:
-            import pyamg  # core dependency, imported lazily
+            from ._frequency import amg_hierarchy
 
             self.lu = None
             sym = (0.5 * (A + A.T)).tocsr()
-            self.M = pyamg.smoothed_aggregation_solver(sym, max_coarse=500).aspreconditioner(cycle="V")
+            self.M = amg_hierarchy(sym, max_coarse=500).aspreconditioner(cycle="V")
 
     def solve_many(self, R):
         """Solutions for the columns of ``R`` (one LU solve for all, or GMRES column by column)."""
