@@ -83,23 +83,13 @@ def integrate(system: DiffusionSystem, times, *, diag=None, b=None, source=None,
     b = np.zeros(n) if b is None else np.asarray(b, float)
     s = (lambda t: 1.0) if source is None else source
     c = np.zeros(n) if c0 is None else np.asarray(c0, float).copy()
-    cache: dict[float, object] = {}
-    count = {"lu": 0}
-
-    def solver(dt):
-        key = float(dt)
-        if key not in cache:
-            if len(cache) > 24:
-                cache.clear()
-            cache[key] = _StepSolver((sp.diags(V / dt) + A0).tocsr(), direct=n <= direct_limit)
-            count["lu"] += 1
-        return cache[key]
+    solver = _PerStepSize(lambda dt: _StepSolver((sp.diags(V / dt) + A0).tocsr(), direct=n <= direct_limit))
 
     def be(c_old, t_new, dt):
         return solver(dt).solve(V / dt * c_old + s(t_new - 0.5 * dt) * b, c_old)
 
     times, out, steps, rejected = _adaptive(be, c, times, breakpoints, rtol, atol, dt0)
-    return TimeResult(times, out, steps, rejected, count["lu"])
+    return TimeResult(times, out, steps, rejected, solver.count)
 
 
 def _adaptive(be, c, times, breakpoints, rtol, atol, dt0):
@@ -229,23 +219,15 @@ def integrate_butler_volmer(system: DiffusionSystem, times, *, tip_xy, profile: 
     schur = m <= SCHUR_MAX
     Xd = X.toarray() if schur else None
     C = -sp.diags(g_half) @ sp.csr_matrix((np.ones(m), (np.arange(m), cells)), shape=(m, n))
-    cache: dict[float, tuple] = {}
-    count = {"set_up": 0}
+    def bulk_block(dt):
+        """The bulk block ``V / dt + Kc`` (factorised) and its inverse times ``B`` at the tip cells."""
+        solver = _StepSolver((sp.diags(V / dt) + Kc).tocsr(), direct=n <= direct_limit)
+        Zc = np.empty((m, m))
+        for a in range(0, m, 64):  # A^-1 B by blocks of columns, kept at the tip cells only
+            Zc[:, a:a + 64] = solver.solve_many(B[:, a:a + 64].toarray())[cells]
+        return solver, Zc
 
-    def step_operator(dt):
-        """The bulk block ``V / dt + Kc`` (factorised) and ``(its inverse times B)`` at the tip cells."""
-        key = float(dt)
-        if key not in cache:
-            if len(cache) > 24:
-                cache.clear()
-            solver = _StepSolver((sp.diags(V / dt) + Kc).tocsr(), direct=n <= direct_limit)
-            Zc = np.empty((m, m))
-            for a in range(0, m, 64):  # A^-1 B by blocks of columns, kept at the tip cells only
-                cols = B[:, a:a + 64].toarray()
-                Zc[:, a:a + 64] = solver.solve_many(cols)[cells]
-            cache[key] = solver, Zc
-            count["set_up"] += 1
-        return cache[key]
+    step_operator = _PerStepSize(bulk_block)
 
     def flux(cs, t):
         eta = voltage(t) * f - ocv_shift(cs)
@@ -280,7 +262,7 @@ def integrate_butler_volmer(system: DiffusionSystem, times, *, tip_xy, profile: 
         return x
 
     times, out, steps, rejected = _adaptive(be, np.zeros(n + m), times, breakpoints, rtol, None, dt0)
-    return TimeResult(times, out[:, :n], steps, rejected, count["set_up"])
+    return TimeResult(times, out[:, :n], steps, rejected, step_operator.count)
 
 
 def surface_cross(system: DiffusionSystem, contacts) -> sp.csr_matrix:
@@ -334,6 +316,23 @@ def surface_cross(system: DiffusionSystem, contacts) -> sp.csr_matrix:
         vals += [coef, -coef]
     rows, cols, vals = (np.concatenate(v) for v in (rows, cols, vals))
     return sp.csr_matrix((vals, (rows, cols)), shape=(m, m))
+
+
+class _PerStepSize:
+    """``build(dt)`` once per step size (the stepper's sizes are powers of two of the first, so a few serve
+    a whole run; at most 25 kept), with the number built in ``count``."""
+
+    def __init__(self, build):
+        self.build, self.cache, self.count = build, {}, 0
+
+    def __call__(self, dt):
+        key = float(dt)
+        if key not in self.cache:
+            if len(self.cache) > 24:
+                self.cache.clear()
+            self.cache[key] = self.build(key)
+            self.count += 1
+        return self.cache[key]
 
 
 class _StepSolver:
