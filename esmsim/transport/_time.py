@@ -209,16 +209,17 @@ def integrate_butler_volmer(system: DiffusionSystem, times, *, tip_xy, profile: 
     n, m = system.n, cells.size
     fr = F_CONST / (R_CONST * temperature)
     V = system.volume
-    # coupling between each cell and its surface unknown: flux g (c_s - c_P) into the cell
-    Gc = sp.csr_matrix((g_half, (cells, np.arange(m))), shape=(n, m))
+    # each surface unknown's cell, and the flux g (c_s - c_P) between them
+    P = sp.csr_matrix((np.ones(m), (np.arange(m), cells)), shape=(m, n))
     Kc = (system.K + sp.csr_matrix((np.bincount(cells, g_half, n), (np.arange(n), np.arange(n))),
                                    shape=(n, n))).tocsr()
     # rotated grains: the cross part of the flux through the surface, from the surface values' gradient
     X = surface_cross(system, np.flatnonzero(sel))
-    B = (sp.csr_matrix((np.ones(m), (cells, np.arange(m))), shape=(n, m)) @ X - Gc).tocsc()
+    B = (P.T @ (X - sp.diags(g_half))).tocsc()  # the cells' rows of the Jacobian in the surface unknowns
     schur = m <= SCHUR_MAX
     Xd = X.toarray() if schur else None
-    C = -sp.diags(g_half) @ sp.csr_matrix((np.ones(m), (np.arange(m), cells)), shape=(m, n))
+    C = None if schur else -sp.diags(g_half) @ P  # the surface rows in the cells' unknowns (whole Jacobian)
+
     def bulk_block(dt):
         """The bulk block ``V / dt + Kc`` (factorised) and its inverse times ``B`` at the tip cells."""
         solver = _StepSolver((sp.diags(V / dt) + Kc).tocsr(), direct=n <= direct_limit)
