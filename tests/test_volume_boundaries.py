@@ -4,6 +4,7 @@ depend on the voxel size or on how the boundary is turned."""
 import numpy as np
 import pytest
 
+from esmsim.materials import get_material
 from esmsim.microstructure import Grid, bicrystal, columnar_voronoi, graded_widths
 from esmsim.microstructure._voxel import from_labels, voxel_faces
 from esmsim.transport import assemble, assemble_tensor, boundary_network, solve_frequency, tip_terms
@@ -499,3 +500,24 @@ def test_a_plane_dipping_under_45_deg_lies_on_its_vertical_faces():
     shallow = [abs(volume_response(bicrystal(SIZE, spacing=h, normal=tuple(n), point=p, euler_angles=EULER),
                                    material(), settings(), tips[:1])[0]) for h in (8e-9, 4e-9, 2e-9)]
     assert max(shallow) / min(shallow) - 1 < 0.03, shallow
+
+
+@pytest.mark.parametrize("yi", [np.arange(0, 17), np.arange(0, 9), np.arange(3, 12)])
+def test_a_window_holds_only_its_part_of_a_boundary(yi):
+    """A window of a larger film holds the slabs of the part of a boundary inside it: storage w delta A of that
+    part, and the cells beside it give up the slab's width in the mechanics as on the whole film. Before the
+    segments were cut to the window, a window of 17 of the boundary's 18 pixels stored 18/17 of its part
+    and one of 9 pixels twice it (the whole 36 nm segment spread over the window's faces)."""
+    from esmsim.microstructure import columnar_seeded, extrude
+    from esmsim.transport._volume import volume_system
+
+    mat = get_material("LiCoO2").replace(gb_enhancement=20.0, gb_width=0.5e-9)
+    h = 2e-9
+    film = columnar_seeded([[24e-9, 18e-9], [60e-9, 18e-9]], (84e-9, 36e-9), spacing=h, thickness=18e-9,
+                           euler_angles=np.radians([[0.0, 0.0, 0.0], [30.0, 0.0, 0.0]]))
+    grid, s = volume_system(extrude(film, 9), mat, np.full(9, h), xi=np.arange(10, 29), yi=yi)
+    # the plane x = 42 nm, yi.size pixels long, 18 nm deep
+    assert s.volume[s.n_bulk:s.n].sum() == pytest.approx(0.5e-9 * yi.size * h * 18e-9, rel=1e-12)
+    k = np.ravel_multi_index((10, 2, 0), grid.shape)  # the cell on the low side, window x 20-22 nm
+    assert s.boxes[k, 1] == pytest.approx(21.75e-9, rel=1e-12)
+    assert s.volume[k] == pytest.approx(1.75e-9 * h * grid.dz[0], rel=1e-12)

@@ -303,7 +303,7 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
         if section is not None and net.n_faces:
             # on the sections every plane dipping SECTION_MIN_DIP or more lies on its vertical faces
             on, placed = _on_sections(net, slab_roles(net.normal, net.axis, SECTION_MIN_DIP), grid, section,
-                                      section_origin)
+                                      section_origin, periodic)
             if placed is not None:
                 roles = on
                 net, roles, placed = _missing_faces(net, roles, placed, grid, section, section_origin, active,
@@ -563,7 +563,7 @@ def _with_slabs(system, bulk, grid, net, roles, dw, diagD, D_gb, delta, omega, b
                            np.concatenate([system.top_cross, np.zeros((int(np.count_nonzero(top)), 2))]))
 
 
-def _on_sections(net, roles, grid, section, origin):
+def _on_sections(net, roles, grid, section, origin, periodic=(False, False)):
     """Vertical faces placed on the exact boundary segments of the section of their z layer
     (:func:`place_on_boundaries` on each layer's faces as a 2-D network, strips of length ``w_h h``).
 
@@ -573,6 +573,11 @@ def _on_sections(net, roles, grid, section, origin):
     ``(positions, s, depth)``: the faces' positions (m, grid frame; NaN for horizontal faces), ``s`` (1 for
     them) and :func:`_plane_depths`; None without sections. A face whose grain pair has no facet at its z
     cell's centre takes ``s`` from :func:`_gone_scale`, and its conduction along the trace times ``s`` too.
+
+    In a window of a larger film (not ``periodic``) each segment counts only its part inside the window
+    (:func:`_clipped`): the window holds only the faces of that part. With the whole segment a boundary
+    that crossed the window's edge had its faces scaled up to 2x (a window of 17 of a 36 nm boundary's 18
+    pixels: its slabs stored 1.059 times the plane's Li, one of 9 pixels twice).
     """
     from ._boundaries import BoundaryNetwork, place_on_boundaries
 
@@ -584,6 +589,9 @@ def _on_sections(net, roles, grid, section, origin):
     hx, hy = float(grid.dx[0]), float(grid.dy[0])
     w_h = _trace(net.normal, net.axis)[1]
     zc = grid.centers(2)
+    # a window's rectangle (film frame); the whole periodic film has every segment whole
+    rect = None if periodic[0] and periodic[1] else np.array(
+        [[origin[0] * hx, origin[1] * hy], [(origin[0] + shape[0]) * hx, (origin[1] + shape[1]) * hy]])
     pos = np.full((net.n_faces, 2), np.nan)
     scale = np.ones(net.n_faces)
     ze = grid.edges(2)
@@ -599,14 +607,17 @@ def _on_sections(net, roles, grid, section, origin):
         pair = np.sort(net.grains[sel], axis=1)
         centres = flat.face_centres(hx, hy)
         segments = film.boundary_segment(pair[:, 0], pair[:, 1], centres)
+        gone = np.flatnonzero(segments[2] <= 0)
+        if rect is not None:
+            segments = _clipped(*segments, rect)
         # (a diagonal face has no 3-D counterpart yet)
         placed = place_on_boundaries(flat, film, diagonals=False, segments=segments)
         s = placed.weight / w_h[sel]
         along = 1.0 / s  # a shorter strip is a shorter path along the trace
-        gone = np.flatnonzero(segments[2] <= 0)
         if gone.size:  # the labels' pair has no facet at the z cell's centre: its mean trace over the cell
             size = w_h[sel][gone] * np.where(net.axis[sel][gone] == 0, hy, hx)
-            s[gone] = along[gone] = _gone_scale(pair[gone], centres[gone], size, _half_sections(section, ze, layer))
+            s[gone] = along[gone] = _gone_scale(pair[gone], centres[gone], size, _half_sections(section, ze, layer),
+                                                rect)
         weight[sel] *= s
         factor[sel, :2] *= s[:, None]
         factor[sel, 2] *= along
@@ -627,7 +638,29 @@ def _half_sections(section, ze, layer):
 GONE_SCALE_MIN = 0.1
 
 
-def _gone_scale(pair, centres, size, sections):
+def _clipped(centre, tangent, length, rect):
+    """Segments ``centre +- length / 2 tangent`` (m, (n, 2), (n, 2), (n,)) cut to the rectangle ``rect`` =
+    ``[[x0, y0], [x1, y1]]`` (m): their centres, tangents and lengths inside it (Liang-Barsky). A segment
+    outside it but not of length zero keeps a thousandth of its length (its face is inside the window: the
+    scale's lower bound then applies, not the "no facet" rule)."""
+    half = 0.5 * np.asarray(length, float)
+    t0, t1 = -half, half.copy()
+    for a in range(2):
+        d = tangent[:, a]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            u = (rect[0, a] - centre[:, a]) / d
+            v = (rect[1, a] - centre[:, a]) / d
+        par = np.abs(d) < 1e-12  # parallel to this side pair: inside or not at all
+        out = par & ((centre[:, a] < rect[0, a]) | (centre[:, a] > rect[1, a]))
+        t0 = np.where(par, np.where(out, np.inf, t0), np.maximum(t0, np.minimum(u, v)))
+        t1 = np.where(par, t1, np.minimum(t1, np.maximum(u, v)))
+    cut = np.maximum(t1 - t0, 0.0)
+    mid = np.where(cut > 0, 0.5 * (t0 + t1), 0.0)
+    new = np.where(length > 0, np.maximum(cut, 1e-3 * length), 0.0)
+    return centre + mid[:, None] * tangent, tangent, new
+
+
+def _gone_scale(pair, centres, size, sections, rect=None):
     """Weight factors of vertical faces (sorted grain ``pair``, ``centres`` (m, film frame), nominal strip
     lengths ``size`` = ``w_h h`` (m)) whose pair has no facet at their z cell's centre: per pair, the mean of
     its trace lengths in ``sections`` (:func:`_half_sections`) over the faces' summed ``size``, within
@@ -639,8 +672,10 @@ def _gone_scale(pair, centres, size, sections):
     voxels, 3.5 % with this; two tips 3-4 nm from such a facet 3 % low at 8 nm). Such a face's conduction
     along the trace is scaled by the same factor (a real segment's shorter strip conducts more along it, over
     ``s``): it stands for no plane, and ten times the conductance along those faces took the z-line solver
-    of the 1 M-cell benchmark from 27 to 37 iterations."""
-    lengths = np.stack([sec.boundary_segment(pair[:, 0], pair[:, 1], centres)[2] for sec in sections])
+    of the 1 M-cell benchmark from 27 to 37 iterations. ``rect``: a window's rectangle (m, film frame), to
+    which the traces are cut (:func:`_clipped`)."""
+    segs = [sec.boundary_segment(pair[:, 0], pair[:, 1], centres) for sec in sections]
+    lengths = np.stack([(_clipped(*g, rect) if rect is not None else g)[2] for g in segs])
     key = np.unique(pair, axis=0, return_inverse=True)[1].ravel()
     n = int(key.max()) + 1
     longest = np.zeros((len(sections), n))
