@@ -344,11 +344,12 @@ def run(config: Config, *, out_dir=None, workers: int | None = None, progress: b
         except ParameterError:  # grains that change with depth, pores or cracks: the volume engine
             volume = True
     mode = config["excitation"]["mode"]
-    if volume and mode not in ("single_frequency", "band_excitation", "frequency_spectroscopy"):
+    if volume and mode not in ("single_frequency", "band_excitation", "frequency_spectroscopy",
+                               "relaxation_spectroscopy"):
         raise ParameterError("excitation.mode", f"got {mode!r}, which takes columnar films; a voxel volume (grains "
                                                 f"that change with depth, pores or cracks) is mapped with "
                                                 f"'single_frequency' or 'band_excitation' or probed with "
-                                                f"'frequency_spectroscopy'")
+                                                f"'frequency_spectroscopy' or 'relaxation_spectroscopy'")
     material = config.material()
     settings = map_settings(config)
     w = workers if workers is not None else (config["numerics"]["workers"] or None)
@@ -490,14 +491,17 @@ def _relaxation_run(config, ms, material, settings, out, workers, t0, progress) 
     else:
         res = relaxation_spectroscopy(ms, material, settings, pulse, pixels=config["scan"]["pixels"],
                                       workers=workers, tile=4, progress=progress)
-    dims, tr, grain, truth, coords = _tip_frame(ms, material, res.ix, res.iy, on_points)
+    volume = isinstance(ms, Microstructure)
+    surf = ms.surface() if volume else ms  # the ground truth at the surface under each tip
+    dims, tr, grain, truth, coords = _tip_frame(surf, material, res.ix, res.iy, on_points)
     cal = relaxation_calibration(ms, material, settings, pulse,
                                  D=np.geomspace(material.D_reference / 30, 10 * material.D_reference, rx["calibration"]),
                                  workers=workers)
     D_fit, amp, resid = fit_relaxation(res.u, cal)
     grains = np.unique(grain)
     D_sc = np.full(ms.n_grains, np.nan)
-    D_sc[grains] = fit_relaxation(single_crystal_curves(ms, material, settings, pulse, grains, workers=workers), cal)[0]
+    D_sc[grains] = fit_relaxation(single_crystal_curves(surf, material, settings, pulse, grains, workers=workers),
+                                  cal)[0]
     dt = dims + ("time",)
     fit_curve = amp[..., None] * cal.curve(D_fit)
     data = {
@@ -522,9 +526,12 @@ def _relaxation_run(config, ms, material, settings, out, workers, t0, progress) 
     ds.attrs.update({"title": "synthetic ESM relaxation spectroscopy (esmsim)",
                      "pulse_voltage_V": pulse.voltage, "pulse_duration_s": pulse.duration, "after_pulse": pulse.after,
                      "n_factorised_windows": res.n_solves, "wall_time_s": res.seconds,
-                     "model": "potentiostatic pulse, then open circuit or grounded tip; time-domain windows (no "
+                     "model": ("voxel volume (the volume engine's windows, full tensors, boundary slabs on the "
+                               "tessellation's planes); " if volume else "") +
+                              "potentiostatic pulse, then open circuit or grounded tip; time-domain windows (no "
                               "sub-grid boundary layers) reduced by rational Krylov projection; isotropic Vegard "
-                              "(trace/3), Mindlin; D_fit from the decay shape against homogeneous isotropic films"})
+                              "(trace/3), Mindlin; D_fit from the decay shape against homogeneous isotropic "
+                              "(columnar) films"})
     return _write_run(config, ds, out, relaxation_figure, t0, f"{material.name}, {pulse.voltage:g} V for "
                       f"{pulse.duration * 1e3:g} ms, D_gb/D = {material['gb_enhancement']:g}")
 

@@ -212,7 +212,20 @@ def test_run_maps_a_voxel_volume(tmp_path):
                            np.stack([x.ravel(), y.ravel()], -1))
     assert np.allclose(lat["lateral_x_real"].values.ravel(), want[:, 1].real, rtol=1e-8, atol=0)
     assert np.array_equal(lat["response_real"].values, ds["response_real"].values)
-    for extra, field in (({"excitation": {"mode": "relaxation_spectroscopy"}}, "excitation.mode"),):
+    # relaxation spectroscopy: the volume engine's time-domain windows, the surface layer's ground truth
+    rx = run(parse_config({**base, "excitation": {"mode": "relaxation_spectroscopy"},
+                           "relaxation": {"duration": "2 ms", "t_min": "2 ms", "t_max": "0.05 s", "n": 4,
+                                          "calibration": 5, "points": [["10 nm", "30 nm"]]}}),
+             out_dir=tmp_path / "rx").dataset
+    from esmsim.probe import RelaxationPulse, relaxation_spectroscopy
+
+    want = relaxation_spectroscopy(ms, cfg.material(), map_settings(cfg),
+                                   RelaxationPulse(voltage=rx.attrs["pulse_voltage_V"], duration=2e-3,
+                                                   times=np.geomspace(2e-3, 0.05, 4)), points=[(2, 7)])
+    assert np.array_equal(rx["relaxation_u"].values, want.u)
+    assert rx["grain_id"].values[0] == ms.labels[2, 7, 0] and rx.attrs["model"].startswith("voxel volume")
+    assert np.all(np.isfinite(rx["D_single_crystal"].values))
+    for extra, field in (({"excitation": {"mode": "voltage_spectroscopy"}}, "excitation.mode"),):
         with pytest.raises(ParameterError) as info:
             run(parse_config({**base, **extra}), out_dir=tmp_path / "no")
         assert info.value.field == field

@@ -245,9 +245,9 @@ def test_config_builds_volumes_and_run_refuses_columnar_only_modes(tmp_path, cap
         'spacing = "4 nm"\ngrain_size = "40 nm"\ngrain_size_sigma = 0.3\npore_fraction = 0.1\npore_radius = "8 nm"\n')
     ms = build_microstructure(load_config(tmp_path / "p.toml"))
     assert isinstance(ms, Microstructure) and ms.shape == (30, 30, 15) and 0.1 <= ms.pores.mean() < 0.2
-    # maps of volumes run (tests/test_config_cli.py); relaxation spectroscopy takes columnar films
+    # maps and relaxation of volumes run (tests/test_config_cli.py); voltage spectroscopy takes columnar films
     (tmp_path / "r.toml").write_text((tmp_path / "p.toml").read_text()
-                                     + '[excitation]\nmode = "relaxation_spectroscopy"\n')
+                                     + '[excitation]\nmode = "voltage_spectroscopy"\n')
     assert main(["run", str(tmp_path / "r.toml"), "--out", str(tmp_path / "o")]) == 2
     assert "excitation.mode" in capsys.readouterr().err and not (tmp_path / "o").exists()
     (tmp_path / "q.toml").write_text('[microstructure]\ngenerator = "laguerre"\ncolumn_tilt = "10 deg"\n')

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -66,7 +67,8 @@ class _VolumeSolver:
     """What every window of a volume shares (tensors, z cells, window half-width, mechanics constants), and
     the solve of one window for any number of tips in it (:meth:`window`)."""
 
-    def __init__(self, ms: Microstructure, material: Material, settings: MapSettings, engine: str = "esmsim"):
+    def __init__(self, ms: Microstructure, material: Material, settings: MapSettings, engine: str = "esmsim",
+                 dz=None):
         if engine not in ("esmsim", "fipy"):
             raise ParameterError("engine", f"got {engine!r}; allowed 'esmsim', 'fipy'")
         T = volume_tensors(ms, material)
@@ -77,7 +79,9 @@ class _VolumeSolver:
                                                "cracks and no boundary slabs (gb_enhancement and the class factors 1); "
                                                "use engine='esmsim'")
         Dzz = np.array([T[..., 2, 2][~ms.void].min()])
-        dz = _z_widths(ms, material, settings, np.column_stack([Dzz, Dzz, Dzz]))
+        # the z cells of the frequency (from the settings), or given (time domain: graded for its time scales)
+        dz = _z_widths(ms, material, settings, np.column_stack([Dzz, Dzz, Dzz])) if dz is None else \
+            np.asarray(dz, float)
         if has_boundaries(ms, material):
             # cells end on the voxel layers; beside them wider than twice the slab where horizontal faces hold
             # Li, else only no slivers
@@ -107,7 +111,25 @@ class _VolumeSolver:
         them plus the half-width on each side (the whole film where that is wider). One assembly and one
         solve with a right-hand side per tip (tips whose surface terms differ, such as disks, are solved
         apart); the displacement of each tip as :func:`volume_response` takes it."""
-        ms, settings = self.ms, self.settings
+        omega = 2 * np.pi * self.settings.frequency
+        win = self.assemble(tips, omega)
+        c = self._solve(win.grid, win.systems, win.local, win.xi, win.yi, omega)
+        return np.array([self._displacement(s, t, c[:, k], win.lab, win.origin)
+                         for k, (s, t) in enumerate(zip(win.systems, win.local))])
+
+    def assemble(self, tips: np.ndarray, omega: float | None) -> SimpleNamespace:
+        """The window of ``tips`` (m, shape (m, 2)) assembled at ``omega`` (rad/s; None: the time domain):
+        ``grid``, ``systems`` (one per tip: on the whole periodic film each tip sees every cell, slab and
+        layer at its image nearest it), the tips in window coordinates ``local``, the window's columns
+        ``xi, yi``, the grain of every bulk cell ``lab`` and the film coordinates (m) of the window's corner
+        ``origin``.
+
+        Raises
+        ------
+        ParameterError
+            A tip outside the surface.
+        """
+        ms = self.ms
         hx, hy = ms.spacing[:2]
         for x, y in tips:
             if not (0 <= x <= ms.extent[0] and 0 <= y <= ms.extent[1]):
@@ -119,21 +141,18 @@ class _VolumeSolver:
         xi, ox = window_range(x0, int(ix.max()), self.hw, ms.shape[0], ms.periodic)
         yi, oy = window_range(y0, int(iy.max()), self.hw, ms.shape[1], ms.periodic)
         whole = xi.size == ms.shape[0] and yi.size == ms.shape[1] and ms.periodic and self.engine == "esmsim"
-        omega = 2 * np.pi * settings.frequency
         grid, system = volume_system(ms, self.material, self.dz, xi=None if whole else xi, yi=None if whole else yi,
-                                     tensors=self.T, bottom=settings.bottom, omega=omega)
+                                     tensors=self.T, bottom=self.settings.bottom, omega=omega)
         if whole:  # a periodic film: every cell, slab and layer at its image nearest each tip
             local = [tuple(t) for t in tips]
             systems = [system.wrapped(t, ms.extent[:2]) for t in local]
         else:
             local = [((ox + x / hx - x0) * hx, (oy + y / hy - y0) * hy) for x, y in tips]
             systems = [system] * len(local)
-        c = self._solve(grid, systems, local, xi, yi, omega)
         cols = (np.arange(ms.shape[0]), np.arange(ms.shape[1])) if whole else (xi, yi)
         lab = ms.labels[voxel_cells(ms, self.dz, *cols)].ravel()
         origin = (0.0, 0.0) if whole else (xi[0] * hx, yi[0] * hy)
-        return np.array([self._displacement(s, t, c[:, k], lab, origin)
-                         for k, (s, t) in enumerate(zip(systems, local))])
+        return SimpleNamespace(grid=grid, systems=systems, local=local, xi=xi, yi=yi, lab=lab, origin=origin)
 
     def _solve(self, grid, systems, local, xi, yi, omega) -> np.ndarray:
         """Concentration amplitudes, one column per tip."""
@@ -170,32 +189,44 @@ class _VolumeSolver:
     def _displacement(self, system, tip, c, lab, origin=(0.0, 0.0)):
         """u3 (m/V) of one tip from its window's concentration amplitudes ``c`` (``origin``: the film
         coordinates (m) of the window's corner); ``(u3, u_x, u_y)`` with ``settings.lateral``."""
+        u = [r @ c for r in self.rows(system, tip, lab, origin)]  # (row by row: u3 the same with lateral or not)
+        return np.array(u) if self.settings.lateral else u[0]
+
+    def rows(self, system, tip, lab, origin=(0.0, 0.0)) -> np.ndarray:
+        """The displacement at ``tip`` as a linear map of the window's unknowns (m per mol/m^3): shape
+        (1, n), u3, or (3, n), ``(u3, u_x, u_y)`` with ``settings.lateral``.
+
+        The slabs and the sub-grid layers beside them are strips along their boundaries' traces; near the
+        tip the unknowns' Li is rebuilt inside their cells along the tip profile (the layers' negative copies
+        of their cells with them), and across a cell that a trace cuts as its grains' sqrt(D_zz)
+        (:func:`~esmsim.transport._volume.cut_columns`). u3 from the grains' Vegard tensors (``vegard =
+        "tensor"``) or trace/3 with the Mindlin kernel; (u_x, u_y) from trace/3 with the Mogi kernel, as for
+        columnar films; averaged over ``settings.contact_radius``."""
         st = self.settings
-        amount = c if system.extra_boxes is None else np.concatenate([c, system.extra_map @ c])
         hx, hy = self.ms.spacing[:2]
         root, hz = self.surface_root, self.ms.spacing[2]
 
         def shape(px, py):
             return tip_profile(np.hypot(px - tip[0], py - tip[1]), st.tip_profile, st.tip_width)[0]
 
-        # slabs and the sub-grid layers beside them as strips along their boundaries' traces; near the tip
-        # the unknowns' Li rebuilt inside their cells along the tip profile (the layers' negative copies of
-        # their cells with them), and across a cell that a trace cuts as its grains' sqrt(D_zz) (cut_columns)
         rebuild = dict(shape=shape, radius=3 * max(hx, hy), cell_shape=cut_cell_shape(root, hz, origin))
 
         def weights_at(kernel, rank):
             return lambda p: system.all_weights(kernel, p, rank, **rebuild)
 
-        u3 = self._normal(system, tip, amount, lab, weights_at)
-        if not st.lateral:
-            return u3
-        # in-plane (u_x, u_y): trace/3 of the Vegard tensor with the Mogi kernel, as the columnar engine's
-        lat = self.pref * (contact_average(weights_at(box_kernel_lateral, 1), tip, self.offsets, self.weights)
-                           @ amount)
-        return np.concatenate([[u3], lat])
+        R = self._normal(system, tip, lab, weights_at)[None]
+        if st.lateral:
+            lat = self.pref * contact_average(weights_at(box_kernel_lateral, 1), tip, self.offsets, self.weights)
+            R = np.concatenate([R, lat])
+        n = system.n
+        if system.extra_boxes is None:
+            return R
+        # the extra boxes hold extra_map @ c
+        return R[:, :n] + (system.extra_map.T @ R[:, n:].T).T
 
-    def _normal(self, system, tip, amount, lab, weights_at) -> complex:
-        """u3 (m/V): the grains' Vegard tensors (``vegard = "tensor"``) or trace/3 with the Mindlin kernel."""
+    def _normal(self, system, tip, lab, weights_at) -> np.ndarray:
+        """u3 weights of every unknown and extra box (m per mol/m^3): the grains' Vegard tensors (``vegard =
+        "tensor"``) or trace/3 with the Mindlin kernel."""
         if self.B is not None:
             B = self.B
             beta = B[lab]
@@ -207,9 +238,8 @@ class _VolumeSolver:
             nu = self.material["nu"]
             W = contact_average(weights_at(lambda b, q: tensor_box_weights(b, q, nu), 2), tip, self.offsets,
                                 self.weights)
-            return complex(self.C0 * (np.einsum("nij,nij->n", W, beta) @ amount))
-        return complex(self.pref * (contact_average(weights_at(box_kernel, 0), tip, self.offsets, self.weights)
-                                    @ amount))
+            return self.C0 * np.einsum("nij,nij->n", W, beta)
+        return self.pref * contact_average(weights_at(box_kernel, 0), tip, self.offsets, self.weights)
 
 
 class VolumeWindows:
