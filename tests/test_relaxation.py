@@ -26,26 +26,42 @@ def _bicrystal(thickness=20e-9):
                            euler_angles=[[0.3, 0.52, 0.0], [1.1, 1.22, 0.4]])
 
 
+def _anisotropic():
+    """LiCoO2 with a fast boundary (D_gb/D = 100) and D_c/D_ab = 0.1."""
+    return get_material("LiCoO2").replace(gb_enhancement=100.0, D_c_over_D_ab=0.1)
+
+
+def _pulse(after="open_circuit", n=8):
+    """A 0.2 tau pulse read over 0.03 - 10 tau."""
+    return RelaxationPulse(voltage=0.5, duration=0.2 * TAU, times=TAU * np.geomspace(0.03, 10, n), after=after)
+
+
+def _stepped(system, g, b, p, output):
+    """The pulse (potentiostatic tip terms ``g``, ``b`` scaled to the pulse) and the relaxation by adaptive
+    implicit Euler at rtol 1e-7: the state at the end of the pulse and ``output(c)`` at the read-outs."""
+    cT = integrate(system, [p.duration], diag=g, b=b, rtol=1e-7, direct_limit=10 ** 6).c[-1]
+    r2 = integrate(system, p.times, diag=g if p.after == "grounded" else None, c0=cT, rtol=1e-7,
+                   direct_limit=10 ** 6)
+    return cT, np.array([output(c) for c in r2.c])
+
+
 @pytest.mark.parametrize("after", ["open_circuit", "grounded"])
 def test_reduced_model_matches_time_stepping(after):
     # The same window system (bicrystal with a boundary slab, anisotropic grains) integrated by adaptive
     # implicit Euler with Richardson extrapolation at rtol 1e-7 (an independent time integrator): the
     # reduced model with its default space (1.5 shifts per decade, 4 vectors each) agrees within 1e-4 over
     # 2.5 decades of time (measured 1e-5 on a homogeneous film, see the module docstring).
-    mat = get_material("LiCoO2").replace(gb_enhancement=100.0, D_c_over_D_ab=0.1)
+    mat = _anisotropic()
     ms = _bicrystal()
     st = MapSettings(frequency=1.0, tip_width=10e-9, window=20e-9)
-    p = RelaxationPulse(voltage=0.5, duration=0.2 * TAU, times=TAU * np.geomspace(0.03, 10, 8), after=after)
+    p = _pulse(after)
     w = _RelaxationWindow(ms, mat, st, p)
     u = w.solve(3, 4)
     lab, ox, oy, grid, net, system = w.system(np.array([3]), np.array([4]), omega=None)
     assert system.n > system.n_bulk  # the boundary slab is in the window
     tip = ((ox + 0.5) * 5e-9, (oy + 0.5) * 5e-9)
     g, b = tip_rhs(system, tip, profile="lorentzian", width=10e-9)
-    r1 = integrate(system, [p.duration], diag=g, b=b * w.C0 * p.voltage, rtol=1e-7, direct_limit=10 ** 6)
-    cT = r1.c[-1]
-    r2 = integrate(system, p.times, diag=g if after == "grounded" else None, c0=cT, rtol=1e-7, direct_limit=10 ** 6)
-    ref = np.array([w.isotropic_displacement(system, tip, c) for c in r2.c])
+    cT, ref = _stepped(system, g, b * w.C0 * p.voltage, p, lambda c: w.isotropic_displacement(system, tip, c))
     assert u[-1] == pytest.approx(system.volume @ cT, rel=1e-6)  # injected Li
     assert u[-2] == pytest.approx(w.isotropic_displacement(system, tip, cT), rel=1e-5)
     np.testing.assert_allclose(u[:-2], ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
@@ -193,10 +209,10 @@ def test_volume_reduced_model_matches_time_stepping(after):
     # best fit in its space; the projected operator stays stable, its symmetric part positive definite.)
     from esmsim.probe._relaxation import _is_symmetric, _VolumeRelaxation
 
-    mat = get_material("LiCoO2").replace(gb_enhancement=100.0, D_c_over_D_ab=0.1)
+    mat = _anisotropic()
     ms = _volume()
     st = MapSettings(frequency=1.0, tip_width=10e-9, window=10e-9)
-    p = RelaxationPulse(voltage=0.5, duration=0.2 * TAU, times=TAU * np.geomspace(0.03, 10, 8), after=after)
+    p = _pulse(after)
     tip = np.array([[12.5e-9, 17.5e-9]])
     w = _VolumeRelaxation(ms, mat, st, p)
     u = w.solve_points(tip)[0]
@@ -205,10 +221,8 @@ def test_volume_reduced_model_matches_time_stepping(after):
     system = win.systems[0]
     assert system.n > system.n_bulk and not _is_symmetric(system.K)
     g, b = tip_rhs(system, win.local[0], profile="lorentzian", width=10e-9, average=True)
-    cT = integrate(system, [p.duration], diag=g, b=b * sol.C0 * p.voltage, rtol=1e-7, direct_limit=10 ** 6).c[-1]
-    r2 = integrate(system, p.times, diag=g if after == "grounded" else None, c0=cT, rtol=1e-7, direct_limit=10 ** 6)
     R = sol.rows(system, win.local[0], win.lab, win.origin)[0] / sol.C0
-    ref = r2.c @ R
+    cT, ref = _stepped(system, g, b * sol.C0 * p.voltage, p, lambda c: R @ c)
     assert u[-1] == pytest.approx(system.volume @ cT, rel=1e-5)  # injected Li
     assert u[-2] == pytest.approx(R @ cT, rel=1e-5)
     np.testing.assert_allclose(u[:-2], ref, rtol=0, atol=1e-5 * np.abs(ref).max())
@@ -223,9 +237,9 @@ def test_general_reduced_model_equals_the_symmetric_one_on_a_symmetric_operator(
     # dependent, so Gram-Schmidt carries that rounding up; the space's own error is ~1e-5).
     from esmsim.probe._relaxation import _is_symmetric, _relax
 
-    mat = get_material("LiCoO2").replace(gb_enhancement=100.0, D_c_over_D_ab=0.1)
+    mat = _anisotropic()
     st = MapSettings(frequency=1.0, tip_width=10e-9, window=20e-9)
-    p = RelaxationPulse(voltage=0.5, duration=0.2 * TAU, times=TAU * np.geomspace(0.03, 10, 8))
+    p = _pulse()
     w = _RelaxationWindow(_bicrystal(), mat, st, p)
     lab, ox, oy, grid, net, system = w.system(np.array([3]), np.array([4]), omega=None)
     assert _is_symmetric(system.K)
@@ -250,7 +264,7 @@ def test_volume_relaxation_converges_to_the_columnar_engine():
     mat = get_material("LiCoO2").replace(gb_enhancement=200.0, gb_width=0.5e-9)  # delta narrower than 2 nm / 2
     euler = np.radians([[0.0, 0.0, 0.0], [30.0, 0.0, 0.0]])
     st = MapSettings(frequency=1.0, tip_width=10e-9, window=18e-9)
-    p = RelaxationPulse(voltage=0.5, duration=0.2 * TAU, times=TAU * np.geomspace(0.03, 10, 6))
+    p = _pulse(n=6)
     gaps = []
     for h in (6e-9, 2e-9):
         film = columnar_seeded([[24e-9, 18e-9], [60e-9, 18e-9]], (84e-9, 36e-9), spacing=h, thickness=18e-9,
@@ -269,10 +283,10 @@ def test_volume_relaxation_map_tiles_share_a_window():
     # A map of a volume: the tips of a tile share one window (their columns plus the half-width), here the
     # whole periodic film (the default half-width, 4 sqrt(D t_max), is wider than it), so a 2 x 2 tile equals
     # four tiles of one tip and the tips solved at points, to the LUs' rounding.
-    mat = get_material("LiCoO2").replace(gb_enhancement=100.0, D_c_over_D_ab=0.1)
+    mat = _anisotropic()
     ms = _volume()
     st = MapSettings(frequency=1.0, tip_width=10e-9)
-    p = RelaxationPulse(voltage=0.5, duration=0.2 * TAU, times=TAU * np.geomspace(0.03, 10, 5))
+    p = _pulse(n=5)
     one = relaxation_spectroscopy(ms, mat, st, p, pixels=(2, 2), tile=1, workers=1)
     shared = relaxation_spectroscopy(ms, mat, st, p, pixels=(2, 2), tile=2, workers=1)
     pts = relaxation_spectroscopy(ms, mat, st, p, points=np.stack(np.meshgrid(one.ix, one.iy, indexing="ij"),
@@ -298,7 +312,7 @@ def test_volume_relaxation_with_pores():
     pores[:, :, 1] = True
     ms = with_(ms, pores=pores)
     mat = get_material("LiCoO2").replace(gb_enhancement=100.0)
-    p = RelaxationPulse(voltage=0.5, duration=0.2 * TAU, times=TAU * np.geomspace(0.03, 10, 5))
+    p = _pulse(n=5)
     w = _VolumeRelaxation(ms, mat, MapSettings(frequency=1.0, tip_width=10e-9), p)
     tips = np.array([[7.5e-9, 7.5e-9], [22.5e-9, 12.5e-9]])
     out = w.solve_points(tips)
