@@ -102,6 +102,20 @@ def _time_settings(settings: MapSettings, pulse: RelaxationPulse) -> MapSettings
     return replace(settings, frequency=1.0 / (2 * np.pi * pulse.t_min))
 
 
+def _time_cells(ms, material, settings: MapSettings, pulse: RelaxationPulse, Dzz_min: float):
+    """z cells (m) graded from the thinnest layer of the shortest time ``first = z_first L_min``,
+    ``L_min = max(sqrt(Dzz_min t_min), 0.01 sqrt(D_ref t_min))``, down to ``10 sqrt(D_ref t_max)`` or the film
+    bottom, and the lateral half-width (m): ``settings.window``, or ``max(4 d, 4 sqrt(D_ref t_max))`` (bulk Li
+    spreads sqrt(D t_max); boundary Li farther, but a thin slab holds little of it)."""
+    L_min = max(np.sqrt(Dzz_min * pulse.t_min), 0.01 * np.sqrt(material.D_reference * pulse.t_min))
+    L_bulk = np.sqrt(material.D_reference * pulse.t_max)
+    depth = min(ms.thickness, 10 * L_bulk)
+    first = min(settings.z_first * L_min, depth / 10)
+    dz = graded_widths(first, settings.z_growth, depth, max_width=min(ms.spacing))
+    window = settings.window if settings.window is not None else max(4 * settings.tip_width, 4 * L_bulk)
+    return dz, float(window)
+
+
 class _RelaxationWindow(_Window):
     """The map engine's window, graded in z and sized for time scales ``t_min .. t_max``."""
 
@@ -110,16 +124,9 @@ class _RelaxationWindow(_Window):
     def __init__(self, ms, material, settings: MapSettings, pulse: RelaxationPulse, dz=None):
         super().__init__(ms, material, _time_settings(settings, pulse))
         self.pulse = pulse
-        L_min = max(np.sqrt(self.Dg[:, 2].min() * pulse.t_min), 0.01 * np.sqrt(material.D_reference * pulse.t_min))
-        L_bulk = np.sqrt(material.D_reference * pulse.t_max)
-        depth = min(ms.thickness, 10 * L_bulk)
-        first = min(self.settings.z_first * L_min, depth / 10)
-        self.dz = graded_widths(first, self.settings.z_growth, depth, max_width=min(ms.spacing)) if dz is None \
-            else np.asarray(dz, float)
-        if settings.window is None:
-            # bulk Li spreads sqrt(D t_max); boundary Li farther, but a thin slab holds little of it
-            self.window = max(4 * settings.tip_width, 4 * L_bulk)
-            self.hw = int(np.ceil(self.window / ms.spacing[0]))
+        auto_dz, self.window = _time_cells(ms, material, settings, pulse, self.Dg[:, 2].min())
+        self.dz = auto_dz if dz is None else np.asarray(dz, float)
+        self.hw = int(np.ceil(self.window / ms.spacing[0]))
 
     def solve_tile(self, ix, iy) -> np.ndarray:
         """Relaxation of every tip ``(ix[a], iy[b])`` of a tile (increasing pixel indices), sharing the
@@ -252,10 +259,9 @@ class _Basis:
         return (y @ Q) @ (np.exp(-np.outer(lam, times)) * r0[:, None])
 
 
-def _extend(bases, A, V, shifts, repeats, factor=None):
-    """Grow every basis by ``repeats`` vectors per shift; one factorisation per shift serves all
-    (``factor``: default :func:`symmetric_lu`)."""
-    factor = factor or symmetric_lu
+def _extend(bases, A, V, shifts, repeats, factor):
+    """Grow every basis by ``repeats`` vectors per shift; one factorisation per shift (``factor(A + s V)``)
+    serves all."""
     for s in shifts:
         lu = factor(A + sp.diags(s * V))
         for bs in bases:
@@ -289,12 +295,7 @@ class _VolumeRelaxation:
 
         grains = np.unique(ms.labels[~ms.void])
         Dzz = grain_tensors(ms.rotations[grains], material.principal_diffusivities())[:, 2, 2]
-        L_min = max(np.sqrt(Dzz.min() * pulse.t_min), 0.01 * np.sqrt(material.D_reference * pulse.t_min))
-        L_bulk = np.sqrt(material.D_reference * pulse.t_max)
-        depth = min(ms.thickness, 10 * L_bulk)
-        first = min(settings.z_first * L_min, depth / 10)
-        dz = graded_widths(first, settings.z_growth, depth, max_width=min(ms.spacing))
-        window = settings.window if settings.window is not None else max(4 * settings.tip_width, 4 * L_bulk)
+        dz, window = _time_cells(ms, material, settings, pulse, Dzz.min())
         self.solver = _VolumeSolver(ms, material, replace(_time_settings(settings, pulse), window=window,
                                                           lateral=False), dz=dz)
         self.ms, self.pulse = ms, pulse
