@@ -521,3 +521,41 @@ def test_a_window_holds_only_its_part_of_a_boundary(yi):
     k = np.ravel_multi_index((10, 2, 0), grid.shape)  # the cell on the low side, window x 20-22 nm
     assert s.boxes[k, 1] == pytest.approx(21.75e-9, rel=1e-12)
     assert s.volume[k] == pytest.approx(1.75e-9 * h * grid.dz[0], rel=1e-12)
+
+
+def test_the_threaded_assembly_gives_the_same_operator_bit_for_bit(monkeypatch):
+    """Large volumes build the bulk stencil, the strips' trimming and the layers beside the slabs in a thread
+    beside the slabs' placement, and write the operator into arrays on small pages (``fresh_array``): the
+    operator, storage, boxes and surface contacts must be the very same as the serial assembly's (here forced
+    on a small polycrystal at 350 kHz, which has layers), and numpy's huge-page switch is restored."""
+    import esmsim.transport._tensor as tensor
+    import esmsim.transport._threads as threads_mod
+    from esmsim.microstructure import voronoi
+    from esmsim.transport._volume import snap_to_layers, volume_system
+
+    mat = get_material("LiCoO2")
+    ms = voronoi((60e-9, 60e-9, 30e-9), spacing=5e-9, grain_size=25e-9, periodic=True, rng=3)
+    omega = 2 * np.pi * 350e3
+    dz = snap_to_layers(graded_widths(0.125 * np.sqrt(mat.principal_diffusivities().min() / omega), 1.3, 30e-9,
+                                      max_width=5e-9), 5e-9, 2 * mat["gb_width"], 30e-9)
+    fields = ("volume", "boxes", "top_index", "top_xy", "top_conductance", "top_area", "extra_boxes", "extra_slab")
+    pools, switched = [], []
+    monkeypatch.setattr(tensor, "ThreadPoolExecutor", lambda n: pools.append(n) or threads_mod.ThreadPoolExecutor(n))
+    switch = threads_mod._hugepage_switch()
+    monkeypatch.setattr(threads_mod, "_hugepage_switch", lambda: lambda on: switched.append(on) or switch(on))
+    was = switch(True)
+    runs = []
+    for workers, fresh in ((1, 32 * 2 ** 20), (2, 0)):
+        monkeypatch.setattr(tensor, "threads", lambda n, w=workers: w)
+        monkeypatch.setattr(threads_mod, "FRESH_FROM", fresh)
+        runs.append(volume_system(ms, mat, dz, omega=omega)[1])
+    assert switch(was) is True  # restored after each allocation
+    serial, threaded = runs
+    assert pools == [1]  # the threaded run's pool, and only its
+    assert switched == [False, True] * 2  # the threaded run's operator arrays (data, indices) on small pages
+    assert threaded.n > serial.n_bulk and serial.extra_boxes is not None
+    for a in ("data", "indices", "indptr"):
+        assert np.array_equal(getattr(serial.K, a), getattr(threaded.K, a))
+    for f in fields:
+        if getattr(serial, f, None) is not None:
+            assert np.array_equal(getattr(serial, f), getattr(threaded, f)), f

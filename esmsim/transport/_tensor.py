@@ -23,12 +23,15 @@ surface for the material around them.
 
 from __future__ import annotations
 
+import contextlib
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import scipy.sparse as sp
 
 from ..microstructure._grid import Grid
 from ._boundaries import SECTION_MIN_DIP, slab_roles, steep, volume_boundaries
-from ._threads import RowBlocks, threads
+from ._threads import RowBlocks, fresh_array, later, threads
 from ._operator import (DiffusionSystem, _links_to_matrix, lateral_period, layer_boxes, layer_segments, near_surface,
                         pair_key, slab_exchange, star_links, stays_on_face, trim_crossings)
 
@@ -151,8 +154,8 @@ class _Stencil:
         indptr = np.zeros(N + 1, itype)
         np.cumsum(count, out=indptr[1:])
         del count
-        data = np.empty(indptr[-1], dtype)
-        indices = np.empty(indptr[-1], itype)
+        data = fresh_array(indptr[-1], dtype)
+        indices = fresh_array(indptr[-1], itype)
         # the column of each offset from each row: per axis, a table (position, offset) of the position
         # plus the offset's step, wrapped, times the axis's stride in the C-order numbering of the cells
         off = np.array(keys, dtype=np.int64).reshape(-1, 3)
@@ -202,6 +205,58 @@ def _row_positions(start, count):
     total = int(count.sum())
     first = np.repeat(np.cumsum(count) - count, count)
     return np.repeat(start, count) + (np.arange(total) - first)
+
+
+def _bulk_stencil(shape, per, active, labels, eff, widths, diagD, D, grads, idx, hz, bottom, sinks):
+    """The bulk operator of :func:`assemble_tensor` on its 19-point stencil (a :class:`_Stencil`): each face's
+    flux F (its normal two-point part, and the cross terms through the cells' gradients ``grads`` on both
+    sides) leaves its low cell P and enters its high cell Q, accumulated per offset (row cell to column cell)
+    so that no triplet list of the whole operator is ever held; faces between cells of different ``labels``
+    (their flux goes through a slab) and of void cells carry none; then the diagonal of void rows (c = 0), a
+    reservoir bottom and side ``sinks``. ``eff``: the cells' widths less the slabs' (m)."""
+    stencil = _Stencil(shape)
+    eye = np.eye(3, dtype=int)
+    for a in range(3):
+        wrap = per[a]
+        if shape[a] == 1 and not wrap:
+            continue
+        # every face along a, in the order of its low cell P (Q its high cell): the two cells' values by
+        # slices of the grid-shaped arrays; faces that carry no bulk flux (a void cell, or a boundary
+        # face, whose flux goes through its slab) get zero coefficients
+        side = lambda x: _face_cells(x, a, wrap)  # noqa: E731 (x in P, x in Q)
+        ok = np.logical_and(*side(active))
+        if labels is not None:
+            ok &= np.equal(*side(labels))
+        b_axes = [b for b in range(3) if b != a]
+        area = 0.5 * np.add(*side(eff[b_axes[0]] * eff[b_axes[1]]))
+        with np.errstate(divide="ignore", invalid="ignore"):  # (faces of void cells, zeroed)
+            g = np.where(ok, area / np.add(*side(0.5 * widths[a] / diagD[..., a])), 0.0)
+        # normal part: F = -g (c_Q - c_P)
+        stencil.face_flux(a, wrap, (0, 0, 0), g)
+        stencil.face_flux(a, wrap, eye[a], -g)
+        for b in b_axes:
+            # F += -A Dab 0.5 (G_b[P] + G_b[Q]) c, with each cell's gradient weights along b
+            coef = np.where(ok, -area * (0.5 * np.add(*side(D[..., a, b]))) * 0.5, 0.0)
+            if not np.any(coef):
+                continue
+            for shift, weights in enumerate(_face_cells(grads[b], a + 1, wrap)):  # (in P, then in Q)
+                for d in (-1, 0, 1):
+                    stencil.face_flux(a, wrap, shift * eye[a] + d * eye[b], coef * weights[d + 1])
+    diag = np.where(~active.ravel(), 1.0, 0.0)  # void rows: c = 0
+    if bottom == "reservoir":
+        g_bot = np.where(active[:, :, -1], eff[0][:, :, -1] * eff[1][:, :, -1] * diagD[:, :, -1, 2] / (0.5 * hz[-1]),
+                         0.0)
+        diag[idx[:, :, -1].ravel()] += g_bot.ravel()
+    for side in sinks:
+        a = "xy".index(side[0])
+        end = 0 if side[1] == "-" else -1
+        b = 1 - a
+        face = np.take(widths[b], end, axis=a) * np.take(widths[2], end, axis=a)
+        half = 0.5 * np.take(widths[a], end, axis=a)
+        g_side = np.where(np.take(active, end, axis=a), face * np.take(diagD[..., a], end, axis=a) / half, 0.0)
+        np.add.at(diag, np.take(idx, end, axis=a).ravel(), g_side.ravel())
+    stencil.add(idx.ravel(), (0, 0, 0), diag)
+    return stencil
 
 
 def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = None,
@@ -278,6 +333,10 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
     active = np.ones(shape, bool) if active is None else np.asarray(active, bool)
     if active.shape != shape:
         raise ValueError(f"active: shape {active.shape} does not match grid {shape}")
+    per = (periodic[0], periodic[1], False)
+    for side in sinks:
+        if side not in ("x-", "x+", "y-", "y+") or per["xy".index(side[0])]:
+            raise ValueError(f"sinks: got {side!r}; allowed 'x-', 'x+', 'y-', 'y+' on non-periodic sides")
     diagD = np.stack([D[..., 0, 0], D[..., 1, 1], D[..., 2, 2]], -1)
     if not np.all(np.isfinite(D)) or np.any(diagD[active] <= 0):
         raise ValueError("D: diffusivities must be finite, with positive diagonal in every material cell")
@@ -286,7 +345,6 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
     h = (grid.dx, grid.dy, grid.dz)
     centres = [grid.centers(a) for a in range(3)]
     widths = [np.broadcast_to(h[a].reshape([-1 if k == a else 1 for k in range(3)]), shape) for a in range(3)]
-    per = (periodic[0], periodic[1], False)
     grads = [_cell_gradient(active, centres, b, per[b]) for b in range(3)]
     net = None
     if labels is not None and D_gb is not None:
@@ -322,56 +380,17 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
             np.subtract.at(eff[a], net.high[sel], 0.5 * dw[sel])
     eff = [e.reshape(shape) for e in eff]
 
-    # K on its 19-point stencil: each face's flux F (normal two-point part, and the cross terms through the
-    # cells' gradients on both sides) leaves its low cell P and enters its high cell Q; accumulated per
-    # offset (row cell to column cell) so that no triplet list of the whole operator is ever held
-    stencil = _Stencil(shape)
-    eye = np.eye(3, dtype=int)
-    for a in range(3):
-        wrap = per[a]
-        if shape[a] == 1 and not wrap:
-            continue
-        # every face along a, in the order of its low cell P (Q its high cell): the two cells' values by
-        # slices of the grid-shaped arrays; faces that carry no bulk flux (a void cell, or a boundary
-        # face, whose flux goes through its slab) get zero coefficients
-        side = lambda x: _face_cells(x, a, wrap)  # noqa: E731 (x in P, x in Q)
-        ok = np.logical_and(*side(active))
-        if net is not None:
-            ok &= np.equal(*side(labels))
-        b_axes = [b for b in range(3) if b != a]
-        area = 0.5 * np.add(*side(eff[b_axes[0]] * eff[b_axes[1]]))
-        with np.errstate(divide="ignore", invalid="ignore"):  # (faces of void cells, zeroed)
-            g = np.where(ok, area / np.add(*side(0.5 * widths[a] / diagD[..., a])), 0.0)
-        # normal part: F = -g (c_Q - c_P)
-        stencil.face_flux(a, wrap, (0, 0, 0), g)
-        stencil.face_flux(a, wrap, eye[a], -g)
-        for b in b_axes:
-            # F += -A Dab 0.5 (G_b[P] + G_b[Q]) c, with each cell's gradient weights along b
-            coef = np.where(ok, -area * (0.5 * np.add(*side(D[..., a, b]))) * 0.5, 0.0)
-            if not np.any(coef):
-                continue
-            for shift, weights in enumerate(_face_cells(grads[b], a + 1, wrap)):  # (in P, then in Q)
-                for d in (-1, 0, 1):
-                    stencil.face_flux(a, wrap, shift * eye[a] + d * eye[b], coef * weights[d + 1])
+    # K on its 19-point stencil (:func:`_bulk_stencil`). With slabs, on large grids (threads()), it runs in a
+    # thread of its own beside the slabs' placement (numpy releases the GIL on its grid-sized arrays; that
+    # thread then also trims the strips and lays out the layers beside the slabs), and _with_slabs waits for
+    # it before it writes the operator: 1.2 M unknowns cold 3.5-4.0 s against 4.4-4.8 s with the operator's
+    # arrays of fresh_array (benchmarks/bench_volume_solve.py). The work and its order in each thread are
+    # fixed, so the numbers are the same bit for bit
+    args = (shape, per, active, None if net is None else labels, eff, widths, diagD, D, grads, idx, grid.dz,
+            bottom, sinks)
+    grads = None
     hz = grid.dz
     top_area = eff[0][:, :, 0] * eff[1][:, :, 0]
-    diag = np.where(~active.ravel(), 1.0, 0.0)  # void rows: c = 0
-    if bottom == "reservoir":
-        g_bot = np.where(active[:, :, -1], eff[0][:, :, -1] * eff[1][:, :, -1] * diagD[:, :, -1, 2] / (0.5 * hz[-1]),
-                         0.0)
-        diag[idx[:, :, -1].ravel()] += g_bot.ravel()
-    for side in sinks:
-        if side not in ("x-", "x+", "y-", "y+") or per["xy".index(side[0])]:
-            raise ValueError(f"sinks: got {side!r}; allowed 'x-', 'x+', 'y-', 'y+' on non-periodic sides")
-        a = "xy".index(side[0])
-        end = 0 if side[1] == "-" else -1
-        b = 1 - a
-        face = np.take(widths[b], end, axis=a) * np.take(widths[2], end, axis=a)
-        half = 0.5 * np.take(widths[a], end, axis=a)
-        g_side = np.where(np.take(active, end, axis=a), face * np.take(diagD[..., a], end, axis=a) / half, 0.0)
-        np.add.at(diag, np.take(idx, end, axis=a).ravel(), g_side.ravel())
-    stencil.add(idx.ravel(), (0, 0, 0), diag)
-    grads = weights = area = g = diag = coef = ok = None  # noqa: F841 (freed)
     volume = np.where(active, eff[0] * eff[1] * eff[2], 0.0).ravel()
     top_index = idx[:, :, 0].ravel()
     top_xy = np.stack(np.meshgrid(centres[0], centres[1], indexing="ij"), -1).reshape(-1, 2)
@@ -379,13 +398,16 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
     top_a = np.where(active[:, :, 0], top_area, 0.0).ravel()
     top_x = top_a[:, None] * D[:, :, 0, 2, :2].reshape(-1, 2) if np.any(D[:, :, 0, 2, :2]) else None
     if net is None or not net.n_faces:
-        return DiffusionSystem(stencil.matrix(), volume, top_index, top_xy, top_g, cell_boxes(grid), n, top_a,
+        return DiffusionSystem(_bulk_stencil(*args).matrix(), volume, top_index, top_xy, top_g, cell_boxes(grid), n, top_a,
                                top_cross=top_x)
     # the bulk operator is built only with the slabs' links (_Stencil.matrix), not held beside the full one,
     # and the cells' boxes with the slabs' (after the operator, whose assembly is the peak of memory)
     system = DiffusionSystem(None, volume, top_index, top_xy, top_g, None, n, top_a, top_cross=top_x)
-    return _with_slabs(system, stencil, grid, net, roles, dw, diagD, D_gb, float(gb_width), omega, bottom, placed,
-                       per)
+    with ThreadPoolExecutor(1) if threads(n) > 1 else contextlib.nullcontext() as pool:
+        bulk = later(pool, _bulk_stencil, *args)
+        del args
+        return _with_slabs(system, bulk, grid, net, roles, dw, diagD, D_gb, float(gb_width), omega, bottom,
+                           placed, per, pool)
 
 
 def cell_boxes(grid: Grid, out=None) -> np.ndarray:
@@ -412,12 +434,13 @@ def slab_width(delta, weight, net, h) -> np.ndarray:
 
 
 def _with_slabs(system, bulk, grid, net, roles, dw, diagD, D_gb, delta, omega, bottom, placed=None,
-                periodic=(False, False)):
+                periodic=(False, False), pool=None):
     """Add the boundary slab unknowns of ``net`` to a bulk system (see :func:`assemble_tensor`): ``system``
-    its volumes and surface contacts, ``bulk`` its operator as a :class:`_Stencil` (its matrix is built with
-    the links in place; the cells' boxes are made here); ``dw``: the width each slab takes out of its cells
-    (:func:`slab_width`); ``placed``: the vertical faces' positions and weight factors from
-    :func:`_on_sections`."""
+    its volumes and surface contacts, ``bulk`` a future of its operator as a :class:`_Stencil` (its matrix is
+    built with the links in place; the cells' boxes are made here); ``dw``: the width each slab takes out of
+    its cells (:func:`slab_width`); ``placed``: the vertical faces' positions and weight factors from
+    :func:`_on_sections`; ``pool``: an executor that runs the strips' trimming and the layers' segments
+    beside this thread (:func:`~esmsim.transport._threads.later`), or None."""
     shape = grid.shape
     nb, nf = system.n, net.n_faces
     n = nb + nf
@@ -451,7 +474,7 @@ def _with_slabs(system, bulk, grid, net, roles, dw, diagD, D_gb, delta, omega, b
         lb.append(slab)
         lg.append(g_ex)
         if omega:
-            layers.append((side, cells, g_ex) + layer_segments(diagD[cells3 + (ax,)], a_half, omega, pitch))
+            layers.append((side, cells, g_ex, later(pool, layer_segments, diagD[cells3 + (ax,)], a_half, omega, pitch)))
     vertical = ax < 2
     h_t = np.where(vertical, width(0), 0.0)  # horizontal width of the x and y faces
     centre = 0.5 * (cell_lo + cell_hi)
@@ -468,6 +491,15 @@ def _with_slabs(system, bulk, grid, net, roles, dw, diagD, D_gb, delta, omega, b
         w_h = w_h * scale
     xy = centre[:, :2] + shift
     half_len = np.where(vertical, 0.5 * w_h * h_t, 0.5 * width(0))
+    # mechanics: strips along the trace in their own frames (the z faces: their face, tangent x); where two
+    # boundaries' strips overlap in a z cell (junctions, triple lines) the overlap is counted once (in the
+    # pool's thread, if any, beside the links)
+    half_wid = np.where(vertical, 0.5 * store / w_h, 0.5 * width(1))
+    v = np.flatnonzero(vertical)
+    if v.size:
+        trimmed = later(pool, lambda: trim_crossings(xy[v], tangent[v], half_len[v], half_wid[v],
+                                                     pair_key(net.grains[v]), layer=lo3[2][v],
+                                                     period=lateral_period(grid, periodic)))
     if net.link_faces.size:
         fa, fb = net.link_faces[:, 0], net.link_faces[:, 1]
         k = net.link_axis
@@ -515,7 +547,9 @@ def _with_slabs(system, bulk, grid, net, roles, dw, diagD, D_gb, delta, omega, b
         at = vertical & (lo3[2] == shape[2] - 1)
         diag[slab[at]] += g_end[at] / (0.5 * h[2][-1])
     # complex at omega also where a link is not
-    K = bulk.matrix(complex if omega else float, add=_links_to_matrix(n, la, lb, lg, diag))
+    links = _links_to_matrix(n, la, lb, lg, diag)
+    K = bulk.result().matrix(complex if omega else float, add=links)
+    links = bulk = None
     volume = np.concatenate([system.volume, store * face_area])
     boxes = np.empty((n, 6))  # the cells' boxes, then the slabs' (sb)
     cell_boxes(grid, out=boxes[:nb])
@@ -535,20 +569,16 @@ def _with_slabs(system, bulk, grid, net, roles, dw, diagD, D_gb, delta, omega, b
     stay = stays_on_face(shift, dw)
     np.subtract.at(boxes, (lo[stay], 2 * ax[stay] + 1), 0.5 * dw[stay])
     np.add.at(boxes, (hi[stay], 2 * ax[stay]), 0.5 * dw[stay])
-    # mechanics: strips along the trace in their own frames (the z faces: their face, tangent x)
-    half_wid = np.where(vertical, 0.5 * store / w_h, 0.5 * width(1))
-    # where two boundaries' strips overlap in a z cell (junctions, triple lines) the overlap is counted once
-    v = np.flatnonzero(vertical)
     mxy, mlen = xy.copy(), half_len.copy()
     if v.size:
-        mxy[v], mlen[v] = trim_crossings(xy[v], tangent[v], half_len[v], half_wid[v], pair_key(net.grains[v]),
-                                         layer=lo3[2][v], period=lateral_period(grid, periodic))
+        mxy[v], mlen[v] = trimmed.result()
     sb[vertical] = np.stack([mxy[:, 0] - mlen, mxy[:, 0] + mlen, mxy[:, 1] - half_wid, mxy[:, 1] + half_wid,
                              cell_lo[:, 2], cell_hi[:, 2]], -1)[vertical]
     pos = pos + shift[rows, np.minimum(ax, 1)] * vertical
     rect[vertical, :2] += shift[rows, 1 - np.minimum(ax, 1)][vertical, None]
     extra = (None, None, None, None, None)
     if layers:
+        layers = [lay[:3] + lay[3].result() for lay in layers]
         strips = (vertical, mxy, tangent, np.stack([mlen, half_wid], -1))
         depth = np.where(ax == 2, pos, cell_lo[:, 2]) - edges[2][0]  # where each face starts below the surface
         extra = layer_boxes(layers, ax, pos, rect, 0.5 * dw, slab, face_area, boxes, volume, n, strips=strips,
