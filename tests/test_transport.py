@@ -365,3 +365,22 @@ def test_layer_pieces_move_li_without_making_any():
     mid_x = 0.5 * (b[pieces, 0] + b[pieces, 1])
     assert np.all(np.sign(mid_x - 30e-9) == np.sign(cell_x - 30e-9))
     assert np.all(np.abs(mid_x - 30e-9) < 5e-9)
+
+
+def test_sparse_factorisations_run_with_one_blas_thread():
+    """SuperLU's factorisations and the split solver run with BLAS on one thread: OpenBLAS's spinning threads
+    made two processes side by side 30-80x slower than one. Inside, every BLAS library reports one thread;
+    outside, the caller's setting is back."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from esmsim.transport._threads import one_blas_thread
+
+    seen = one_blas_thread(lambda: [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"])
+    with threadpool_limits(limits=2, user_api="blas"):
+        inside = seen()
+        after = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    assert inside and all(n == 1 for n in inside)
+    assert all(n == 2 for n in after)
+    from esmsim.transport._frequency import split_solve, symmetric_lu
+
+    assert hasattr(symmetric_lu, "__wrapped__") and hasattr(split_solve, "__wrapped__")

@@ -35,6 +35,7 @@ from .._errors import ParameterError
 from ..microstructure import graded_widths
 from ..microstructure._voxel import Microstructure
 from ..transport._frequency import symmetric_lu, tip_rhs
+from ..transport._threads import one_blas_thread
 from ._scan import MapSettings, _Window
 
 __all__ = ["RelaxationPulse", "RelaxationResult", "relaxation_spectroscopy", "RelaxationCalibration",
@@ -206,6 +207,7 @@ def _relax(K, V, terms, output, pulse: RelaxationPulse, C0: float, symmetric: bo
     return out
 
 
+@one_blas_thread
 def general_lu(A):
     """Sparse LU with partial pivoting (COLAMD ordering) of a nonsymmetric ``A + s V``."""
     return spla.splu(sp.csc_matrix(A), permc_spec="COLAMD")

@@ -7,7 +7,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from ._operator import DiffusionSystem
-from ._threads import ROW_BLOCKS, THREADED_FROM, RowBlocks, threads
+from ._threads import ROW_BLOCKS, THREADED_FROM, RowBlocks, one_blas_thread, threads
 from ._tip import tip_profile
 
 __all__ = ["solve_frequency", "tip_rhs", "tip_terms", "CONDITIONS"]
@@ -255,6 +255,7 @@ def solve_frequency(system: DiffusionSystem, omegas, diag, b, *, method: str = "
     return np.asarray(out)
 
 
+@one_blas_thread
 def symmetric_lu(A, ordering: str = "MMD_AT_PLUS_A"):
     """Sparse LU of ``K + diag(d)``: K a symmetric M-matrix, d real >= 0 or ``i omega V``.
 
@@ -276,6 +277,7 @@ def _lateral_bulk(K, n_bulk):
     return rows, (rows < n_bulk) & (K.indices < n_bulk) & (np.abs(rows - K.indices) > 1)
 
 
+@one_blas_thread
 def split_solve(K, n_bulk: int, d, B, *, rtol: float = 1e-10, maxiter: int = 200,
                 counts: list | None = None, ordering: str = "MMD_AT_PLUS_A") -> np.ndarray:
     """Solve ``(K + diag(d)) X = B`` by block COCG preconditioned with the exact LU of the split operator.
