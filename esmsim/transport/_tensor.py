@@ -398,8 +398,8 @@ def assemble_tensor(grid: Grid, D: np.ndarray, *, active: np.ndarray | None = No
     top_a = np.where(active[:, :, 0], top_area, 0.0).ravel()
     top_x = top_a[:, None] * D[:, :, 0, 2, :2].reshape(-1, 2) if np.any(D[:, :, 0, 2, :2]) else None
     if net is None or not net.n_faces:
-        return DiffusionSystem(_bulk_stencil(*args).matrix(), volume, top_index, top_xy, top_g, cell_boxes(grid), n, top_a,
-                               top_cross=top_x)
+        return DiffusionSystem(_bulk_stencil(*args).matrix(), volume, top_index, top_xy, top_g, cell_boxes(grid), n,
+                               top_a, top_cross=top_x)
     # the bulk operator is built only with the slabs' links (_Stencil.matrix), not held beside the full one,
     # and the cells' boxes with the slabs' (after the operator, whose assembly is the peak of memory)
     system = DiffusionSystem(None, volume, top_index, top_xy, top_g, None, n, top_a, top_cross=top_x)

@@ -5,6 +5,7 @@ is the same computed alone."""
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -87,8 +88,6 @@ def one_blas_thread(fn):
     OpenBLAS's threads then spin between the calls, and two processes side by side on two cores (each with
     its pool) ran the volume windows' factorisations 30-80x slower than one alone (validation gb_volume's
     whole-film tips: 22 s against 0.8 s at 8 nm; 0.8 s each with ``OPENBLAS_NUM_THREADS=1``)."""
-    import functools
-
     @functools.wraps(fn)
     def run(*args, **kwargs):
         global _BLAS
